@@ -1,0 +1,41 @@
+# Set-up and the two commands of README.md.  `make verify` runs the main job, `make test` the suite.
+# Both create .venv and install everything on first use.
+#
+# torch: TORCH_SPEC defaults to the CPU build that lies on these machines' disk.  Elsewhere, point it at
+# your own build, e.g. `make test TORCH_SPEC="torch==2.5.1" TORCH_PIP_ARGS="--index-url <your index>"`,
+# or `make test TORCH_SPEC=` to keep whatever torch the venv already has.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup verify test test-slow lint bench
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@if [ -n "$(TORCH_SPEC)" ] && ! $(PY) -c "import torch" 2>/dev/null; then \
+		echo "installing $(TORCH_SPEC)"; \
+		$(PY) -m pip install -q "$(TORCH_SPEC)" $(TORCH_PIP_ARGS); \
+	fi
+	$(PY) -m pip install -q -e ".[test,plot]"
+	touch $(STAMP)
+
+verify: $(STAMP)
+	$(VENV)/bin/unroll verify
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+bench: $(STAMP)
+	$(PY) benchmarks/score_speed.py

@@ -1,0 +1,1 @@
+"""theory: the assumptions and bounds of the unrolled-GD construction, symbolic (sympy) and numeric."""
