@@ -1,0 +1,338 @@
+"""Hand-built weights: a generic ``Transformer`` whose block k performs gradient-descent step k.
+
+This is this project's own derivation (DESIGN.md §5), not necessarily the paper's construction; the
+paper's text is not part of the repository.  One GD step on ``f(y) = 1/2 y^T C_{t,J} y - x^T y`` reads
+
+    y_i <- y_i - eta_t alpha_t^2 Sigma sum_{|i-j|<=J} gamma_J(|i-j|) y_j - eta_t sigma_t^2 y_i + eta_t x_i.
+
+Token layout (``unroll.layout``): ``z_i = [ y_i | x_i | e_i | phi(t) | 1 ]`` (+ ``acc`` scratch in paper
+mode), ``e_i = (cos(w i), sin(w i))`` with ``w = pi/H``, so ``s_ij = e_i·e_j = c_m = cos(w m)`` for
+``m = |i-j|``, strictly decreasing in ``m = 0..H-1``.  The rational time map gives exactly
+``phi(t) = [eta_t alpha_t^2, eta_t sigma_t^2, eta_t]`` (``eta_t = 1/(alpha_t^2 P + sigma_t^2)``,
+``P = (max + min)/2`` of the eigenvalue products of Gamma_J and Sigma, i.e. ``eta_t = 2/(lambda_max +
+lambda_min)`` of ``C_{t,J}``).
+
+**Tents.**  For a height ``c >= 0`` and slope ``K`` the three-ReLU tent
+
+    T_m(s) = ReLU(c + K(s - c_m)) - 2 ReLU(K(s - c_m)) + ReLU(K(s - c_m) - c) = ReLU(c - K|s - c_m|)
+
+equals ``c`` at ``s = c_m`` and 0 at every other lag as soon as ``K g >= c``, ``g`` the smallest gap
+between consecutive ``c_k`` next to a used band (``g = 1 - cos(pi/H) ~ pi^2/(2 H^2)`` at lag 0).  Each
+ReLU is one attention head: query ``[K e_i ; c(t) - K c_m]`` (the ``c(t)`` from the ``phi`` slot, the
+constant from the ``1`` slot), key ``[e_j ; 1]``.  Band 0 needs one head ``ReLU(c + K(s - 1))`` (``s <= 1``).
+
+**exact mode** (t-scalars by ReLU's positive homogeneity): band ``m >= 1``: three heads with height
+``c = eta_t alpha_t^2`` and value ``-gamma_J(m) Sigma y_j`` (scaled 1, -2, 1); band 0: three one-sided heads of
+heights ``eta_t alpha_t^2``, ``eta_t sigma_t^2``, ``eta_t`` with values ``-gamma_J(0) Sigma y_j``, ``-y_j``,
+``+x_j``.  All write the y slot; the FFN is zero.  ``c_max = max(1, 1/P)`` bounds every height for every
+t, so ``K = slope_margin * c_max / g``: exact for every diffusion time up to rounding, but the weight norm
+``B ~ K`` grows like ``H^2``, which is what degrades float32 as H grows.
+
+**paper mode** (t-scalar × vector products by an FFN): height-1 tents (``K = slope_margin / g``) write
+``acc_i = Sigma sum_j gamma_J(|i-j|) y_j`` into a scratch slot; the FFN then forms
+``y_i += -(eta alpha^2) acc_i - (eta sigma^2) y_i + eta x_i`` and clears ``acc``.  Each product ``c v`` is
+``((c+v)^2 - (c-v)^2)/4`` with ``u^2`` replaced by its piecewise-linear interpolant ``q`` on ``N`` uniform
+knots over ``[-R, R]`` (spacing ``h = 2R/(N-1)``), a sum of ReLUs.  Inside the range (``|c| + |v| <= R``)
+``0 <= q(u) - u^2 <= h^2/4``, so each product is off by at most ``h^2/16``; outside, ``q`` continues
+linearly and the error grows like ``(|u| - R)^2/4`` — choose ``R`` above ``max |c| + |v|`` over the run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from unroll import gd
+from unroll._validate import check_diffusion_time, check_int, check_positive
+from unroll.layout import TokenLayout
+from unroll.transformer import Transformer
+
+__all__ = ["construct_unrolled", "UnrolledTransformer", "Construction", "MultiplierSpec"]
+
+MODES = ("exact", "paper")
+
+
+@dataclass(frozen=True)
+class MultiplierSpec:
+    """The FFN multiplication module of paper mode: ``c v ~ (q(c+v) - q(c-v))/4``.
+
+    ``knots`` N uniform knots on ``[-range, range]``, spacing ``h``; ``product_error = h^2/16`` bounds
+    ``|approx - c v|`` whenever ``|c| + |v| <= range``.
+    """
+
+    knots: int
+    range: float
+    spacing: float
+    product_error: float
+    neurons_per_product: int
+    products_per_frame: int
+
+
+@dataclass
+class Construction:
+    """What the constructor built and why (read by ``unroll.verify`` and ``theory.bounds``)."""
+
+    gp: Any
+    bands: int
+    blocks: int
+    taper: str | None
+    mode: str
+    gamma_truncated: torch.Tensor  # (J+1,) float64: gamma_J(m), m = 0..J
+    lambda_min_gamma: float  # lambda_min(Gamma_J)
+    lag_values: torch.Tensor  # (H,) float64: c_m = cos(w m)
+    frequency: float  # w = pi/H
+    min_gap: float  # g: smallest gap of consecutive c_k next to a used band
+    height_max: float  # c_max: largest tent height over all diffusion times
+    tent_slope: float  # K
+    product_min: float  # min eigenvalue product lam_i(Gamma_J) mu_a(Sigma)
+    product_max: float
+    step_center: float  # P = (product_max + product_min)/2; eta_t = 1/(alpha^2 P + sigma^2)
+    layout: TokenLayout
+    heads_per_band: dict[int, int] = field(default_factory=dict)
+    multiplier: MultiplierSpec | None = None
+
+
+class UnrolledTransformer(Transformer):
+    """A :class:`Transformer` with constructed weights; its ``forward`` is the plain transformer forward."""
+
+    def __init__(self, construction: Construction, **config: Any) -> None:
+        super().__init__(**config)
+        self.construction = construction
+
+    def step_size(self, diffusion_time: Any) -> torch.Tensor:
+        """``eta_t = 1 / (alpha_t^2 P + sigma_t^2) = 2/(lambda_max + lambda_min)`` of ``C_{t,J}`` (float64)."""
+        a2, s2 = gd.schedule(check_diffusion_time(diffusion_time))
+        return 1.0 / (a2 * self.construction.step_center + s2)
+
+    def iterates(self, x: Any, diffusion_time: Any) -> torch.Tensor:
+        """GD iterates read from the network: ``(L+1, ..., H, d)``, ``y_0 = 0`` then ``-readout`` per block."""
+        return -torch.stack(self.readouts(x, diffusion_time))
+
+    def output_bound(self) -> float:
+        """``R`` with ``||model(x, t)||_F <= R ||x||_F`` for every t, in exact arithmetic (exact mode):
+        ``||y_k|| <= (1 + rho^k) ||y*_J|| <= 2 ||x|| / lambda_min(C_{t,J})`` and
+        ``lambda_min(C_{t,J}) >= min(P_min, 1)``, so ``R = 2 / min(P_min, 1)``."""
+        return 2.0 / min(self.construction.product_min, 1.0)
+
+    def size(self) -> dict[str, Any]:
+        """Class parameters: width D, blocks L, heads M, FFN width, largest weight norm B (spectral norm,
+        the operator 2-norm of every weight matrix; ``B_entry`` the largest absolute entry), output bound R
+        (``||model(x,t)||_F <= R ||x||_F``), heads per band, parameter count."""
+        norms = self.max_weight_norm()
+        return {
+            "D": self.config["width"],
+            "L": self.config["blocks"],
+            "M": self.config["heads"],
+            "ffn_width": self.config["ffn_width"],
+            "B": norms["spectral"],
+            "B_norm": "spectral (operator 2-norm) of each weight matrix",
+            "B_entry": norms["entry"],
+            "R": self.output_bound(),
+            "heads_per_band": dict(self.construction.heads_per_band),
+            "tent_slope": self.construction.tent_slope,
+            "parameters": sum(p.numel() for p in self.parameters()),
+        }
+
+
+def _layout(dim: int, mode: str) -> TokenLayout:
+    slots = [("y", dim), ("x", dim), ("e", 2), ("phi", 3), ("one", 1)]
+    if mode == "paper":
+        slots.append(("acc", dim))
+    return TokenLayout(slots)
+
+
+def _multiplier(knots: int, value_range: float) -> MultiplierSpec:
+    spacing = 2.0 * value_range / (knots - 1)
+    return MultiplierSpec(knots=knots, range=value_range, spacing=spacing, product_error=spacing**2 / 16.0,
+                          neurons_per_product=2 * (knots - 2), products_per_frame=3)
+
+
+class _HeadWriter:
+    """Writes tent heads ``ReLU(K s + a phi_p + b)`` into one block's Q, K, V, W_O (no gradient)."""
+
+    def __init__(self, block: torch.nn.Module, layout: TokenLayout, slope: float) -> None:
+        self.block, self.layout, self.slope = block, layout, slope
+        self.next = 0
+        e, one = layout["e"], layout.index("one")
+        for weight in (block.query, block.key, block.value, block.output):
+            weight.zero_()
+        self.key_rows = [(0, e.start), (1, e.start + 1), (2, one)]
+
+    def head(self, phi_index: int | None, phi_sign: float, constant: float, value: torch.Tensor,
+             read: str, write: str) -> None:
+        """Score ``K e_i·e_j + phi_sign * phi[phi_index](t) + constant``; value ``value @ z_j[read]``
+        written to slot ``write``."""
+        h, lay, b = self.next, self.layout, self.block
+        self.next += 1
+        e = lay["e"]
+        b.query[h, 0, e.start] = self.slope
+        b.query[h, 1, e.start + 1] = self.slope
+        if phi_index is not None:
+            b.query[h, 2, lay.index("phi", phi_index)] = phi_sign
+        b.query[h, 2, lay.index("one")] = constant
+        for row, column in self.key_rows:
+            b.key[h, row, column] = 1.0
+        b.value[h, :, lay[read]] = value
+        b.output[h, lay[write], :] = torch.eye(value.shape[0], dtype=value.dtype)
+
+
+def _write_paper_ffn(block: torch.nn.Module, layout: TokenLayout, spec: MultiplierSpec) -> None:
+    """FFN: ``y += -phi0*acc - phi1*y + phi2*x`` (approximate products), ``acc -= acc`` (exact)."""
+    for weight in (block.ffn_in, block.ffn_in_bias, block.ffn_out, block.ffn_out_bias):
+        weight.zero_()
+    dim = layout.size("y")
+    h, knots, value_range = spec.spacing, spec.knots, spec.range
+    interior = [-value_range + k * h for k in range(1, knots - 1)]
+    slope0 = -2.0 * value_range + h  # slope of q on the first segment
+    neuron = 0
+    # products: (phi index, operand slot, sign of the product in the update)
+    products = [(0, "acc", -1.0), (1, "y", -1.0), (2, "x", +1.0)]
+    for a in range(dim):
+        y_index = layout.index("y", a)
+        for phi_index, slot, sign in products:
+            c_index, v_index = layout.index("phi", phi_index), layout.index(slot, a)
+            for knot in interior:
+                for v_sign in (+1.0, -1.0):  # ReLU(c + v - u_k) and ReLU(c - v - u_k)
+                    block.ffn_in[neuron, c_index] = 1.0
+                    block.ffn_in[neuron, v_index] = v_sign
+                    block.ffn_in_bias[neuron] = -knot
+                    block.ffn_out[y_index, neuron] = sign * v_sign * h / 2.0
+                    neuron += 1
+        # linear parts: ReLU(v) - ReLU(-v) = v for v in acc_a, y_a, x_a
+        for slot in ("acc", "y", "x"):
+            v_index = layout.index(slot, a)
+            for v_sign in (+1.0, -1.0):
+                block.ffn_in[neuron, v_index] = v_sign
+                if slot == "acc":
+                    block.ffn_out[layout.index("acc", a), neuron] = -v_sign
+                    block.ffn_out[y_index, neuron] = -v_sign * slope0 / 2.0
+                elif slot == "y":
+                    block.ffn_out[y_index, neuron] = -v_sign * slope0 / 2.0
+                else:
+                    block.ffn_out[y_index, neuron] = v_sign * slope0 / 2.0
+                neuron += 1
+    assert neuron == block.ffn_in.shape[0]
+
+
+def construct_unrolled(gp: Any, blocks: int, bands: int, mode: str = "exact", taper: str | None = None, *,
+                       paper_knots: int = 257, paper_range: float = 16.0, slope_margin: float = 1.0,
+                       dtype: torch.dtype = torch.float64) -> UnrolledTransformer:
+    """Build the transformer that unrolls ``blocks`` GD steps on the score objective with ``Gamma_J``.
+
+    Args:
+        gp: a ``GaussianProcess`` (or ``(temporal, spatial)`` factors, see ``unroll.gd.factors``).
+        blocks: L >= 1 (one GD step per block).
+        bands: J, ``0 <= J <= H - 1`` lags kept.
+        mode: ``"exact"`` or ``"paper"`` (module docstring).
+        taper: ``None`` (plain cut) or ``"triangular"``.
+        paper_knots, paper_range: N >= 3 knots on ``[-R, R]`` of the paper-mode multiplier.
+        slope_margin: factor >= 1 on the smallest tent slope that separates the lags.
+        dtype: parameter dtype of the returned model.
+    Raises:
+        ValueError naming the parameter; ``unroll.gd.IndefiniteTruncationError`` if Gamma_J is not
+        positive definite (use ``taper="triangular"`` or a larger J).
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    factors = gd.factors(gp)
+    frames, dim = factors.frames, factors.dim
+    if frames < 2:
+        raise ValueError(f"frames must be >= 2 for the construction, got H={frames}")
+    blocks = check_int("blocks", blocks, minimum=1)
+    bands = check_int("bands", bands, minimum=0, maximum=frames - 1)
+    if taper not in gd.TAPERS:
+        raise ValueError(f"taper must be None or 'triangular', got {taper!r}")
+    paper_knots = check_int("paper_knots", paper_knots, minimum=3)
+    paper_range = check_positive("paper_range", paper_range)
+    slope_margin = check_positive("slope_margin", slope_margin)
+    if slope_margin < 1.0:
+        raise ValueError(f"slope_margin must satisfy slope_margin >= 1, got {slope_margin}")
+
+    lambda_min_gamma = gd.check_truncation(factors.gamma, bands, taper, on_indefinite="raise")
+    gamma_truncated = gd.truncate(factors.gamma, bands, taper)
+    products = gd.eigen_products(factors, bands, taper)
+    product_min, product_max = float(products.min()), float(products.max())
+    step_center = 0.5 * (product_min + product_max)
+
+    frequency = math.pi / frames
+    lags = torch.arange(frames, dtype=torch.float64)
+    lag_values = torch.cos(frequency * lags)
+    gaps = lag_values[:-1] - lag_values[1:]  # gap k: between c_k and c_{k+1}
+    min_gap = float(gaps[: min(bands + 1, frames - 1)].min())
+    height_max = max(1.0, 1.0 / step_center) if mode == "exact" else 1.0
+    slope = slope_margin * height_max / min_gap
+
+    layout = _layout(dim, mode)
+    if mode == "exact":
+        heads, ffn_width, multiplier = 3 + 3 * bands, 1, None
+        heads_per_band = {0: 3, **{m: 3 for m in range(1, bands + 1)}}
+    else:
+        multiplier = _multiplier(paper_knots, paper_range)
+        heads = 1 + 3 * bands
+        ffn_width = dim * (multiplier.products_per_frame * multiplier.neurons_per_product + 6)
+        heads_per_band = {0: 1, **{m: 3 for m in range(1, bands + 1)}}
+    config = dict(dim=dim, width=layout.width, blocks=blocks, heads=heads, head_dim=3, value_dim=dim,
+                  ffn_width=ffn_width, attention="relu", window=bands, qk_scale=1.0, frequencies=1,
+                  frame_scale=float(frames), time_embedding="rational", time_features=3, layer_norm=False,
+                  seed=0)
+    construction = Construction(
+        gp=gp, bands=bands, blocks=blocks, taper=taper, mode=mode,
+        gamma_truncated=gamma_truncated[: bands + 1].clone(), lambda_min_gamma=lambda_min_gamma,
+        lag_values=lag_values, frequency=frequency, min_gap=min_gap, height_max=height_max,
+        tent_slope=slope, product_min=product_min, product_max=product_max, step_center=step_center,
+        layout=layout, heads_per_band=heads_per_band, multiplier=multiplier,
+    )
+    model = UnrolledTransformer(construction, **config).to(torch.float64)
+    _write_weights(model, construction, factors.spatial)
+    return model.to(dtype)
+
+
+@torch.no_grad()
+def _write_weights(model: UnrolledTransformer, construction: Construction, spatial: torch.Tensor) -> None:
+    layout, dim = construction.layout, model.config["dim"]
+    eye = torch.eye(dim, dtype=torch.float64)
+    # input map: x -> x slot, e(i) -> e slot, phi(t) -> phi slot, bias -> constant slot
+    for weight in (model.input_x, model.input_frame, model.input_time, model.input_bias):
+        weight.zero_()
+    model.input_x[layout["x"], :] = eye
+    model.input_frame[layout["e"], :] = torch.eye(2, dtype=torch.float64)
+    model.input_time[layout["phi"], :] = torch.eye(3, dtype=torch.float64)
+    model.input_bias[layout.index("one")] = 1.0
+    model.frame_frequencies.copy_(torch.tensor([construction.frequency], dtype=torch.float64))
+    model.time_weight.copy_(torch.eye(3, dtype=torch.float64))
+    model.time_norm.copy_(torch.tensor([construction.step_center, 1.0, 0.0], dtype=torch.float64))
+    # read-out: score = -y
+    model.readout_weight.zero_()
+    model.readout_bias.zero_()
+    model.readout_weight[:, layout["y"]] = -eye
+
+    slope, c = construction.tent_slope, construction.lag_values
+    gamma = construction.gamma_truncated
+    for block in model.blocks:
+        writer = _HeadWriter(block, layout, slope)
+        if construction.mode == "exact":
+            # band 0: one-sided heads ReLU(c(t) + K(s - 1)) with heights eta a^2, eta s^2, eta
+            writer.head(0, 1.0, -slope, -float(gamma[0]) * spatial, "y", "y")
+            writer.head(1, 1.0, -slope, -eye, "y", "y")
+            writer.head(2, 1.0, -slope, eye, "x", "y")
+            for m in range(1, construction.bands + 1):
+                value = -float(gamma[m]) * spatial
+                shift = -slope * float(c[m])
+                writer.head(0, 1.0, shift, value, "y", "y")
+                writer.head(None, 0.0, shift, -2.0 * value, "y", "y")
+                writer.head(0, -1.0, shift, value, "y", "y")
+            for weight in (block.ffn_in, block.ffn_in_bias, block.ffn_out, block.ffn_out_bias):
+                weight.zero_()
+        else:
+            writer.head(None, 0.0, 1.0 - slope, float(gamma[0]) * spatial, "y", "acc")
+            for m in range(1, construction.bands + 1):
+                value = float(gamma[m]) * spatial
+                shift = -slope * float(c[m])
+                writer.head(None, 0.0, 1.0 + shift, value, "y", "acc")
+                writer.head(None, 0.0, shift, -2.0 * value, "y", "acc")
+                writer.head(None, 0.0, shift - 1.0, value, "y", "acc")
+            _write_paper_ffn(block, layout, construction.multiplier)
+        assert writer.next == model.config["heads"]

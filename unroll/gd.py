@@ -1,0 +1,344 @@
+"""Gradient descent on the score objective, written frame by frame (DESIGN.md §4).
+
+The score of the noised GP data is ``s(x, t) = -y*`` with ``y* = C_t^{-1} vec(x)``, the minimiser of
+
+    f(y) = 1/2 y^T C_t y - vec(x)^T y,      C_t = alpha_t^2 (Gamma ⊗ Sigma) + sigma_t^2 I.
+
+Everything here acts on ``(..., H, d)`` arrays frame by frame; ``C_t`` is never formed except in the
+dense oracle ``dense_covariance`` (small sizes, tests only).  Row ``i`` of ``C_t y`` is
+
+    (C_t y)_i = alpha_t^2 Sigma sum_j gamma(|i-j|) y_j + sigma_t^2 y_i      (= alpha^2 Gamma y Sigma + sigma^2 y).
+
+Band truncation keeps lags ``|i-j| <= J`` (``Gamma_J``), optionally multiplied by the triangular taper
+``w(m) = (1 - m/(J+1))_+``.  The taper is positive semidefinite on the integers (its Fourier series is the
+Fejér kernel, >= 0), so by the Schur product theorem ``Gamma_J = Gamma ∘ W`` stays positive definite
+for every J whenever Gamma is; the plain cut can be indefinite, and then gradient descent diverges for
+small diffusion times.  ``check_truncation`` detects that and says what to do.
+
+Step size: ``eta_t = 2 / (lambda_max + lambda_min)`` of ``C_{t,J}``; with ``P = {lam_i mu_a}`` (products
+of the eigenvalues of Gamma_J and Sigma) ``lambda_{max/min} = alpha_t^2 max/min P + sigma_t^2``, so
+
+    eta_t = 1 / (alpha_t^2 (P_max + P_min)/2 + sigma_t^2),
+
+and the error contracts per step by ``(kappa - 1)/(kappa + 1)``, ``kappa = lambda_max / lambda_min``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from unroll import diffusion
+from unroll._validate import check_diffusion_time, check_finite, check_int
+
+__all__ = [
+    "Factors",
+    "factors",
+    "truncate",
+    "taper_weights",
+    "check_truncation",
+    "IndefiniteTruncationError",
+    "schedule",
+    "eigen_products",
+    "spectrum",
+    "step_size",
+    "condition_number",
+    "contraction",
+    "apply_covariance",
+    "objective",
+    "gradient",
+    "dense_covariance",
+    "fixed_point",
+    "gd_iterates",
+]
+
+TAPERS = (None, "triangular")
+#: lambda_min(Gamma_J) <= INDEFINITE_TOLERANCE * lambda_max(Gamma_J) counts as "not positive definite"
+INDEFINITE_TOLERANCE = 1e-12
+
+
+class IndefiniteTruncationError(ValueError):
+    """The truncated temporal covariance ``Gamma_J`` is not positive definite."""
+
+
+@dataclass(frozen=True)
+class Factors:
+    """The two Kronecker factors: lag values ``gamma (H,)`` (``gamma[m] = gamma(m)``) and ``Sigma (d, d)``.
+
+    Both float64 tensors; ``Gamma = toeplitz(gamma)``.
+    """
+
+    gamma: torch.Tensor
+    spatial: torch.Tensor
+
+    @property
+    def frames(self) -> int:
+        return int(self.gamma.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.spatial.shape[0])
+
+    def toeplitz(self) -> torch.Tensor:
+        """The ``(H, H)`` matrix ``Gamma[i, j] = gamma[|i - j|]``."""
+        index = torch.arange(self.frames)
+        return self.gamma[(index[:, None] - index[None, :]).abs()]
+
+
+def _toeplitz_first_row(matrix: torch.Tensor) -> torch.Tensor:
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"temporal covariance must be (H,) lag values or an (H, H) matrix, got "
+                         f"shape {tuple(matrix.shape)}")
+    row = matrix[0]
+    index = torch.arange(matrix.shape[0])
+    if not torch.allclose(row[(index[:, None] - index[None, :]).abs()], matrix, rtol=0, atol=1e-12):
+        raise ValueError("temporal covariance matrix must be symmetric Toeplitz (stationary)")
+    return row
+
+
+def factors(gp_or_factors: Any) -> Factors:
+    """Normalise the accepted inputs to :class:`Factors`.
+
+    Accepts a ``GaussianProcess`` (anything with ``.temporal`` (H, H) and ``.spatial`` (d, d)), a
+    :class:`Factors`, or a pair ``(temporal, spatial)`` with ``temporal`` either the lag values
+    ``(H,)`` or the symmetric Toeplitz matrix ``(H, H)``.
+    """
+    if isinstance(gp_or_factors, Factors):
+        return gp_or_factors
+    if hasattr(gp_or_factors, "temporal") and hasattr(gp_or_factors, "spatial"):
+        temporal, spatial = gp_or_factors.temporal, gp_or_factors.spatial
+    elif isinstance(gp_or_factors, (tuple, list)) and len(gp_or_factors) == 2:
+        temporal, spatial = gp_or_factors
+    else:
+        raise ValueError("gp must be a GaussianProcess, a Factors or a pair (temporal, spatial), got "
+                         f"{type(gp_or_factors).__name__}")
+    temporal = torch.as_tensor(np.asarray(temporal, dtype=np.float64) if not isinstance(temporal, torch.Tensor)
+                               else temporal).to(torch.float64)
+    spatial = torch.as_tensor(np.asarray(spatial, dtype=np.float64) if not isinstance(spatial, torch.Tensor)
+                              else spatial).to(torch.float64)
+    check_finite("temporal", temporal)
+    check_finite("spatial", spatial)
+    gamma = temporal if temporal.ndim == 1 else _toeplitz_first_row(temporal)
+    if spatial.ndim != 2 or spatial.shape[0] != spatial.shape[1]:
+        raise ValueError(f"spatial must be a square (d, d) matrix, got shape {tuple(spatial.shape)}")
+    return Factors(gamma=gamma, spatial=spatial)
+
+
+def taper_weights(frames: int, bands: int, taper: str | None = None) -> torch.Tensor:
+    """Weights ``w(m)``, ``m = 0..H-1``: 1 for ``m <= J`` (plain cut) or ``(1 - m/(J+1))_+`` (triangular);
+    0 beyond ``J``."""
+    if taper not in TAPERS:
+        raise ValueError(f"taper must be None or 'triangular', got {taper!r}")
+    lags = torch.arange(frames, dtype=torch.float64)
+    weights = (lags <= bands).to(torch.float64)
+    if taper == "triangular":
+        weights = weights * (1.0 - lags / (bands + 1)).clamp(min=0.0)
+    return weights
+
+
+def truncate(gamma_values_or_gamma: Any, bands: int, taper: str | None = None) -> torch.Tensor:
+    """Band truncation at lag ``J = bands``: ``gamma_J(m) = gamma(m) w(m)`` (``w`` from :func:`taper_weights`).
+
+    Args:
+        gamma_values_or_gamma: lag values ``(H,)`` or the Toeplitz matrix ``Gamma (H, H)``.
+        bands: ``J``, ``0 <= J <= H - 1``.
+        taper: ``None`` (plain cut) or ``"triangular"`` (positive definite for every J).
+    Returns:
+        the same kind as the input: truncated lag values ``(H,)`` or the banded matrix ``(H, H)``.
+    """
+    values = gamma_values_or_gamma
+    values = values.to(torch.float64) if isinstance(values, torch.Tensor) else torch.as_tensor(
+        np.asarray(values, dtype=np.float64))
+    gamma = values if values.ndim == 1 else _toeplitz_first_row(values)
+    frames = int(gamma.shape[0])
+    bands = check_int("bands", bands, minimum=0, maximum=frames - 1)
+    truncated = gamma * taper_weights(frames, bands, taper)
+    if values.ndim == 1:
+        return truncated
+    return Factors(truncated, torch.eye(1, dtype=torch.float64)).toeplitz()
+
+
+def check_truncation(gamma_values: torch.Tensor, bands: int, taper: str | None = None,
+                     on_indefinite: str = "raise") -> float:
+    """Return ``lambda_min(Gamma_J)``; raise (or warn) if ``Gamma_J`` is not positive definite.
+
+    ``on_indefinite``: ``"raise"`` (``IndefiniteTruncationError``, a ``ValueError``), ``"warn"``
+    (``RuntimeWarning``) or ``"ignore"``.
+    """
+    if on_indefinite not in ("raise", "warn", "ignore"):
+        raise ValueError(f"on_indefinite must be 'raise', 'warn' or 'ignore', got {on_indefinite!r}")
+    truncated = truncate(gamma_values, bands, taper)
+    eigenvalues = torch.linalg.eigvalsh(Factors(truncated, torch.eye(1, dtype=torch.float64)).toeplitz())
+    lam_min, lam_max = float(eigenvalues[0]), float(eigenvalues[-1])
+    if lam_min <= INDEFINITE_TOLERANCE * abs(lam_max):
+        message = (
+            f"the truncated temporal covariance Gamma_J (bands J={bands}, taper={taper!r}) is not positive "
+            f"definite: lambda_min(Gamma_J) = {lam_min:.3g} (lambda_max = {lam_max:.3g}); gradient descent "
+            "on it diverges at small diffusion times. Use taper='triangular' (positive definite for every "
+            "J) or a larger number of bands J."
+        )
+        if on_indefinite == "raise":
+            raise IndefiniteTruncationError(message)
+        if on_indefinite == "warn":
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+    return lam_min
+
+
+def schedule(diffusion_time: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(alpha_t^2, sigma_t^2)`` as float64 tensors of the shape of ``diffusion_time`` (``unroll.diffusion``)."""
+    t = check_diffusion_time(diffusion_time)
+    return diffusion.alpha(t) ** 2, diffusion.sigma2(t)
+
+
+def eigen_products(gp_or_factors: Any, bands: int | None = None, taper: str | None = None) -> torch.Tensor:
+    """All products ``lam_i(Gamma_J) mu_a(Sigma)``, shape ``(H, d)`` (``bands=None``: no truncation)."""
+    f = factors(gp_or_factors)
+    gamma = f.gamma if bands is None else truncate(f.gamma, bands, taper)
+    lam = torch.linalg.eigvalsh(Factors(gamma, f.spatial).toeplitz())
+    mu = torch.linalg.eigvalsh(f.spatial)
+    return lam[:, None] * mu[None, :]
+
+
+def spectrum(gp_or_factors: Any, diffusion_time: Any, bands: int | None = None,
+             taper: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(lambda_min, lambda_max)`` of ``C_{t,J} = alpha_t^2 Gamma_J ⊗ Sigma + sigma_t^2 I`` (tensors of t's shape)."""
+    products = eigen_products(gp_or_factors, bands, taper)
+    a2, s2 = schedule(diffusion_time)
+    return a2 * products.min() + s2, a2 * products.max() + s2
+
+
+def step_size(gp_or_factors: Any, diffusion_time: Any, bands: int | None = None,
+              taper: str | None = None) -> torch.Tensor:
+    """``eta_t = 2 / (lambda_max + lambda_min)`` of ``C_{t,J}`` (tensor of the shape of ``diffusion_time``)."""
+    lam_min, lam_max = spectrum(gp_or_factors, diffusion_time, bands, taper)
+    return 2.0 / (lam_max + lam_min)
+
+
+def condition_number(gp_or_factors: Any, diffusion_time: Any, bands: int | None = None,
+                     taper: str | None = None) -> torch.Tensor:
+    """``kappa_t = lambda_max / lambda_min`` of ``C_{t,J}`` (inf if ``C_{t,J}`` is not positive definite)."""
+    lam_min, lam_max = spectrum(gp_or_factors, diffusion_time, bands, taper)
+    return torch.where(lam_min > 0, lam_max / lam_min, torch.full_like(lam_min, math.inf))
+
+
+def contraction(kappa_or_gp: Any, diffusion_time: Any = None, bands: int | None = None,
+                taper: str | None = None) -> Any:
+    """``rho = (kappa - 1)/(kappa + 1)``: the per-step error factor of GD with step ``eta_t``.
+
+    Call as ``contraction(kappa)`` (a float or tensor) or ``contraction(gp, diffusion_time, bands, taper)``.
+    """
+    if diffusion_time is None:
+        kappa = kappa_or_gp
+    else:
+        kappa = condition_number(kappa_or_gp, diffusion_time, bands, taper)
+    if isinstance(kappa, torch.Tensor):
+        return torch.where(torch.isinf(kappa), torch.ones_like(kappa), (kappa - 1) / (kappa + 1))
+    kappa = float(kappa)
+    return 1.0 if math.isinf(kappa) else (kappa - 1) / (kappa + 1)
+
+
+def _per_sample(value: torch.Tensor, like: torch.Tensor, trailing: int) -> torch.Tensor:
+    """Reshape a 0-d or batch-shaped tensor to broadcast against ``like`` with ``trailing`` dims after batch."""
+    value = value.to(like.dtype)
+    return value.reshape(value.shape + (1,) * trailing) if value.ndim else value
+
+
+def apply_covariance(y: torch.Tensor, gamma_values: torch.Tensor, spatial: torch.Tensor,
+                     diffusion_time: Any) -> torch.Tensor:
+    """``C_t y`` frame-wise: ``alpha^2 Gamma y Sigma + sigma^2 y`` for ``y (..., H, d)`` (Sigma symmetric)."""
+    a2, s2 = schedule(diffusion_time)
+    gamma_matrix = Factors(gamma_values.to(torch.float64), spatial).toeplitz().to(y.dtype)
+    return (_per_sample(a2, y, 2) * (gamma_matrix @ y @ spatial.to(y.dtype))
+            + _per_sample(s2, y, 2) * y)
+
+
+def objective(y: torch.Tensor, x: torch.Tensor, gamma_values: torch.Tensor, spatial: torch.Tensor,
+              diffusion_time: Any) -> torch.Tensor:
+    """``f(y) = 1/2 <y, C_t y> - <x, y>`` per sample (shape ``y.shape[:-2]``)."""
+    cy = apply_covariance(y, gamma_values, spatial, diffusion_time)
+    return (0.5 * y * cy - x * y).sum(dim=(-2, -1))
+
+
+def gradient(y: torch.Tensor, x: torch.Tensor, gamma_values: torch.Tensor, spatial: torch.Tensor,
+             diffusion_time: Any) -> torch.Tensor:
+    """``grad f(y) = C_t y - x``, shape ``(..., H, d)``."""
+    return apply_covariance(y, gamma_values, spatial, diffusion_time) - x
+
+
+def dense_covariance(gp_or_factors: Any, diffusion_time: float, bands: int | None = None,
+                     taper: str | None = None) -> torch.Tensor:
+    """Dense oracle ``C_{t,J}`` of size ``(H d, H d)`` — small sizes and tests only."""
+    f = factors(gp_or_factors)
+    gamma = f.gamma if bands is None else truncate(f.gamma, bands, taper)
+    a2, s2 = schedule(diffusion_time)
+    size = f.frames * f.dim
+    return a2 * torch.kron(Factors(gamma, f.spatial).toeplitz(), f.spatial) + s2 * torch.eye(
+        size, dtype=torch.float64)
+
+
+def fixed_point(gp_or_factors: Any, x: torch.Tensor, diffusion_time: Any, bands: int | None = None,
+                taper: str | None = None) -> torch.Tensor:
+    """``C_{t,J}^{-1} vec(x)`` reshaped to ``(..., H, d)`` via the eigendecompositions of Gamma_J and Sigma."""
+    f = factors(gp_or_factors)
+    gamma = f.gamma if bands is None else truncate(f.gamma, bands, taper)
+    lam, u = torch.linalg.eigh(Factors(gamma, f.spatial).toeplitz())
+    mu, v = torch.linalg.eigh(f.spatial)
+    x = x.to(torch.float64)
+    t = check_diffusion_time(diffusion_time, tuple(x.shape[:-2]))
+    a2, s2 = schedule(t)
+    denominator = _per_sample(a2, x, 2) * (lam[:, None] * mu[None, :]) + _per_sample(s2, x, 2)
+    return u @ ((u.T @ x @ v) / denominator) @ v.T
+
+
+def gd_iterates(gp_or_factors: Any, x: torch.Tensor, diffusion_time: Any, steps: int,
+                bands: int | None = None, taper: str | None = None,
+                on_indefinite: str = "raise") -> torch.Tensor:
+    """Plain gradient descent on ``f`` from ``y_0 = 0``: the readable reference oracle.
+
+    Written as an ordinary loop over frames ``i`` and lags ``j`` (vectorised only over the batch and
+    the d features of one frame):
+
+        y_i <- y_i - eta_t ( alpha_t^2 Sigma sum_{|i-j| <= J} gamma_J(|i-j|) y_j + sigma_t^2 y_i - x_i )
+
+    Args:
+        gp_or_factors: a ``GaussianProcess`` or ``(temporal, spatial)`` (see :func:`factors`).
+        x: ``(..., H, d)``.
+        diffusion_time: scalar, or one per sample (shape ``x.shape[:-2]``).
+        steps: number of GD steps ``L >= 0``.
+        bands: ``J`` (``None`` = all lags ``H - 1``); taper: ``None`` or ``"triangular"``.
+        on_indefinite: what to do if ``Gamma_J`` is not positive definite (see :func:`check_truncation`).
+    Returns:
+        float64 tensor ``(steps + 1, ..., H, d)``: ``y_0 = 0, y_1, ..., y_L``.
+    """
+    f = factors(gp_or_factors)
+    frames, dim = f.frames, f.dim
+    x = torch.as_tensor(x).to(torch.float64)
+    if x.ndim < 2 or tuple(x.shape[-2:]) != (frames, dim):
+        raise ValueError(f"x must have shape (..., H, d) = (..., {frames}, {dim}), got {tuple(x.shape)}")
+    check_finite("x", x)
+    steps = check_int("steps", steps, minimum=0)
+    bands = frames - 1 if bands is None else check_int("bands", bands, minimum=0, maximum=frames - 1)
+    t = check_diffusion_time(diffusion_time, tuple(x.shape[:-2]))
+    check_truncation(f.gamma, bands, taper, on_indefinite)
+    gamma = truncate(f.gamma, bands, taper)
+    eta = _per_sample(step_size(f, t, bands, taper), x, 1)
+    a2, s2 = schedule(t)
+    a2, s2 = _per_sample(a2, x, 1), _per_sample(s2, x, 1)
+    spatial = f.spatial
+    iterates = [torch.zeros_like(x)]
+    for _ in range(steps):
+        y = iterates[-1]
+        new = torch.empty_like(y)
+        for i in range(frames):
+            band_sum = torch.zeros_like(y[..., i, :])
+            for j in range(max(0, i - bands), min(frames, i + bands + 1)):
+                band_sum = band_sum + gamma[abs(i - j)] * y[..., j, :]
+            grad_i = a2 * (band_sum @ spatial) + s2 * y[..., i, :] - x[..., i, :]
+            new[..., i, :] = y[..., i, :] - eta * grad_i
+        iterates.append(new)
+    return torch.stack(iterates)
