@@ -12,6 +12,7 @@ import sys
 
 COMMAND_MODULES = [
     "unroll.cli.demo",
+    "unroll.cli.verify",
 ]
 
 
