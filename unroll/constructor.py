@@ -311,28 +311,31 @@ def _write_weights(model: UnrolledTransformer, construction: Construction, spati
 
     slope, c = construction.tent_slope, construction.lag_values
     gamma = construction.gamma_truncated
-    for block in model.blocks:
-        writer = _HeadWriter(block, layout, slope)
-        if construction.mode == "exact":
-            # band 0: one-sided heads ReLU(c(t) + K(s - 1)) with heights eta a^2, eta s^2, eta
-            writer.head(0, 1.0, -slope, -float(gamma[0]) * spatial, "y", "y")
-            writer.head(1, 1.0, -slope, -eye, "y", "y")
-            writer.head(2, 1.0, -slope, eye, "x", "y")
-            for m in range(1, construction.bands + 1):
-                value = -float(gamma[m]) * spatial
-                shift = -slope * float(c[m])
-                writer.head(0, 1.0, shift, value, "y", "y")
-                writer.head(None, 0.0, shift, -2.0 * value, "y", "y")
-                writer.head(0, -1.0, shift, value, "y", "y")
-            for weight in (block.ffn_in, block.ffn_in_bias, block.ffn_out, block.ffn_out_bias):
-                weight.zero_()
-        else:
-            writer.head(None, 0.0, 1.0 - slope, float(gamma[0]) * spatial, "y", "acc")
-            for m in range(1, construction.bands + 1):
-                value = float(gamma[m]) * spatial
-                shift = -slope * float(c[m])
-                writer.head(None, 0.0, 1.0 + shift, value, "y", "acc")
-                writer.head(None, 0.0, shift, -2.0 * value, "y", "acc")
-                writer.head(None, 0.0, shift - 1.0, value, "y", "acc")
-            _write_paper_ffn(block, layout, construction.multiplier)
-        assert writer.next == model.config["heads"]
+    block = model.blocks[0]
+    writer = _HeadWriter(block, layout, slope)
+    if construction.mode == "exact":
+        # band 0: one-sided heads ReLU(c(t) + K(s - 1)) with heights eta a^2, eta s^2, eta
+        writer.head(0, 1.0, -slope, -float(gamma[0]) * spatial, "y", "y")
+        writer.head(1, 1.0, -slope, -eye, "y", "y")
+        writer.head(2, 1.0, -slope, eye, "x", "y")
+        for m in range(1, construction.bands + 1):
+            value = -float(gamma[m]) * spatial
+            shift = -slope * float(c[m])
+            writer.head(0, 1.0, shift, value, "y", "y")
+            writer.head(None, 0.0, shift, -2.0 * value, "y", "y")
+            writer.head(0, -1.0, shift, value, "y", "y")
+        for weight in (block.ffn_in, block.ffn_in_bias, block.ffn_out, block.ffn_out_bias):
+            weight.zero_()
+    else:
+        writer.head(None, 0.0, 1.0 - slope, float(gamma[0]) * spatial, "y", "acc")
+        for m in range(1, construction.bands + 1):
+            value = float(gamma[m]) * spatial
+            shift = -slope * float(c[m])
+            writer.head(None, 0.0, 1.0 + shift, value, "y", "acc")
+            writer.head(None, 0.0, shift, -2.0 * value, "y", "acc")
+            writer.head(None, 0.0, shift - 1.0, value, "y", "acc")
+        _write_paper_ffn(block, layout, construction.multiplier)
+    assert writer.next == model.config["heads"]
+    for block in model.blocks[1:]:  # every block is the same GD step: copy block 0
+        for target, source in zip(block.parameters(), model.blocks[0].parameters(), strict=True):
+            target.copy_(source)

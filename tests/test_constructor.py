@@ -1,0 +1,225 @@
+"""unroll.construct_unrolled: block k of the constructed transformer equals plain-GD iterate k (exact mode),
+paper mode's multiplier error stays inside its stated bound, sizes, round-trip, validation."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import unroll
+from unroll import gd
+from unroll.cli.options import random_spatial_covariance
+from unroll.constructor import UnrolledTransformer, construct_unrolled
+from unroll.gp import GaussianProcess
+from unroll.kernels import kernel_from_name
+from unroll.transformer import Transformer
+
+FAMILIES = {"gamma-exponential": (0.3, 2.0), "matern": (0.5, 3.0), "polynomial": (0.5, 4.0),
+            "logarithmic": (0.5, 3.0)}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """The test machine's 2 cores are shared: torch's thread pool only adds contention at these sizes."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+
+def make_gp(name="gamma-exponential", nu=1.0, ell=2.0, frames=12, dim=2, seed=0):
+    return GaussianProcess(kernel_from_name(name, nu=nu, ell=ell), frames, random_spatial_covariance(dim, seed))
+
+
+def sample_x(gp, t, batch=3, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return gp.noised(gp.sample(batch, generator=g), t, generator=g)
+
+
+def relative_gaps(network, oracle):
+    return [float((network[k] - oracle[k]).norm() / oracle[k].norm()) for k in range(1, len(oracle))]
+
+
+@settings(max_examples=40, deadline=None)
+@given(family=st.sampled_from(sorted(FAMILIES)), u=st.floats(0, 1), ell=st.floats(0.3, 6.0),
+       frames=st.integers(2, 32), dim=st.integers(1, 4), log_t=st.floats(math.log(0.01), math.log(5.0)),
+       taper=st.sampled_from([None, "triangular"]), data=st.data())
+def test_exact_mode_block_k_equals_gd_iterate_k(family, u, ell, frames, dim, log_t, taper, data):
+    low, high = FAMILIES[family]
+    kernel = kernel_from_name(family, nu=low + u * (high - low), ell=ell)
+    gp = GaussianProcess(kernel, frames, random_spatial_covariance(dim, data.draw(st.integers(0, 99))))
+    bands = data.draw(st.integers(0, frames - 1))
+    try:
+        lam_min = gd.check_truncation(gd.factors(gp).gamma, bands, taper)
+    except gd.IndefiniteTruncationError:
+        assume(False)
+    assume(lam_min > 1e-6)
+    t = math.exp(log_t)
+    blocks = 6
+    model = construct_unrolled(gp, blocks=blocks, bands=bands, taper=taper)
+    x = sample_x(gp, t, batch=2)
+    with torch.no_grad():
+        network = model.iterates(x, t)
+    oracle = gd.gd_iterates(gp, x, t, blocks, bands, taper)
+    assert network.shape == oracle.shape
+    assert float(network[0].abs().max()) == 0.0
+    assert max(relative_gaps(network, oracle)) <= 1e-10
+    with torch.no_grad():
+        assert torch.equal(model(x, t), -network[-1])
+
+
+def test_per_sample_diffusion_times():
+    gp = make_gp(frames=10, dim=3)
+    model = construct_unrolled(gp, blocks=5, bands=4)
+    times = torch.tensor([0.02, 0.5, 3.0])
+    x = sample_x(gp, 0.5)
+    with torch.no_grad():
+        network = model.iterates(x, times)
+    oracle = gd.gd_iterates(gp, x, times, 5, 4)
+    assert max(relative_gaps(network, oracle)) <= 1e-10
+    for t in (0.02, 0.5, 3.0):
+        assert math.isclose(float(model.step_size(t)), float(gd.step_size(gp, t, 4)), rel_tol=1e-12)
+
+
+def test_output_approaches_truncated_solution_as_blocks_grow():
+    gp = make_gp(frames=16, dim=2)
+    t, bands = 0.3, 5
+    x = sample_x(gp, t)
+    target = gd.fixed_point(gp, x, t, bands)
+    rho = float(gd.contraction(gp, t, bands))
+    errors = []
+    for blocks in (5, 20, 80):
+        with torch.no_grad():
+            y = -construct_unrolled(gp, blocks=blocks, bands=bands)(x, t)
+        errors.append(float((y - target).norm() / target.norm()))
+        assert errors[-1] <= rho**blocks * (1 + 1e-6) + 1e-11
+    assert errors[0] > errors[1] > errors[2]
+
+
+def test_output_approaches_closed_form_score_as_bands_grow():
+    gp = make_gp(frames=16, dim=2, ell=2.0)
+    t = 1.0
+    x = sample_x(gp, t)
+    score = gp.score(x, t)
+    errors = []
+    for bands in (2, 4, 8, 15):
+        blocks = 60
+        with torch.no_grad():
+            out = construct_unrolled(gp, blocks=blocks, bands=bands)(x, t)
+        errors.append(float((out - score).norm() / score.norm()))
+    assert errors == sorted(errors, reverse=True)
+    assert errors[-1] <= 1e-9  # all lags kept, rho^60 is below 1e-9 at t = 1
+    assert errors[0] > 1e-2
+
+
+def test_paper_mode_error_within_stated_multiplier_bound_and_shrinks_with_knots():
+    gp = make_gp(frames=10, dim=2)
+    t, bands, blocks = 0.5, 3, 12
+    x = sample_x(gp, t)
+    oracle = gd.gd_iterates(gp, x, t, blocks, bands)
+    rho = float(gd.contraction(gp, t, bands))
+    errors = []
+    for knots in (33, 129):
+        model = construct_unrolled(gp, blocks=blocks, bands=bands, mode="paper", paper_knots=knots,
+                                   paper_range=8.0)
+        spec = model.construction.multiplier
+        assert math.isclose(spec.product_error, (16.0 / (knots - 1)) ** 2 / 16)
+        report = unroll.verify(gp, model, t, x=x)
+        assert report.multiplier_peak < spec.range  # the run stays inside the multiplier's range
+        with torch.no_grad():
+            network = model.iterates(x, t)
+        # per block each coordinate gets at most 3 product errors; GD contracts earlier errors by rho
+        per_block = 3 * spec.product_error * math.sqrt(x.numel())
+        error = float((network[-1] - oracle[-1]).norm())
+        assert error <= per_block * (1 - rho**blocks) / (1 - rho)
+        errors.append(error)
+    assert errors[1] < errors[0] / 4
+
+
+def test_sizes_of_exact_and_paper_modes():
+    gp = make_gp(frames=12, dim=3)
+    exact = construct_unrolled(gp, blocks=4, bands=5)
+    paper = construct_unrolled(gp, blocks=4, bands=5, mode="paper", paper_knots=65)
+    se, sp = exact.size(), paper.size()
+    assert (se["D"], se["M"], se["L"]) == (2 * 3 + 6, 3 + 3 * 5, 4)
+    assert (sp["D"], sp["M"]) == (3 * 3 + 6, 1 + 3 * 5)
+    assert sp["ffn_width"] == 3 * (3 * 2 * 63 + 6)
+    assert se["heads_per_band"] == {m: 3 for m in range(6)}
+    assert sp["heads_per_band"][0] == 1
+    slope = exact.construction.tent_slope
+    gap = 1 - math.cos(math.pi / 12)
+    assert math.isclose(exact.construction.min_gap, gap, rel_tol=1e-12)
+    assert slope >= exact.construction.height_max / gap * (1 - 1e-12)
+    assert se["B"] >= slope and se["B_entry"] >= slope
+
+
+def test_output_bound_R_holds_for_all_diffusion_times():
+    gp = make_gp(frames=10, dim=2)
+    model = construct_unrolled(gp, blocks=30, bands=4)
+    x = sample_x(gp, 0.1)
+    for t in (0.001, 0.1, 1.0, 10.0):
+        with torch.no_grad():
+            norms = [float(y.norm()) for y in model.iterates(x, t)]
+        assert max(norms) <= model.size()["R"] * float(x.norm())
+
+
+@pytest.mark.parametrize("mode", ["exact", "paper"])
+def test_state_dict_round_trip_is_bit_identical(mode):
+    gp = make_gp(frames=8, dim=2)
+    model = construct_unrolled(gp, blocks=3, bands=3, mode=mode, paper_knots=17)
+    assert isinstance(model, UnrolledTransformer) and isinstance(model, Transformer)
+    fresh = unroll.Transformer(**model.config)
+    assert type(fresh) is Transformer
+    fresh.load_state_dict(model.state_dict())
+    x = sample_x(gp, 0.4)
+    with torch.no_grad():
+        assert torch.equal(fresh(x, 0.4), model(x, 0.4))
+
+
+def test_indefinite_truncation_is_caught_and_taper_works():
+    gp = make_gp("gamma-exponential", nu=2.0, ell=3.0, frames=16, dim=2)
+    with pytest.raises(gd.IndefiniteTruncationError, match="taper='triangular'"):
+        construct_unrolled(gp, blocks=4, bands=3)
+    model = construct_unrolled(gp, blocks=4, bands=3, taper="triangular")
+    x = sample_x(gp, 0.05)
+    with torch.no_grad():
+        network = model.iterates(x, 0.05)
+    assert max(relative_gaps(network, gd.gd_iterates(gp, x, 0.05, 4, 3, "triangular"))) <= 1e-10
+
+
+def test_input_validation_names_the_parameter():
+    gp = make_gp(frames=8, dim=2)
+    with pytest.raises(ValueError, match="bands"):
+        construct_unrolled(gp, blocks=3, bands=8)
+    with pytest.raises(ValueError, match="blocks"):
+        construct_unrolled(gp, blocks=0, bands=3)
+    with pytest.raises(ValueError, match="mode"):
+        construct_unrolled(gp, blocks=3, bands=3, mode="approximate")
+    with pytest.raises(ValueError, match="taper"):
+        construct_unrolled(gp, blocks=3, bands=3, taper="hann")
+    with pytest.raises(ValueError, match="paper_knots"):
+        construct_unrolled(gp, blocks=3, bands=3, mode="paper", paper_knots=2)
+    model = construct_unrolled(gp, blocks=2, bands=3)
+    x = sample_x(gp, 0.5)
+    with pytest.raises(ValueError, match="diffusion_time"):
+        model(x, -1.0)
+    bad = x.clone()
+    bad[0, 0, 0] = math.nan
+    with pytest.raises(ValueError, match="x contains"):
+        model(bad, 0.5)
+    with pytest.raises(ValueError, match="x must have shape"):
+        model(x[..., :1], 0.5)
+
+
+def test_float32_certificate_is_small_at_small_H():
+    gp = make_gp(frames=8, dim=2)
+    model = construct_unrolled(gp, blocks=10, bands=4, dtype=torch.float32)
+    x = sample_x(gp, 0.5)
+    report = unroll.verify(gp, model, 0.5, x=x)
+    assert report.dtype == "float32"
+    assert report.certificate < 1e-4
