@@ -1,0 +1,109 @@
+"""unroll.verify: error parts against independent dense oracles, certificate, bounds hook, report output."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+import unroll
+from unroll import gd
+from unroll.cli.options import random_spatial_covariance
+from unroll.constructor import construct_unrolled
+from unroll.gp import GaussianProcess
+from unroll.kernels import kernel_from_name
+from unroll.transformer import Transformer
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """The test machine's 2 cores are shared: torch's thread pool only adds contention at these sizes."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def make_gp(frames=10, dim=2):
+    return GaussianProcess(kernel_from_name("gamma-exponential", nu=1.0, ell=2.0), frames,
+                           random_spatial_covariance(dim, 0))
+
+
+def dense_solution(gp, x, t, bands=None):
+    c = gd.dense_covariance(gp, t, bands)
+    return torch.linalg.solve(c, x.reshape(x.shape[0], -1).T).T.reshape(x.shape)
+
+
+def test_parts_match_dense_oracles():
+    gp = make_gp()
+    t, bands, blocks = 0.4, 3, 15
+    model = construct_unrolled(gp, blocks=blocks, bands=bands)
+    g = torch.Generator().manual_seed(3)
+    x = gp.noised(gp.sample(4, generator=g), t, generator=g)
+    report = unroll.verify(gp, model, t, x=x)
+    assert set(report.parts) == {"gd", "trunc", "net", "total"}
+    y_star, y_trunc = dense_solution(gp, x, t), dense_solution(gp, x, t, bands)
+    scale = float(y_star.norm())
+    assert math.isclose(report.solution_norm, scale, rel_tol=1e-10)
+    assert math.isclose(report.parts["trunc"].measured, float((y_trunc - y_star).norm()) / scale, rel_tol=1e-8)
+    with torch.no_grad():
+        y_net = -model(x, t)
+    assert math.isclose(report.parts["total"].measured, float((y_net - y_star).norm()) / scale, rel_tol=1e-8)
+    # the GD part from the dense iteration (independent of the loop oracle)
+    c = gd.dense_covariance(gp, t, bands)
+    eig = torch.linalg.eigvalsh(c)
+    y = torch.zeros(x.shape[0], c.shape[0])
+    for _ in range(blocks):
+        y = y - 2 / (eig[0] + eig[-1]) * (y @ c - x.reshape(x.shape[0], -1))
+    expected_gd = float((y.reshape(x.shape) - y_trunc).norm()) / scale
+    assert math.isclose(report.parts["gd"].measured, expected_gd, rel_tol=1e-8)
+    parts = report.parts
+    assert parts["total"].measured <= parts["gd"].measured + parts["trunc"].measured + parts["net"].measured
+    assert parts["net"].measured <= 1e-10 and report.certificate <= 1e-10
+    assert len(report.block_gaps) == blocks + 1
+    assert math.isclose(report.contraction, (report.kappa - 1) / (report.kappa + 1))
+    assert math.isclose(report.lambda_min, float(eig[0]), rel_tol=1e-9)
+    assert report.construction is model.construction
+    for part in parts.values():  # a bound below its measurement is a bug somewhere
+        assert part.bound is None or part.measured <= part.bound
+
+
+def test_attach_bounds_hook_is_called(monkeypatch):
+    import theory.bounds
+
+    calls = []
+
+    def fake(report, gp, model, diffusion_time):
+        calls.append((gp, model, diffusion_time))
+        report.parts["gd"].bound = 1.0
+
+    monkeypatch.setattr(theory.bounds, "attach_bounds", fake)
+    gp = make_gp(frames=6)
+    model = construct_unrolled(gp, blocks=2, bands=2)
+    report = unroll.verify(gp, model, 0.7, batch=2)
+    assert calls == [(gp, model, 0.7)] and report.parts["gd"].bound == 1.0
+
+
+def test_report_table_and_json():
+    gp = make_gp(frames=6)
+    report = unroll.verify(gp, construct_unrolled(gp, blocks=3, bands=2, mode="paper", paper_knots=17), 0.5,
+                           batch=2)
+    text = report.table()
+    for word in ("gd", "trunc", "net", "total", "certificate", "D = ", "B = ", "multiplier"):
+        assert word in text
+    payload = json.loads(json.dumps(report.to_dict(), default=str))
+    assert payload["parts"]["net"]["measured"] == report.parts["net"].measured
+    assert payload["size"]["M"] == 1 + 3 * 2
+
+
+def test_verify_a_generic_transformer_and_validation():
+    gp = make_gp(frames=6)
+    model = Transformer(dim=2, width=8, blocks=2, heads=2)
+    report = unroll.verify(gp, model, 0.5, batch=2, bands=5)
+    assert report.mode == "trained" and math.isfinite(report.parts["total"].measured)
+    with pytest.raises(ValueError, match="diffusion_time"):
+        unroll.verify(gp, model, 0.0)
+    with pytest.raises(ValueError, match="x must have shape"):
+        unroll.verify(gp, model, 0.5, x=torch.zeros(2, 5, 2))
