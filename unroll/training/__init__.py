@@ -1,0 +1,8 @@
+"""Trained score models against the hand-built construction (issue 5).
+
+Sub-modules: ``models`` (softmax DiT, temporal U-Net, wrappers), ``relu`` (the generic ReLU
+``unroll.Transformer`` as a trainable score model), ``trainer`` (denoising score matching with exact
+resume), ``attention`` (attention maps and their alignment with the temporal kernel), ``compare``
+(held-out score errors), ``sweeps`` (error vs n, H, model size, decay), ``distribution`` (sampling,
+covariance error, exact KL for linear scores), ``video`` (moving-ball clips), ``figures``.
+"""
