@@ -93,6 +93,10 @@ class Construction:
     layout: TokenLayout
     heads_per_band: dict[int, int] = field(default_factory=dict)
     multiplier: MultiplierSpec | None = None
+    # softmax variant only (unroll.softmax_construction)
+    softmax_beta: float | None = None  # inverse temperature beta
+    kernel_mismatch: float | None = None  # max_m |gamma_vM(m) - gamma(m)|
+    row_normaliser: float | None = None  # Nbar
 
 
 class UnrolledTransformer(Transformer):

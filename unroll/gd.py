@@ -176,12 +176,19 @@ def check_truncation(gamma_values: torch.Tensor, bands: int, taper: str | None =
     eigenvalues = torch.linalg.eigvalsh(Factors(truncated, torch.eye(1, dtype=torch.float64)).toeplitz())
     lam_min, lam_max = float(eigenvalues[0]), float(eigenvalues[-1])
     if lam_min <= INDEFINITE_TOLERANCE * abs(lam_max):
-        message = (
-            f"the truncated temporal covariance Gamma_J (bands J={bands}, taper={taper!r}) is not positive "
-            f"definite: lambda_min(Gamma_J) = {lam_min:.3g} (lambda_max = {lam_max:.3g}); gradient descent "
-            "on it diverges at small diffusion times. Use taper='triangular' (positive definite for every "
-            "J) or a larger number of bands J."
-        )
+        if bands == truncated.shape[0] - 1 and taper is None:
+            message = (
+                f"the temporal covariance Gamma (all lags kept) is not numerically positive definite: "
+                f"lambda_min(Gamma) = {lam_min:.3g} (lambda_max = {lam_max:.3g}); use a shorter length scale "
+                "ell, fewer frames, or taper='triangular'."
+            )
+        else:
+            message = (
+                f"the truncated temporal covariance Gamma_J (bands J={bands}, taper={taper!r}) is not positive "
+                f"definite: lambda_min(Gamma_J) = {lam_min:.3g} (lambda_max = {lam_max:.3g}); gradient "
+                "descent on it diverges at small diffusion times. Use taper='triangular' (positive definite "
+                "for every J) or a larger number of bands J."
+            )
         if on_indefinite == "raise":
             raise IndefiniteTruncationError(message)
         if on_indefinite == "warn":
