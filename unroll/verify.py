@@ -103,9 +103,12 @@ class VerificationReport:
                      f"{s.get('B_entry', math.nan):.4g})  R = {s.get('R', math.nan):.4g}  "
                      f"heads per band {band_text}")
         if self.multiplier_peak is not None:
-            lines.append(f"paper-mode multiplier: max |c|+|v| = {self.multiplier_peak:.3g} (range R = "
-                         f"{self.construction.multiplier.range:g}, product error <= "
-                         f"{self.construction.multiplier.product_error:.2e} inside the range)")
+            spec = self.construction.multiplier
+            where = ("inside" if self.multiplier_peak <= spec.range else
+                     "OUTSIDE the range: linear extrapolation, error ~ (|u| - R)^2/4; raise --range")
+            lines.append(f"multiplier (FFN products): max |c|+|v| = {self.multiplier_peak:.3g}, range R = "
+                         f"{spec.range:g}, {spec.knots} knots, product error <= {spec.product_error:.2e} "
+                         f"inside the range -> {where}")
         return "\n".join(lines)
 
 
