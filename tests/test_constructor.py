@@ -261,3 +261,19 @@ def test_paper_mode_outside_the_multiplier_range_is_flagged():
                                                   paper_range=16.0), 0.5, batch=2)
     assert inside.multiplier_peak < 16.0 and "inside" in inside.table()
     assert report.parts["net"].measured > 10 * inside.parts["net"].measured
+
+
+def test_token_layout_slots_and_decode():
+    from unroll.layout import TokenLayout
+
+    layout = TokenLayout([("y", 2), ("x", 2), ("e", 2), ("phi", 3), ("one", 1)])
+    assert layout.width == 10 and layout["phi"] == slice(6, 9) and layout.index("one") == 9
+    z = torch.arange(20.0).reshape(2, 10)
+    parts = layout.decode(z)
+    assert torch.equal(parts["x"], z[:, 2:4]) and list(parts) == ["y", "x", "e", "phi", "one"]
+    with pytest.raises(ValueError, match="twice"):
+        TokenLayout([("y", 1), ("y", 2)])
+    with pytest.raises(KeyError, match="acc"):
+        layout["acc"]
+    with pytest.raises(ValueError, match="last dimension"):
+        layout.decode(torch.zeros(3, 9))

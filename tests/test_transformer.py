@@ -130,3 +130,21 @@ def test_input_validation_names_the_parameter():
         small(attention="linear")
     with pytest.raises(ValueError, match="time_embedding"):
         small(time_embedding="fourier")
+
+
+def test_config_records_dtype_so_round_trip_is_exact_under_any_default_dtype():
+    model = small().to(torch.float64)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        fresh = Transformer(**model.config)
+        plain = Transformer(**{k: v for k, v in model.config.items() if k != "dtype"})
+    finally:
+        torch.set_default_dtype(previous)
+    assert model.config["dtype"] == "float64" and fresh.dtype == torch.float64 and plain.dtype == torch.float32
+    fresh.load_state_dict(model.state_dict())
+    x = data()
+    assert torch.equal(fresh(x, 0.5), model(x, 0.5))
+    assert model.to(torch.float32).config["dtype"] == "float32"
+    with pytest.raises(ValueError, match="dtype"):
+        small(dtype="int8")

@@ -127,13 +127,14 @@ class Transformer(nn.Module):
         time_embedding: ``"rational"``, ``"sinusoidal"`` or ``"mlp"``; time_features: its size ``k``.
         layer_norm: pre-norm LayerNorm before attention and FFN.
         seed: seed of the random initialisation (for trainable use).
+        dtype: parameter dtype (``None``: torch's default dtype); ``model.config`` records the current one.
     """
 
     def __init__(self, *, dim: int, width: int, blocks: int, heads: int, head_dim: int = 3,
                  value_dim: int | None = None, ffn_width: int = 1, attention: str = "relu",
                  window: int | None = None, qk_scale: float = 1.0, frequencies: int = 1,
                  frame_scale: float = 32.0, time_embedding: str = "rational", time_features: int = 3,
-                 layer_norm: bool = False, seed: int = 0) -> None:
+                 layer_norm: bool = False, seed: int = 0, dtype: str | torch.dtype | None = None) -> None:
         super().__init__()
         dim = check_int("dim", dim, minimum=1)
         width = check_int("width", width, minimum=1)
@@ -157,7 +158,15 @@ class Transformer(nn.Module):
         if time_embedding != "rational" and time_features % 2:
             raise ValueError(f"time_features must be even for time_embedding={time_embedding!r}, "
                              f"got {time_features}")
-        self.config: dict[str, Any] = dict(
+        if dtype is None:
+            resolved_dtype = torch.get_default_dtype()
+        elif isinstance(dtype, torch.dtype):
+            resolved_dtype = dtype
+        elif dtype in ("float32", "float64", "float16", "bfloat16"):
+            resolved_dtype = getattr(torch, dtype)
+        else:
+            raise ValueError(f"dtype must be None, a torch float dtype or its name, got {dtype!r}")
+        self._config: dict[str, Any] = dict(
             dim=dim, width=width, blocks=blocks, heads=heads, head_dim=head_dim, value_dim=value_dim,
             ffn_width=ffn_width, attention=attention, window=window, qk_scale=qk_scale,
             frequencies=frequencies, frame_scale=frame_scale, time_embedding=time_embedding,
@@ -190,7 +199,13 @@ class Transformer(nn.Module):
             self.readout_bias = nn.Parameter(torch.zeros(dim))
         finally:
             torch.random.set_rng_state(generator_state)
-        self.to(torch.get_default_dtype())
+        self.to(resolved_dtype)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Keyword arguments that rebuild this architecture: ``Transformer(**model.config)`` (with the current
+        parameter dtype, so that loading this model's ``state_dict`` reproduces its outputs bit for bit)."""
+        return {**self._config, "dtype": str(self.dtype).replace("torch.", "")}
 
     # ----------------------------------------------------------------- helpers
     @property
@@ -200,7 +215,7 @@ class Transformer(nn.Module):
     def _prepare(self, x: Any, diffusion_time: Any) -> tuple[torch.Tensor, torch.Tensor, bool]:
         if not isinstance(x, torch.Tensor):
             x = torch.as_tensor(x)
-        dim = self.config["dim"]
+        dim = self._config["dim"]
         if x.ndim not in (2, 3) or x.shape[-1] != dim:
             raise ValueError(f"x must have shape (batch, H, d) or (H, d) with d = {dim}, got {tuple(x.shape)}")
         unbatched = x.ndim == 2
@@ -218,7 +233,7 @@ class Transformer(nn.Module):
 
     def time_features(self, diffusion_time: torch.Tensor) -> torch.Tensor:
         """``phi(t)``: ``(batch,)`` diffusion times -> ``(batch, k)`` features (model dtype)."""
-        kind = self.config["time_embedding"]
+        kind = self._config["time_embedding"]
         t = diffusion_time.to(torch.float64)
         if kind == "rational":
             schedule = torch.stack([diffusion.alpha(t) ** 2, diffusion.sigma2(t), torch.ones_like(t)], dim=-1)
@@ -251,7 +266,7 @@ class Transformer(nn.Module):
         z = self.embed(x, t)
         readouts = [self.readout(z)] if collect else []
         weights: list[torch.Tensor] = []
-        kind, window, scale = self.config["attention"], self.config["window"], self.config["qk_scale"]
+        kind, window, scale = self._config["attention"], self._config["window"], self._config["qk_scale"]
         for block in self.blocks:
             update, block_weights = block.attention(z, kind, window, scale)
             z = z + update
@@ -273,7 +288,7 @@ class Transformer(nn.Module):
         x, t, _ = self._prepare(x, diffusion_time)
         z = self.embed(x, t)
         out = [z]
-        kind, window, scale = self.config["attention"], self.config["window"], self.config["qk_scale"]
+        kind, window, scale = self._config["attention"], self._config["window"], self._config["qk_scale"]
         for block in self.blocks:
             z = z + block.attention(z, kind, window, scale)[0]
             z = z + block.ffn(z)
