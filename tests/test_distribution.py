@@ -84,3 +84,18 @@ def test_covariance_noise_floor_matches_simulation():
     errors = torch.tensor([dist.covariance_error(gp.sample(200, generator=gen), target) for _ in range(300)])
     rms = float(errors.pow(2).mean().sqrt())
     assert rms == pytest.approx(dist.covariance_noise_floor(target, 200), rel=0.1)
+
+
+def test_linear_score_sampler_matches_network_sampler_up_to_rounding():
+    gp = _gp(frames=4)
+    model = construct_unrolled(gp, blocks=3, bands=3)
+
+    def score(x, t):
+        with torch.no_grad():
+            return model(x, t)
+
+    kwargs = dict(t_start=3.0, t0=0.1, steps=6)
+    direct = dist.sample_with_score(score, 50, 4, 2, generator=torch.Generator().manual_seed(4), **kwargs)
+    cached = dist.sample_with_score(dist.LinearScore(score, 4, 2), 50, 4, 2,
+                                    generator=torch.Generator().manual_seed(4), **kwargs)
+    assert torch.allclose(direct, cached, rtol=1e-9, atol=1e-9)

@@ -13,6 +13,8 @@ import sys
 COMMAND_MODULES = [
     "unroll.cli.demo",
     "unroll.cli.verify",
+    "unroll.cli.train",
+    "unroll.cli.compare",
 ]
 
 

@@ -28,7 +28,7 @@ from unroll.diffusion import sample_reverse_sde, time_grid
 
 __all__ = ["linear_score_matrix", "sampler_gaussian_law", "gaussian_kl", "gaussian_log_density",
            "monte_carlo_kl", "covariance_error", "covariance_noise_floor", "sample_with_score",
-           "empirical_second_moment"]
+           "empirical_second_moment", "LinearScore"]
 
 
 @torch.no_grad()
@@ -60,12 +60,42 @@ def sampler_gaussian_law(score: Any, frames: int, dim: int, *, t_start: float = 
     size = frames * dim
     identity = torch.eye(size, dtype=torch.float64)
     covariance = identity.clone()
+    matrix = score.matrix if isinstance(score, LinearScore) else (
+        lambda t: linear_score_matrix(score, frames, dim, t))
     for k in range(steps):
         t_now, h = float(grid[k]), float(grid[k] - grid[k + 1])
-        step = (1 + 0.5 * h) * identity + h * linear_score_matrix(score, frames, dim, t_now)
+        step = (1 + 0.5 * h) * identity + h * matrix(t_now)
         covariance = step @ covariance @ step.T + h * identity
         covariance = 0.5 * (covariance + covariance.T)
     return covariance
+
+
+class LinearScore:
+    """A linear score ``x -> A_t vec(x)`` whose matrices ``A_t`` are computed once per diffusion time
+    from ``score`` (``linear_score_matrix``, linearity checked) and cached.
+
+    ``sample_reverse_sde(LinearScore(model, H, d), ...)`` runs the same recursion as with ``model``
+    (same generator draws), with each network evaluation replaced by its exact matrix: the output differs
+    only by rounding, and a large network (the construction with many blocks) is evaluated ``H d + 4``
+    times per step instead of once per sample.
+    """
+
+    def __init__(self, score: Any, frames: int, dim: int) -> None:
+        self.score, self.frames, self.dim = score, frames, dim
+        self.matrices: dict[float, torch.Tensor] = {}
+
+    def matrix(self, diffusion_time: float) -> torch.Tensor:
+        key = float(diffusion_time)
+        if key not in self.matrices:
+            self.matrices[key] = linear_score_matrix(self.score, self.frames, self.dim, key)
+        return self.matrices[key]
+
+    def __call__(self, x: torch.Tensor, diffusion_time: Any) -> torch.Tensor:
+        times = torch.as_tensor(diffusion_time, dtype=torch.float64).reshape(-1)
+        if not bool((times == times[0]).all()):
+            raise ValueError("LinearScore needs one diffusion time for the whole batch")
+        flat = x.to(torch.float64).reshape(x.shape[0], -1)
+        return (flat @ self.matrix(float(times[0])).T).reshape(x.shape)
 
 
 def _cholesky(name: str, matrix: torch.Tensor) -> torch.Tensor:

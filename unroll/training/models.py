@@ -318,7 +318,7 @@ def parameter_count(model: nn.Module) -> int:
 MODEL_KINDS = ("relu_transformer", "dit", "unet")
 
 
-def build_model(kind: str, frames: int, dim: int, **options: Any) -> nn.Module:
+def build_model(kind: str, frames: int, dim: int, /, **options: Any) -> nn.Module:
     """Build an untrained score model of ``kind`` in ``MODEL_KINDS``; options go to its constructor.
 
     ``relu_transformer`` is ``NoiseParameterised(unroll.Transformer(**options))``; its options must
