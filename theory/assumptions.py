@@ -81,7 +81,9 @@ def _gamma_pd(c: Configuration) -> tuple[bool, float, str]:
 
 def _truncated_pd(c: Configuration) -> tuple[bool, float, str]:
     lam_min, lam_max = c.truncated_spectrum
-    return lam_min > 0, lam_min, f"lambda_min(Gamma_J) = {lam_min:.3e} (J={c.bands}, taper={c.taper})"
+    # numerically positive definite: the same tolerance as unroll.gd.check_truncation
+    detail = f"lambda_min(Gamma_J) = {lam_min:.3e} (J={c.bands}, taper={c.taper})"
+    return lam_min > 1e-12 * abs(lam_max), lam_min, detail
 
 
 def _diagonal_dominance(c: Configuration) -> tuple[bool, float, str]:
@@ -135,9 +137,19 @@ def _truncation_informative(c: Configuration) -> tuple[bool, float, str]:
         f"E_trunc bound 2 a mu_max (T_J + taper bias)/lambda_min(C_tJ) = {value:.4g}; T_J = {c.tail:.4g}")
 
 
+def _multiplier_in_range(c: Configuration) -> tuple[bool, float, str]:
+    multiplier = getattr(c.construction, "multiplier", None) if c.construction is not None else None
+    if c.mode != "paper" or multiplier is None:
+        return True, math.inf, "exact mode: no multiplier"
+    if c.multiplier_peak is None:
+        return False, math.nan, "paper mode: peak |c|+|v| of a run unknown (run unroll.verify)"
+    margin = float(multiplier.range) - c.multiplier_peak
+    return margin >= 0, margin, f"max |c|+|v| = {c.multiplier_peak:.4g} <= range {multiplier.range:g}"
+
+
 ASSUMPTIONS: tuple[Assumption, ...] = (
     Assumption("gamma_pd", "Gamma is positive definite: lambda_min(Gamma) > 0", _gamma_pd),
-    Assumption("truncated_pd", "Gamma_J (cut or tapered) is positive definite: lambda_min(Gamma_J) > 0",
+    Assumption("truncated_pd", "Gamma_J (cut or tapered) is positive definite: lambda_min(Gamma_J) > 1e-12 lambda_max",
                _truncated_pd),
     Assumption("diagonal_dominance", "Gamma_J is diagonally dominant: 2 sum_(1<=m<=J) |gamma_J(m)| < 1 "
                "(sufficient for truncated_pd)", _diagonal_dominance, sufficient_only=True),
@@ -153,6 +165,8 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
                _tail_summable, sufficient_only=True),
     Assumption("truncation_informative", "the truncation bound is below 1 (not vacuous) at this J",
                _truncation_informative, sufficient_only=True),
+    Assumption("multiplier_in_range", "paper mode: every product c v fed to the FFN multiplier has "
+               "|c| + |v| <= its range (else its error is not h^2/16)", _multiplier_in_range),
 )
 
 _BY_NAME = {assumption.name: assumption for assumption in ASSUMPTIONS}

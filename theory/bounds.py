@@ -147,6 +147,20 @@ def _num_common(v: dict[str, float]) -> dict[str, float]:
     return out
 
 
+_NAMED = [
+    (G_e, sp.Symbol("G")), (rho_eff_e, sp.Symbol("rho_eff")), (rho_e, sp.Symbol("rho")),
+    (kappa_J_e, sp.Symbol("kappa_J")), (kappa_t_e, sp.Symbol("kappa_t")), (eta_e, sp.Symbol("eta")),
+    (cJ_min_e, sp.Symbol("lambda_min(C_J)")), (cJ_max_e, sp.Symbol("lambda_max(C_J)")),
+    (c_min_e, sp.Symbol("lambda_min(C)")), (c_max_e, sp.Symbol("lambda_max(C)")),
+]
+
+
+def _compact(expression: sp.Expr) -> sp.Expr:
+    for sub, name in _NAMED:
+        expression = expression.subs(sub, name)
+    return expression
+
+
 # ------------------------------------------------------------------------------------------ Bound
 @dataclass
 class Bound:
@@ -187,11 +201,17 @@ class Bound:
         args = [int(values[sym.name]) if sym.is_integer else float(values[sym.name]) for sym in self.symbols]
         return float(self._lambdified(*args))
 
+    @cached_property
+    def compact(self) -> sp.Expr:
+        """The expression with the shared sub-expressions named (``rho``, ``kappa_J``, ``G``,
+        ``lambda_min(C_J)``, ...): the form that is printed."""
+        return _compact(self.expression)
+
     def text(self) -> str:
-        return sp.sstr(self.expression)
+        return sp.sstr(self.compact)
 
     def latex(self) -> str:
-        return sp.latex(self.expression)
+        return sp.latex(self.compact)
 
     def __str__(self) -> str:
         needs = ", ".join(self.needs) or "none"

@@ -70,6 +70,7 @@ class Configuration:
     mode: str = "exact"
     size: dict[str, Any] = field(default_factory=dict)
     construction: Any = None
+    multiplier_peak: float | None = None
 
     def __post_init__(self) -> None:
         self.gamma = np.asarray(self.gamma, dtype=np.float64).reshape(-1)

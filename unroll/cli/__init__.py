@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "unroll.cli.verify",
     "unroll.cli.train",
     "unroll.cli.compare",
+    "unroll.cli.bounds",
 ]
 
 

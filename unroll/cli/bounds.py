@@ -1,0 +1,86 @@
+"""``unroll bounds``: the assumptions and bounds for one configuration — formulas and numbers.
+
+Prints the assumption table (holds / margin), each bound's formula (plain text, or LaTeX with
+``--latex``) with its value, the family tail bound against the exact tail, the J and L needed for
+``--epsilon``, and the t -> 0 behaviour.  No network is built (use ``unroll verify`` for measurements).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from unroll.cli.options import add_gp_arguments, gp_from_arguments
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bounds", help="assumptions and bounds (formulas and numbers) for one configuration",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_gp_arguments(parser, frames=32, dim=4)
+    group = parser.add_argument_group("construction")
+    group.add_argument("--bands", type=int, default=8, help="lags kept J (default 8)")
+    group.add_argument("--blocks", type=int, default=40, help="blocks L (default 40)")
+    group.add_argument("--time", type=float, default=0.5, help="diffusion time t > 0 (default 0.5)")
+    group.add_argument("--taper", choices=("none", "triangular"), default="none")
+    group.add_argument("--mode", choices=("exact", "paper"), default="exact")
+    group.add_argument("--t0", type=float, default=1e-3, help="early-stopping time t0 (default 1e-3)")
+    group.add_argument("--epsilon", type=float, default=1e-3, help="target error for J and L needed")
+    group.add_argument("--latex", action="store_true", help="print formulas as LaTeX")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import theory
+    from theory import tails
+    from unroll._validate import check_positive
+
+    epsilon = check_positive("epsilon", args.epsilon)
+    gp = gp_from_arguments(args)
+    taper = None if args.taper == "none" else args.taper
+    config = theory.Configuration.from_gp(gp, bands=args.bands, blocks=args.blocks, diffusion_time=args.time,
+                                          taper=taper, mode=args.mode, t0=args.t0,
+                                          max_condition=max(args.spatial_condition, 1.0))
+    print(theory.check_assumptions(config))
+    print()
+    values = theory.symbol_values(config)
+    values["epsilon"] = epsilon
+    show = (lambda b: b.latex()) if args.latex else (lambda b: b.text())
+    print("bounds (numbers for this configuration; float64 model)")
+    names = ["kappa_t", "kappa_J", "contraction", "gd", "trunc",
+             "net_exact" if config.mode == "exact" else "net_paper", "blocks_needed"]
+    results = {}
+    for name in names:
+        bound = theory.BOUNDS[name]
+        if name == "net_paper":
+            results[name] = math.nan
+            value_text = "needs a run (unroll verify): depends on |y*| and the multiplier peak"
+        else:
+            results[name] = bound.evaluate(values)
+            value_text = f"{results[name]:.4g}"
+        print(f"  {name:<14} = {value_text}")
+        print(f"      formula: {show(bound)}")
+        print(f"      needs: {', '.join(bound.needs) or 'none'}; uses: {bound.inequalities}")
+    if config.mode == "exact":
+        total = results["gd"] + results["trunc"] + results["net_exact"]
+        print(f"  {'total':<14} = {total:.4g}   (gd + trunc + net, triangle inequality)")
+    family = config.family
+    print()
+    print(f"tail T_J (J={config.bands}): exact sum {config.tail:.4g}; family bound "
+          f"{tails.tail_bound(family, config.nu, config.ell, config.bands, config.frames):.4g}")
+    tail_expression = tails.tail_bound_expression(family)
+    print(f"      formula: {theory.bounds.sp.latex(tail_expression) if args.latex else tail_expression}")
+    needed = tails.bands_needed(family, config.nu, config.ell, epsilon, config.frames)
+    needed_free = tails.bands_needed(family, config.nu, config.ell, epsilon)
+    print(f"J needed for T_J <= {epsilon:g}: {needed} with H={config.frames}; "
+          f"{'none exists (tail not summable / no H-free bound)' if needed_free is None else needed_free} "
+          f"for H = inf;  J(eps, nu, ell) ~ {tails.bands_needed_expression(family)}")
+    print(f"heads M(J) = {theory.heads_expression(config.mode)} = "
+          f"{3 * (config.bands + 1) if config.mode == 'exact' else 3 * config.bands + 1}; tent slope "
+          f"K = {theory.tent_slope_expression(config.mode)} = {values['K']:.4g} (weight norm B >= K)")
+    small = theory.small_time_behaviour()
+    print(f"t -> 0: kappa_t <= {small['kappa_upper']} ~ {small['kappa_leading']}; "
+          f"L needed ~ {small['blocks_leading']}; |y*| scale ~ {small['score_scale_leading']}")
+    rate = theory.sample_complexity()
+    print(f"sample complexity: statistical term {rate['statistical_term']}  (rate n^{rate['rate_exponent']})")
+    return 0
