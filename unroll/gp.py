@@ -11,6 +11,22 @@ The score of the noised data at diffusion time ``t`` is ``s(x, t) = -C_t^{-1} ve
 
 which costs O(H^3 + d^3) once (cached) and O(H^2 d + H d^2) per sample; ``C_t`` is formed only by the
 dense oracle ``score_dense`` for tests at small sizes.
+
+**Centrosymmetric split.**  Gamma is symmetric Toeplitz, hence centrosymmetric: ``P Gamma P = Gamma`` with
+``P`` the exchange (flip) matrix.  With ``n = H // 2``, the orthogonal ``Q = [Q_s | Q_k]``,
+
+    Q_s[:, i] = (e_i + e_{H-1-i}) / sqrt(2)  (i < n),  plus e_mid for odd H,
+    Q_k[:, i] = (e_i - e_{H-1-i}) / sqrt(2)  (i < n),
+
+block-diagonalises it, ``Q^T Gamma Q = diag(Gamma_sym, Gamma_skew)``:
+
+    Gamma_sym[i, j]  = Gamma[i, j] + Gamma[i, H-1-j]            (i, j < n),
+    Gamma_sym[i, mid] = sqrt(2) Gamma[i, mid],  Gamma_sym[mid, mid] = Gamma[mid, mid]   (odd H only),
+    Gamma_skew[i, j] = Gamma[i, j] - Gamma[i, H-1-j]            (i, j < n).
+
+Two half-size ``eigh`` (about 4x cheaper than one of size H) give the eigenpairs; ``precision_apply``
+rotates by the halves (``H^2 d`` instead of ``2 H^2 d`` multiply-adds per sample).  A ``temporal`` that is not
+exactly centrosymmetric (e.g. replaced by hand) falls back to one full ``eigh``.
 """
 
 from __future__ import annotations
@@ -65,18 +81,81 @@ class GaussianProcess:
 
     # ----------------------------------------------------------------- factorisations (cached)
     @cached_property
-    def temporal_eigen(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(lam, U)``: eigenvalues (ascending, ``(H,)``) and eigenvectors (``(H, H)``) of Gamma.
+    def _temporal_factors(self) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+        """Eigenpairs of the diagonal blocks of ``Q^T Gamma Q`` (module docstring): ``((lam_s, V_s),
+        (lam_k, V_k))`` for a centrosymmetric Gamma, else ``((lam, U),)`` of Gamma itself.
 
+        Eigenvalues are raw (not clamped); ``temporal_eigen`` checks and clamps them.
+        """
+        gamma = self.temporal
+        frames = gamma.shape[-1]
+        half = frames // 2
+        if frames < 2 or not torch.equal(gamma, gamma.flip(0, 1)):
+            return (torch.linalg.eigh(gamma),)
+        top = gamma[:half]  # rows i < n
+        mirrored = top[:, frames - half:].flip(1)  # mirrored[i, j] = Gamma[i, H-1-j], j < n
+        left = top[:, :half]
+        if frames % 2:
+            sym = torch.empty(half + 1, half + 1, dtype=gamma.dtype)
+            sym[:half, :half] = left + mirrored
+            sym[:half, half] = sym[half, :half] = np.sqrt(2.0) * gamma[:half, half]
+            sym[half, half] = gamma[half, half]
+        else:
+            sym = left + mirrored
+        skew = left - mirrored
+        return torch.linalg.eigh(sym), torch.linalg.eigh(skew)
+
+    def _expand_symmetric(self, vectors: torch.Tensor) -> torch.Tensor:
+        """``Q_s V``: ``(n [+1], ...)`` coefficients of the symmetric block -> ``(H, ...)``."""
+        half, frames = self.frames // 2, self.frames
+        out = vectors.new_empty((frames,) + tuple(vectors.shape[1:]))
+        scaled = vectors[:half] / np.sqrt(2.0)
+        out[:half] = scaled
+        out[frames - half:] = scaled.flip(0)
+        if frames % 2:
+            out[half] = vectors[half]
+        return out
+
+    def _expand_skew(self, vectors: torch.Tensor) -> torch.Tensor:
+        """``Q_k W``: ``(n, ...)`` coefficients of the skew block -> ``(H, ...)`` (middle row 0 for odd H)."""
+        half, frames = self.frames // 2, self.frames
+        out = vectors.new_zeros((frames,) + tuple(vectors.shape[1:]))
+        scaled = vectors / np.sqrt(2.0)
+        out[:half] = scaled
+        out[frames - half:] = -scaled.flip(0)
+        return out
+
+    @cached_property
+    def temporal_eigen(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(lam, U)``: eigenvalues (ascending, ``(H,)``) and orthonormal eigenvectors (``(H, H)``) of Gamma.
+
+        Built from the two half-size blocks of the centrosymmetric split (module docstring), ``O(H^3 / 4)``.
         Eigenvalues in ``[-1e-10 lambda_max, 0]`` (rounding of a semidefinite Gamma) are set to 0.
         """
-        lam, vectors = torch.linalg.eigh(self.temporal)
-        if float(lam[0]) < -INDEFINITE_TOLERANCE * float(lam[-1]):
+        factors = self._temporal_factors
+        if len(factors) == 1:
+            lam, vectors = factors[0]
+        else:
+            (lam_s, vec_s), (lam_k, vec_k) = factors
+            lam = torch.cat([lam_s, lam_k])
+            vectors = torch.cat([self._expand_symmetric(vec_s), self._expand_skew(vec_k)], dim=1)
+            order = torch.argsort(lam, stable=True)
+            lam, vectors = lam[order], vectors[:, order]
+        self._check_semidefinite(float(lam[0]), float(lam[-1]))
+        return lam.clamp(min=0.0), vectors
+
+    def _check_semidefinite(self, smallest: float, largest: float) -> None:
+        if smallest < -INDEFINITE_TOLERANCE * largest:
             raise ValueError(
                 f"temporal covariance Gamma of {self.kernel!r} with frames={self.frames} is not positive "
-                f"semidefinite: lambda_min(Gamma) = {float(lam[0]):.3g} (lambda_max = {float(lam[-1]):.3g})"
+                f"semidefinite: lambda_min(Gamma) = {smallest:.3g} (lambda_max = {largest:.3g})"
             )
-        return lam.clamp(min=0.0), vectors
+
+    @cached_property
+    def _temporal_blocks(self) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+        """The factors of ``_temporal_factors`` after the semidefiniteness check, eigenvalues clamped at 0."""
+        _ = self.temporal_eigen  # runs the semidefiniteness check
+        return tuple((values.clamp(min=0.0), vectors) for values, vectors in self._temporal_factors)
 
     @cached_property
     def spatial_eigen(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,7 +165,7 @@ class GaussianProcess:
     @property
     def lambda_min(self) -> float:
         """Smallest eigenvalue of Gamma as computed (before clamping); may be at rounding level."""
-        return float(torch.linalg.eigvalsh(self.temporal)[0])
+        return min(float(values[0]) for values, _ in self._temporal_factors)
 
     def validate(self) -> GaussianProcess:
         """Factorise now (instead of on first use) so that an indefinite Gamma raises here."""
@@ -140,14 +219,43 @@ class GaussianProcess:
         outer = lam[:, None] * mu[None, :]
         return a2[..., None, None] * outer + s2[..., None, None]
 
+    def _divide(self, rotated: torch.Tensor, lam: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """``rotated / (alpha_t^2 lam_i mu_a + sigma_t^2)`` for ``rotated (..., n, d)`` in the eigenbases."""
+        mu, _ = self.spatial_eigen
+        a2 = diffusion.alpha(t) ** 2
+        s2 = diffusion.sigma2(t)
+        return rotated / (a2[..., None, None] * (lam[:, None] * mu[None, :]) + s2[..., None, None])
+
     def precision_apply(self, x: Any, diffusion_time: Any) -> torch.Tensor:
-        """``C_t^{-1} vec(x)`` reshaped to ``x``'s shape ``(..., H, d)`` (the GD fixed point ``y*``)."""
+        """``C_t^{-1} vec(x)`` reshaped to ``x``'s shape ``(..., H, d)`` (the GD fixed point ``y*``).
+
+        With the centrosymmetric split (module docstring): ``x_s = Q_s^T x``, ``x_k = Q_k^T x`` (sums and
+        differences of mirrored frames), then ``V_s [(V_s^T x_s V) / den_s] V^T`` on each half and back.
+        """
         x = self._check_x("x", x)
         t = check_diffusion_time(diffusion_time, tuple(x.shape[:-2]))
-        _, temporal_vectors = self.temporal_eigen
         _, spatial_vectors = self.spatial_eigen
-        rotated = temporal_vectors.T @ x @ spatial_vectors
-        return temporal_vectors @ (rotated / self._denominator(t)) @ spatial_vectors.T
+        blocks = self._temporal_blocks
+        if len(blocks) == 1:
+            lam, temporal_vectors = blocks[0]
+            rotated = temporal_vectors.T @ x @ spatial_vectors
+            return temporal_vectors @ self._divide(rotated, lam, t) @ spatial_vectors.T
+        (lam_s, vec_s), (lam_k, vec_k) = blocks
+        frames, half = self.frames, self.frames // 2
+        top, bottom = x[..., :half, :], x[..., frames - half:, :].flip(-2)
+        sym = (top + bottom) / np.sqrt(2.0)
+        if frames % 2:
+            sym = torch.cat([sym, x[..., half : half + 1, :]], dim=-2)
+        skew = (top - bottom) / np.sqrt(2.0)
+        sym = vec_s @ self._divide(vec_s.T @ sym @ spatial_vectors, lam_s, t) @ spatial_vectors.T
+        skew = vec_k @ self._divide(vec_k.T @ skew @ spatial_vectors, lam_k, t) @ spatial_vectors.T
+        out = torch.empty_like(x)
+        sym_top = sym[..., :half, :]
+        out[..., :half, :] = (sym_top + skew) / np.sqrt(2.0)
+        out[..., frames - half:, :] = ((sym_top - skew) / np.sqrt(2.0)).flip(-2)
+        if frames % 2:
+            out[..., half, :] = sym[..., half, :]
+        return out
 
     def score(self, x: Any, diffusion_time: Any) -> torch.Tensor:
         """Exact score ``s(x, t) = -C_t^{-1} vec(x)`` for ``x`` of shape ``(..., H, d)``.
