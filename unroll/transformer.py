@@ -27,7 +27,8 @@ Each block: multi-head attention then an FFN, both residual,
     z_i <- z_i + W_2 ReLU(W_1 z_i + b_1) + b_2,
 
 with ``s = qk_scale`` and, if ``window`` is set, only ``|i - j| <= window`` attended (a mask on the dense
-H x H scores; ``attend`` is the one function to swap for a banded implementation).  Optional pre-layer
+H x H scores, or the O(H J) banded path of ``unroll.banded``: ``attention_path="auto"`` picks it when the band
+is narrow enough to pay, ``"dense"``/``"banded"`` force one; the two agree up to rounding).  Optional pre-layer
 norms (``layer_norm=True``) for training; the constructions use none.  Read-out: ``W_r z_i + b_r`` (d outputs).
 """
 
@@ -41,26 +42,35 @@ from torch import nn
 
 from unroll import diffusion
 from unroll._validate import check_diffusion_time, check_finite, check_int, check_positive
+from unroll.banded import band_to_dense, banded_attend, banded_pays
 
-__all__ = ["Transformer", "attend", "ATTENTION_KINDS", "TIME_EMBEDDINGS"]
+__all__ = ["Transformer", "attend", "ATTENTION_KINDS", "ATTENTION_PATHS", "TIME_EMBEDDINGS"]
 
 ATTENTION_KINDS = ("relu", "softmax")
+ATTENTION_PATHS = ("auto", "dense", "banded")
 TIME_EMBEDDINGS = ("rational", "sinusoidal", "mlp")
 
 
 def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, kind: str, window: int | None,
-           scale: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Dense multi-head attention.
+           scale: float, path: str = "auto", need_weights: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Multi-head attention, dense or banded (``unroll.banded``).
 
     Args:
         query, key: ``(batch, M, H, dk)``; value: ``(batch, M, H, dv)``.
         kind: ``"relu"`` (weights ``ReLU(scale q_i·k_j)``) or ``"softmax"``.
         window: attend only to ``|i - j| <= window`` (``None``: all frames).
+        path: ``"auto"`` (banded when ``unroll.banded.banded_pays(H, window)``), ``"dense"`` or ``"banded"``.
+        need_weights: return the ``(batch, M, H, H)`` weights (on the banded path this costs O(H^2)).
     Returns:
-        ``(out (batch, M, H, dv), weights (batch, M, H, H))``.
+        ``(out (batch, M, H, dv), weights (batch, M, H, H) or None if not need_weights)``.
     """
+    if path not in ATTENTION_PATHS:
+        raise ValueError(f"path must be one of {ATTENTION_PATHS}, got {path!r}")
+    frames = query.shape[-2]
+    if path == "banded" or (path == "auto" and banded_pays(frames, window)):
+        out, band_weights = banded_attend(query, key, value, kind, frames - 1 if window is None else window, scale)
+        return out, band_to_dense(band_weights, frames) if need_weights else None
     scores = scale * (query @ key.transpose(-1, -2))
-    frames = scores.shape[-1]
     mask = None
     if window is not None and window < frames - 1:
         index = torch.arange(frames, device=scores.device)
@@ -73,7 +83,7 @@ def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, kind: st
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))
         weights = torch.softmax(scores, dim=-1)
-    return weights @ value, weights
+    return weights @ value, weights if need_weights else None
 
 
 class Block(nn.Module):
@@ -94,14 +104,14 @@ class Block(nn.Module):
         self.norm1 = nn.LayerNorm(width) if layer_norm else nn.Identity()
         self.norm2 = nn.LayerNorm(width) if layer_norm else nn.Identity()
 
-    def attention(self, z: torch.Tensor, kind: str, window: int | None, scale: float
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    def attention(self, z: torch.Tensor, kind: str, window: int | None, scale: float, path: str = "auto",
+                  need_weights: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(sum_h W_O^h (A_h V_h z), A)`` for ``z (batch, H, D)``."""
         u = self.norm1(z)
         q = torch.einsum("mkD,bhD->bmhk", self.query, u)
         k = torch.einsum("mkD,bhD->bmhk", self.key, u)
         v = torch.einsum("mkD,bhD->bmhk", self.value, u)
-        out, weights = attend(q, k, v, kind, window, scale)
+        out, weights = attend(q, k, v, kind, window, scale, path, need_weights)
         return torch.einsum("mDk,bmhk->bhD", self.output, out), weights
 
     def ffn(self, z: torch.Tensor) -> torch.Tensor:
@@ -126,6 +136,7 @@ class Transformer(nn.Module):
             values are ``pi / (frame_scale * 2**f)``, ``f = 0..F-1`` (a buffer, overwritten by the constructor).
         time_embedding: ``"rational"``, ``"sinusoidal"`` or ``"mlp"``; time_features: its size ``k``.
         layer_norm: pre-norm LayerNorm before attention and FFN.
+        attention_path: ``"auto"``, ``"dense"`` or ``"banded"`` execution of windowed attention (see ``attend``).
         seed: seed of the random initialisation (for trainable use).
         dtype: parameter dtype (``None``: torch's default dtype); ``model.config`` records the current one.
     """
@@ -134,7 +145,8 @@ class Transformer(nn.Module):
                  value_dim: int | None = None, ffn_width: int = 1, attention: str = "relu",
                  window: int | None = None, qk_scale: float = 1.0, frequencies: int = 1,
                  frame_scale: float = 32.0, time_embedding: str = "rational", time_features: int = 3,
-                 layer_norm: bool = False, seed: int = 0, dtype: str | torch.dtype | None = None) -> None:
+                 layer_norm: bool = False, seed: int = 0, dtype: str | torch.dtype | None = None,
+                 attention_path: str = "auto") -> None:
         super().__init__()
         dim = check_int("dim", dim, minimum=1)
         width = check_int("width", width, minimum=1)
@@ -147,6 +159,8 @@ class Transformer(nn.Module):
             raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {attention!r}")
         if window is not None:
             window = check_int("window", window, minimum=0)
+        if attention_path not in ATTENTION_PATHS:
+            raise ValueError(f"attention_path must be one of {ATTENTION_PATHS}, got {attention_path!r}")
         qk_scale = float(qk_scale)
         if not math.isfinite(qk_scale):
             raise ValueError(f"qk_scale must be finite, got {qk_scale!r}")
@@ -170,7 +184,7 @@ class Transformer(nn.Module):
             dim=dim, width=width, blocks=blocks, heads=heads, head_dim=head_dim, value_dim=value_dim,
             ffn_width=ffn_width, attention=attention, window=window, qk_scale=qk_scale,
             frequencies=frequencies, frame_scale=frame_scale, time_embedding=time_embedding,
-            time_features=time_features, layer_norm=bool(layer_norm), seed=int(seed),
+            time_features=time_features, layer_norm=bool(layer_norm), seed=int(seed), attention_path=attention_path,
         )
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(int(seed))
@@ -268,7 +282,7 @@ class Transformer(nn.Module):
         weights: list[torch.Tensor] = []
         kind, window, scale = self._config["attention"], self._config["window"], self._config["qk_scale"]
         for block in self.blocks:
-            update, block_weights = block.attention(z, kind, window, scale)
+            update, block_weights = block.attention(z, kind, window, scale, self._config["attention_path"], collect)
             z = z + update
             z = z + block.ffn(z)
             if collect:
@@ -290,7 +304,7 @@ class Transformer(nn.Module):
         out = [z]
         kind, window, scale = self._config["attention"], self._config["window"], self._config["qk_scale"]
         for block in self.blocks:
-            z = z + block.attention(z, kind, window, scale)[0]
+            z = z + block.attention(z, kind, window, scale, self._config["attention_path"], False)[0]
             z = z + block.ffn(z)
             out.append(z)
         return out
