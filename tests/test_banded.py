@@ -1,0 +1,143 @@
+"""Banded attention (unroll.banded) against the dense masked attention of unroll.transformer.attend."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import unroll
+from unroll.banded import band_to_dense, banded_attend, banded_pays
+from unroll.gp import GaussianProcess
+from unroll.kernels import GammaExponential
+from unroll.transformer import Transformer, attend
+
+
+def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    scale = float(b.abs().max())
+    return float((a - b).abs().max()) / scale if scale > 0 else float((a - b).abs().max())
+
+
+def random_qkv(batch: int, heads: int, frames: int, key_dim: int, value_dim: int, seed: int):
+    generator = torch.Generator().manual_seed(seed)
+    shape = (batch, heads, frames)
+    query = torch.randn(*shape, key_dim, generator=generator, dtype=torch.float64)
+    key = torch.randn(*shape, key_dim, generator=generator, dtype=torch.float64)
+    value = torch.randn(*shape, value_dim, generator=generator, dtype=torch.float64)
+    return query, key, value
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    frames=st.integers(1, 24),
+    window=st.integers(0, 30),
+    kind=st.sampled_from(["relu", "softmax"]),
+    batch=st.integers(1, 2),
+    heads=st.integers(1, 3),
+    key_dim=st.integers(1, 4),
+    value_dim=st.integers(1, 3),
+    scale=st.floats(0.1, 3.0),
+    seed=st.integers(0, 2**16),
+)
+def test_banded_equals_dense_on_random_inputs(frames, window, kind, batch, heads, key_dim, value_dim, scale, seed):
+    query, key, value = random_qkv(batch, heads, frames, key_dim, value_dim, seed)
+    dense_out, dense_weights = attend(query, key, value, kind, window, scale, path="dense")
+    band_out, band_weights = banded_attend(query, key, value, kind, window, scale)
+    reach = min(window, frames - 1)
+    assert band_weights.shape == (batch, heads, frames, 2 * reach + 1)
+    assert relative_error(band_out, dense_out) <= 1e-12
+    assert relative_error(band_to_dense(band_weights, frames), dense_weights) <= 1e-12
+    # the dispatcher's forced banded path is the same computation
+    forced_out, forced_weights = attend(query, key, value, kind, window, scale, path="banded")
+    assert torch.equal(forced_out, band_out) and torch.equal(forced_weights, band_to_dense(band_weights, frames))
+
+
+def test_banded_weights_vanish_outside_the_band_and_rows_normalise_at_the_ends():
+    query, key, value = random_qkv(1, 2, 9, 3, 2, seed=5)
+    _, weights = banded_attend(query, key, value, "softmax", 3, 1.0)
+    dense = band_to_dense(weights, 9)
+    lag = (torch.arange(9)[:, None] - torch.arange(9)[None, :]).abs()
+    assert float(dense[..., lag > 3].abs().max()) == 0.0
+    assert torch.allclose(dense.sum(-1), torch.ones(1, 2, 9, dtype=torch.float64), atol=1e-14, rtol=0)
+    _, relu_weights = banded_attend(query, key, value, "relu", 3, 1.0)
+    assert float(band_to_dense(relu_weights, 9)[..., lag > 3].abs().max()) == 0.0
+
+
+def test_window_none_forced_banded_is_full_attention():
+    query, key, value = random_qkv(2, 2, 7, 3, 2, seed=1)
+    dense_out, _ = attend(query, key, value, "relu", None, 1.0, path="dense")
+    band_out, _ = attend(query, key, value, "relu", None, 1.0, path="banded")
+    assert relative_error(band_out, dense_out) <= 1e-12
+
+
+def test_gradients_agree():
+    query, key, value = random_qkv(1, 2, 12, 3, 2, seed=2)
+    grads = []
+    for path in ("dense", "banded"):
+        leaves = [t.clone().requires_grad_(True) for t in (query, key, value)]
+        out, _ = attend(*leaves, "softmax", 2, 0.8, path=path, need_weights=False)
+        (out**2).sum().backward()
+        grads.append([leaf.grad for leaf in leaves])
+    for dense_grad, band_grad in zip(*grads, strict=True):
+        assert relative_error(band_grad, dense_grad) <= 1e-12
+
+
+def test_auto_dispatch_rule():
+    assert banded_pays(64, 4)  # (2*4+1) * 4 = 36 <= 64
+    assert not banded_pays(64, 8)
+    assert not banded_pays(64, None)
+    assert not banded_pays(1, 0)  # span 1, 4 > 1
+
+
+def test_bad_arguments_are_rejected():
+    query, key, value = random_qkv(1, 1, 4, 2, 2, seed=0)
+    with pytest.raises(ValueError, match="path"):
+        attend(query, key, value, "relu", 1, 1.0, path="sparse")
+    with pytest.raises(ValueError, match="kind"):
+        banded_attend(query, key, value, "linear", 1, 1.0)
+    with pytest.raises(ValueError, match="window"):
+        banded_attend(query, key, value, "relu", -1, 1.0)
+    with pytest.raises(ValueError, match="attention_path"):
+        Transformer(dim=2, width=4, blocks=1, heads=1, attention_path="sparse")
+    with pytest.raises(ValueError, match="band_weights"):
+        band_to_dense(torch.zeros(4, 2), 4)
+
+
+def _with_path(model: Transformer, path: str) -> Transformer:
+    twin = Transformer(**{**model.config, "attention_path": path})
+    twin.load_state_dict(model.state_dict())
+    return twin
+
+
+@pytest.mark.parametrize("mode", ["exact", "paper"])
+def test_constructed_model_banded_forward_equals_dense(mode):
+    """The constructor sets ``window = bands``; both execution paths give the same score to 1e-12."""
+    frames, bands = 48, 3
+    spatial = torch.tensor([[1.0, 0.3, 0.0], [0.3, 1.0, 0.2], [0.0, 0.2, 1.0]], dtype=torch.float64)
+    gp = GaussianProcess(GammaExponential(nu=1.0, ell=0.7), frames, spatial)
+    model = unroll.construct_unrolled(gp, blocks=12, bands=bands, mode=mode)
+    assert model.config["window"] == bands and model.config["attention_path"] == "auto"
+    assert banded_pays(frames, bands)  # so "auto" runs banded here
+    x = gp.noised(gp.sample(2, torch.Generator().manual_seed(0)), 0.5, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        dense = _with_path(model, "dense")(x, 0.5)
+        banded = _with_path(model, "banded")(x, 0.5)
+        auto = model(x, 0.5)
+    assert relative_error(banded, dense) <= 1e-12
+    assert torch.equal(auto, banded)
+    with torch.no_grad():
+        dense_maps = _with_path(model, "dense").attention_weights(x[:1], 0.5)
+        band_maps = _with_path(model, "banded").attention_weights(x[:1], 0.5)
+    for dense_map, band_map in zip(dense_maps, band_maps, strict=True):
+        assert relative_error(band_map, dense_map) <= 1e-12
+
+
+def test_softmax_window_model_banded_equals_dense():
+    model = Transformer(dim=2, width=8, blocks=3, heads=2, attention="softmax", window=2, seed=3,
+                        dtype=torch.float64)
+    x = torch.randn(2, 30, 2, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    with torch.no_grad():
+        dense = _with_path(model, "dense")(x, 0.3)
+        banded = _with_path(model, "banded")(x, 0.3)
+    assert relative_error(banded, dense) <= 1e-12

@@ -1,0 +1,109 @@
+"""Banded attention: heads that only see lags ``|i - j| <= J`` in O(H J) instead of O(H^2) per head.
+
+Shapes as in ``unroll.transformer.attend``: ``query, key (batch, M, H, dk)``, ``value (batch, M, H, dv)``.
+With ``J' = min(J, H - 1)`` and offsets ``o = -J'..J'`` (band index ``o + J'``), the band scores are
+
+    S[b, h, i, o + J'] = scale * q_i · k_{i+o}          for 0 <= i + o <= H - 1,
+
+computed by shifting zero-padded keys (one pass over ``(batch, M, H, dk)`` per offset, never an ``H x H``
+object).  Then
+
+- ``kind="relu"``:    ``A[i, o] = ReLU(S[i, o])`` on valid positions, 0 on the padding;
+- ``kind="softmax"``: ``A[i, o] = softmax_o(S[i, o])`` over the valid positions of row i (padding -> -inf),
+
+and ``out_i = sum_o A[i, o] v_{i+o}``.  This is exactly the dense masked attention of ``attend`` (same
+weights on ``|i - j| <= J``, zero elsewhere, same row normalisation at the sequence ends for softmax); the
+two differ only by floating-point rounding, because the dense path forms ``q_i · k_j`` with a matrix
+product whose summation order differs from the elementwise one here.  ``band_to_dense`` scatters the band
+weights into the ``(batch, M, H, H)`` matrix of the dense path (for attention maps; that costs O(H^2)).
+
+Cost per head: ``(2J'+1) H (dk + dv)`` multiply-adds and ``(2J'+1) H`` stored weights.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from unroll._validate import check_int
+
+__all__ = ["banded_attend", "band_to_dense", "banded_pays", "BANDED_SPEEDUP_FACTOR", "KINDS"]
+
+KINDS = ("relu", "softmax")
+
+#: ``banded_pays`` picks the banded path when ``(2 J' + 1) * BANDED_SPEEDUP_FACTOR <= H`` (measured crossover
+#: on 2 CPU cores, float64, see benchmarks/attention_speed.py; the dense path uses a BLAS matrix product,
+#: the banded one elementwise passes, so the banded path needs a band well below H to win).
+BANDED_SPEEDUP_FACTOR = 4
+
+
+def banded_pays(frames: int, window: int | None) -> bool:
+    """Whether the banded path is expected to be faster than the dense one for ``H = frames``, ``J = window``."""
+    if window is None:
+        return False
+    span = 2 * min(int(window), max(int(frames) - 1, 0)) + 1
+    return span * BANDED_SPEEDUP_FACTOR <= int(frames)
+
+
+def _check(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, kind: str, window: int) -> int:
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    window = check_int("window", window, minimum=0)
+    if query.ndim < 2 or key.shape != query.shape or value.shape[:-1] != query.shape[:-1]:
+        raise ValueError(f"query and key must have the same shape (..., H, dk) and value (..., H, dv); got "
+                         f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}")
+    return window
+
+
+def banded_attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, kind: str, window: int,
+                  scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention restricted to ``|i - j| <= window`` (module docstring for the equations).
+
+    Args:
+        query, key: ``(..., H, dk)`` (e.g. ``(batch, M, H, dk)``); value: ``(..., H, dv)``.
+        kind: ``"relu"`` or ``"softmax"``; window: ``J >= 0`` (``J >= H - 1`` means all frames).
+        scale: factor on the scores ``q_i · k_j``.
+    Returns:
+        ``(out (..., H, dv), band_weights (..., H, 2J'+1))`` with ``J' = min(J, H - 1)``; ``band_weights[..., i,
+        o + J']`` is the weight of frame ``i + o`` in row ``i`` (0 where ``i + o`` is outside ``0..H-1``).
+    Raises:
+        ValueError: bad ``kind``, negative ``window`` or mismatched shapes.
+    """
+    window = _check(query, key, value, kind, window)
+    frames = query.shape[-2]
+    reach = min(window, frames - 1)
+    span = 2 * reach + 1
+    padded_key = F.pad(key, (0, 0, reach, reach))
+    padded_value = F.pad(value, (0, 0, reach, reach))
+    scores = query.new_empty(tuple(query.shape[:-1]) + (span,))
+    for band in range(span):  # offset o = band - reach: key of frame i + o sits at padded row i + band
+        scores[..., band] = (query * padded_key[..., band : band + frames, :]).sum(-1)
+    scores = scores * scale
+    position = torch.arange(frames, device=query.device)[:, None] + torch.arange(-reach, reach + 1,
+                                                                               device=query.device)
+    valid = (position >= 0) & (position <= frames - 1)  # (H, 2J'+1)
+    if kind == "relu":
+        weights = torch.where(valid, torch.relu(scores), torch.zeros_like(scores))
+    else:
+        weights = torch.softmax(scores.masked_fill(~valid, float("-inf")), dim=-1)
+    out = torch.zeros(tuple(value.shape), dtype=torch.result_type(weights, value), device=value.device)
+    for band in range(span):
+        out += weights[..., band : band + 1] * padded_value[..., band : band + frames, :]
+    return out, weights
+
+
+def band_to_dense(band_weights: torch.Tensor, frames: int) -> torch.Tensor:
+    """Scatter ``(..., H, 2J'+1)`` band weights (``banded_attend``) into the dense ``(..., H, H)`` matrix."""
+    frames = check_int("frames", frames, minimum=1)
+    span = band_weights.shape[-1]
+    if band_weights.shape[-2] != frames or span % 2 == 0 or span > 2 * frames - 1:
+        raise ValueError(f"band_weights must have shape (..., H, 2J'+1) with H = frames = {frames} and "
+                         f"J' <= H - 1, got {tuple(band_weights.shape)}")
+    reach = span // 2
+    dense = band_weights.new_zeros(tuple(band_weights.shape[:-1]) + (frames,))
+    for band in range(span):
+        offset = band - reach
+        diagonal = torch.diagonal(dense, offset=offset, dim1=-2, dim2=-1)  # a view: entries (i, i + offset)
+        rows = slice(0, frames - offset) if offset >= 0 else slice(-offset, frames)
+        diagonal.copy_(band_weights[..., rows, band])
+    return dense
