@@ -480,7 +480,10 @@ def symbol_values(config: Configuration, *, unit_roundoff: float | None = None, 
 def evaluate_all(config: Configuration, **kwargs: Any) -> dict[str, float]:
     """Numeric value of every bound in :data:`BOUNDS` (plus ``total`` and the family tail) for ``config``."""
     values = symbol_values(config, **kwargs)
-    out = {name: bound.evaluate(values) for name, bound in BOUNDS.items() if name != "blocks_needed"}
+    skip = {"blocks_needed", "net_paper" if config.mode == "exact" else "net_exact"}
+    out = {name: bound.evaluate(values) for name, bound in BOUNDS.items() if name not in skip}
+    if config.mode == "paper" and (math.isnan(values["h"]) or math.isnan(values["root"])):
+        out["net_paper"] = math.inf  # needs the multiplier (a construction) and |y*| (a run): unknown
     net = out["net_exact"] if config.mode == "exact" else out["net_paper"]
     out["net"] = net
     out["total"] = out["gd"] + out["trunc"] + net

@@ -165,7 +165,7 @@ def write_figure(rows: Sequence[dict[str, Any]], path: str) -> bool:
     except ImportError:
         return False
     figure, axes = plt.subplots(1, len(PARTS), figsize=(4 * len(PARTS), 4))
-    for axis, name in zip(axes, PARTS):
+    for axis, name in zip(axes, PARTS, strict=True):
         pairs = [(r[f"{name}_measured"], r[f"{name}_bound"]) for r in rows
                  if f"{name}_measured" in r and r[f"{name}_measured"] > 0 and math.isfinite(r[f"{name}_bound"])]
         if pairs:
@@ -191,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/bounds")
     parser.add_argument("--grid", action="store_true", help="also run the grid sweep")
     args = parser.parse_args(argv)
+    torch.set_num_threads(1)  # many tiny matmuls: threads only contend on a shared machine
     modes = tuple(args.modes.split(","))
     rows, seconds = property_run(args.examples, args.seed, modes=modes)
     print(f"property run: {len(rows)} examples in {seconds:.1f} s (modes {modes})")
