@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import unroll
-from unroll.banded import band_to_dense, banded_attend, banded_pays
+from unroll.banded import band_to_dense, banded_attend, banded_pays, banded_toeplitz_apply
 from unroll.gp import GaussianProcess
 from unroll.kernels import GammaExponential
 from unroll.transformer import Transformer, attend
@@ -81,6 +81,16 @@ def test_gradients_agree():
         grads.append([leaf.grad for leaf in leaves])
     for dense_grad, band_grad in zip(*grads, strict=True):
         assert relative_error(band_grad, dense_grad) <= 1e-12
+
+
+@pytest.mark.parametrize(("frames", "bands"), [(1, 0), (1, 3), (7, 2), (7, 6), (7, 9), (40, 5)])
+def test_banded_toeplitz_apply_matches_dense_matrix(frames, bands):
+    generator = torch.Generator().manual_seed(frames + bands)
+    lags = torch.randn(bands + 1, generator=generator, dtype=torch.float64)
+    y = torch.randn(2, frames, 3, generator=generator, dtype=torch.float64)
+    lag = (torch.arange(frames)[:, None] - torch.arange(frames)[None, :]).abs()
+    matrix = torch.where(lag <= bands, lags[lag.clamp(max=bands)], torch.zeros((), dtype=torch.float64))
+    assert relative_error(banded_toeplitz_apply(lags, y), matrix @ y) <= 1e-14
 
 
 def test_auto_dispatch_rule():

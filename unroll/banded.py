@@ -27,7 +27,8 @@ import torch.nn.functional as F
 
 from unroll._validate import check_int
 
-__all__ = ["banded_attend", "band_to_dense", "banded_pays", "BANDED_SPEEDUP_FACTOR", "KINDS"]
+__all__ = ["banded_attend", "band_to_dense", "banded_pays", "banded_toeplitz_apply", "BANDED_SPEEDUP_FACTOR",
+           "KINDS"]
 
 KINDS = ("relu", "softmax")
 
@@ -107,3 +108,26 @@ def band_to_dense(band_weights: torch.Tensor, frames: int) -> torch.Tensor:
         rows = slice(0, frames - offset) if offset >= 0 else slice(-offset, frames)
         diagonal.copy_(band_weights[..., rows, band])
     return dense
+
+
+def banded_toeplitz_apply(lag_values: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``Gamma_J y`` for the symmetric banded Toeplitz ``Gamma_J[i, j] = g(|i - j|)`` (0 for ``|i - j| > J``).
+
+    Args:
+        lag_values: ``(J + 1,)`` values ``g(0), ..., g(J)``.
+        y: ``(..., H, d)``.
+    Returns:
+        ``(..., H, d)``: ``out_i = sum_{|i-j| <= J, 0 <= j < H} g(|i - j|) y_j`` by ``2J + 1`` shifted sums,
+        O(H J d) time and O(H d) extra memory (the GD reference at large H).
+    """
+    if lag_values.ndim != 1 or lag_values.numel() < 1:
+        raise ValueError(f"lag_values must have shape (J + 1,), got {tuple(lag_values.shape)}")
+    if y.ndim < 2:
+        raise ValueError(f"y must have shape (..., H, d), got {tuple(y.shape)}")
+    frames = y.shape[-2]
+    out = lag_values[0].to(y.dtype) * y
+    for lag in range(1, min(lag_values.numel(), frames)):
+        weight = lag_values[lag].to(y.dtype)
+        out[..., lag:, :] += weight * y[..., : frames - lag, :]  # j = i - lag
+        out[..., : frames - lag, :] += weight * y[..., lag:, :]  # j = i + lag
+    return out
