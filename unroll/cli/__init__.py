@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "unroll.cli.train",
     "unroll.cli.compare",
     "unroll.cli.bounds",
+    "unroll.cli.figures",
 ]
 
 

@@ -1,0 +1,424 @@
+"""The figures of the docs (``unroll figures --out docs/figures``), each computed by the toolkit when drawn.
+
+=====================  ========================================================================  =========
+name                   what it shows                                                             cost
+=====================  ========================================================================  =========
+``tents``              the three ReLU heads of each band and their tent over ``s = e_i·e_j``,   < 1 s
+                       read off a constructed network's query/key weights
+``gamma_truncation``   ``Gamma`` beside the plain-cut and triangular-taper ``Gamma_J``           < 1 s
+``error_vs_blocks``    ``unroll.verify`` parts vs blocks L: ``gd`` and ``total`` with bounds      seconds
+``error_vs_bands``     ``trunc`` part vs bands J for the four kernel families, with bounds      seconds
+``attention_maps``     constructed band heads vs maps learned by a trained ReLU transformer     ~1 min
+                       and DiT, each beside its positional-only control (trained on white data)
+``sample_complexity``  held-out score error vs training-set size n, fitted log-log slope        ~1 min
+                       with its 95% interval beside the theory's n^(-1/2)
+=====================  ========================================================================  =========
+
+matplotlib is optional: it is imported inside the functions (``unroll.training.figures.require_matplotlib``
+raises an ImportError that says how to install it) and every file is written atomically
+(``unroll.training.figures.save_atomic``: temporary file in the same folder, then ``os.replace``).
+The two training figures reuse ``unroll.training`` (``compare``, ``attention``, ``sweeps``) at reduced
+settings (``FigureSettings``); they are illustrations of the method, not the measurements of record
+(``unroll compare`` is).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["FIGURES", "FigureSettings", "generate_figures", "tents_figure", "gamma_truncation_figure",
+           "error_vs_blocks_figure", "error_vs_bands_figure", "attention_maps_figure", "sample_complexity_figure"]
+
+#: colours of the four error parts / families (matplotlib's default cycle, fixed so figures agree)
+_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"]
+
+
+@dataclass
+class FigureSettings:
+    """Sizes of the figures' computations (defaults: seconds to a minute or two on 2 CPU cores)."""
+
+    diffusion_time: float = 0.5
+    train_steps: int = 200  # attention maps: optimisation steps per trained model (and per control)
+    train_size: int = 1024
+    sweep_sizes: tuple[int, ...] = (32, 128, 512, 2048)
+    sweep_steps: int = 150
+    seed: int = 0
+    progress: bool = False
+
+
+def _plt() -> Any:
+    from unroll.training.figures import require_matplotlib
+
+    return require_matplotlib()
+
+
+def _save(figure: Any, path: str | os.PathLike) -> str:
+    from unroll.training.figures import save_atomic
+
+    plt = _plt()
+    try:
+        return save_atomic(figure, path)
+    finally:
+        plt.close(figure)
+
+
+def _spatial() -> torch.Tensor:
+    return torch.tensor([[1.0, 0.5], [0.5, 2.0]], dtype=torch.float64)
+
+
+# ------------------------------------------------------------------------------------------ tents
+@torch.no_grad()
+def tent_curves(frames: int = 8, bands: int = 3, diffusion_time: float = 0.5, points: int = 2001
+                ) -> dict[str, Any]:
+    """Head scores ``ReLU(<Q_h z_i, K_h z_j>)`` of a constructed network (exact mode) as functions of
+    ``s = e_i·e_j`` on ``[-1, 1]`` (a uniform grid plus the lag values ``c_m`` themselves).
+
+    The query token is frame 0 of the input map; the key token is the same with its ``e`` slot replaced
+    by ``(s, sqrt(1 - s^2))``.  Returns ``s``, ``heads (M, len(s))`` (all heads of block 1), ``tents {m: ...}``
+    (band m's three heads combined with their value signs ``(1, -2, 1)``; band 0: its first head), the lag
+    values ``c_m``, the height ``eta_t alpha_t^2`` and the slope ``K``.
+    """
+    from unroll.constructor import construct_unrolled
+    from unroll.gp import GaussianProcess
+    from unroll.kernels import GammaExponential
+
+    gp = GaussianProcess(GammaExponential(nu=1.0, ell=2.0), frames=frames, spatial=_spatial())
+    model = construct_unrolled(gp, blocks=1, bands=bands)
+    layout = model.construction.layout
+    lag_values = model.construction.lag_values
+    s = torch.unique(torch.cat([torch.linspace(-1.0, 1.0, points, dtype=torch.float64), lag_values]))
+    x = torch.zeros(1, frames, gp.dim, dtype=torch.float64)
+    query_token = model.tokens(x, diffusion_time)[0][0, 0]  # (D,)
+    keys = query_token.repeat(s.shape[0], 1)
+    keys[:, layout["e"]] = torch.stack([s, (1.0 - s**2).clamp(min=0.0).sqrt()], dim=-1)
+    block = model.blocks[0]
+    q = torch.einsum("mkD,D->mk", block.query, query_token)  # (M, k)
+    k = torch.einsum("mkD,pD->mpk", block.key, keys)  # (M, points, k)
+    heads = torch.relu(torch.einsum("mk,mpk->mp", q, k))
+    signs = torch.tensor([1.0, -2.0, 1.0], dtype=torch.float64)
+    tents = {0: heads[0]}
+    for m in range(1, bands + 1):
+        tents[m] = signs @ heads[3 * m: 3 * m + 3]
+    height = float(model.time_features(torch.tensor([diffusion_time], dtype=torch.float64))[0, 0])
+    return {"s": s.numpy(), "heads": heads.numpy(), "tents": {m: v.numpy() for m, v in tents.items()},
+            "lag_values": lag_values.numpy(), "height": height, "slope": model.construction.tent_slope,
+            "frames": frames, "bands": bands}
+
+
+@torch.no_grad()
+def tents_figure(path: str | os.PathLike, frames: int = 8, bands: int = 3, diffusion_time: float = 0.5) -> str:
+    """Left: band 1's three ReLU heads (scaled by their value signs) and their sum, the tent.  Right: every
+    band's tent over ``s = e_i·e_j``, nonzero only at its own lag value ``c_m``."""
+    plt = _plt()
+    curves = tent_curves(frames, bands, diffusion_time)
+    s, heads, c, height = curves["s"], curves["heads"], curves["lag_values"], curves["height"]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.5))
+    for h, (sign, style) in enumerate(zip((1.0, -2.0, 1.0), ("-", "--", ":"), strict=True)):
+        left.plot(s, sign * heads[3 + h], style, color=_COLOURS[h + 2], lw=1.2,
+                  label=f"{sign:+g} x ReLU head {3 + h}")
+    left.plot(s, curves["tents"][1], color=_COLOURS[1], lw=2.5, label="sum: tent T_1(s)")
+    left.set_xlim(c[2] - 0.03, 1.0)
+    left.set_ylim(-2.5 * height, 2.0 * height)
+    left.set_title("band 1: three ReLU heads and their sum", fontsize=9)
+    left.legend(fontsize=7, loc="lower left")
+    for m, tent in curves["tents"].items():
+        right.plot(s, tent, color=_COLOURS[m % len(_COLOURS)], lw=2,
+                   label=f"band {m}" + (" (one-sided head)" if m == 0 else ": tent"))
+    right.set_xlim(-1.02, 1.02)
+    right.set_title(f"every band: height eta_t alpha_t^2 = {height:.3f} at its c_m, 0 at other lags", fontsize=9)
+    right.legend(fontsize=7, loc="upper left")
+    for ax in (left, right):
+        for value in c:
+            ax.axvline(value, color="0.8", lw=0.6, zorder=0)
+        ax.set_xlabel("s = e_i · e_j   (grey: c_m = cos(pi m / H))")
+    figure.suptitle(f"constructed heads, H = {frames}, J = {bands}, slope K = {curves['slope']:.1f}, "
+                    f"t = {diffusion_time:g} (exact mode)", fontsize=10)
+    return _save(figure, path)
+
+
+# ------------------------------------------------------------------------------------------ Gamma vs Gamma_J
+def gamma_truncation_figure(path: str | os.PathLike, frames: int = 16, bands: int = 3) -> str:
+    """``Gamma`` (Gaussian kernel, ``ell = 3``) beside its plain-cut and tapered ``Gamma_J`` with their
+    smallest eigenvalues."""
+    from unroll import gd
+    from unroll.kernels import GammaExponential
+
+    plt = _plt()
+    kernel = GammaExponential(nu=2.0, ell=3.0)
+    gamma = torch.from_numpy(kernel(np.arange(frames)))
+    panels = [("Gamma", gamma), (f"Gamma_J, plain cut J = {bands}", gd.truncate(gamma, bands)),
+              (f"Gamma_J, triangular taper J = {bands}", gd.truncate(gamma, bands, "triangular"))]
+    figure, axes = plt.subplots(1, 3, figsize=(10, 3.4))
+    for ax, (title, values) in zip(axes, panels, strict=True):
+        matrix = gd.Factors(values, torch.eye(1, dtype=torch.float64)).toeplitz().numpy()
+        lam_min = float(np.linalg.eigvalsh(matrix)[0])
+        image = ax.imshow(matrix, cmap="viridis", vmin=0, vmax=1)
+        ax.set_title(f"{title}\nlambda_min = {lam_min:+.3g}", fontsize=9)
+        ax.set_xlabel("frame j")
+    axes[0].set_ylabel("frame i")
+    figure.colorbar(image, ax=axes, fraction=0.02, pad=0.02)
+    figure.suptitle(f"{kernel!r}, H = {frames}: the plain cut is indefinite, the taper is not", fontsize=10)
+    return _save(figure, path)
+
+
+# ------------------------------------------------------------------------------------------ error vs L, J
+def _verify_parts(gp: Any, blocks: int, bands: int, diffusion_time: float, x: torch.Tensor,
+                  taper: str | None = None) -> dict[str, tuple[float, float | None]]:
+    from unroll.constructor import construct_unrolled
+    from unroll.verify import verify
+
+    report = verify(gp, construct_unrolled(gp, blocks=blocks, bands=bands, taper=taper), diffusion_time, x=x)
+    return {name: (part.measured, part.bound) for name, part in report.parts.items()}
+
+
+def error_vs_blocks(blocks: Sequence[int] = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64), frames: int = 16,
+                    bands: int = 6, diffusion_time: float = 0.5) -> dict[str, Any]:
+    """``unroll.verify`` parts measured and bound for each number of blocks L (GammaExponential(1, 2))."""
+    from unroll.gp import GaussianProcess
+    from unroll.kernels import GammaExponential
+
+    gp = GaussianProcess(GammaExponential(nu=1.0, ell=2.0), frames=frames, spatial=_spatial())
+    generator = torch.Generator().manual_seed(0)
+    x = gp.noised(gp.sample(8, generator=generator), diffusion_time, generator=generator)
+    rows = [_verify_parts(gp, int(b), bands, diffusion_time, x) for b in blocks]
+    return {"blocks": list(blocks), "rows": rows, "gp": gp, "bands": bands, "diffusion_time": diffusion_time}
+
+
+def error_vs_blocks_figure(path: str | os.PathLike, **kwargs: Any) -> str:
+    """Error parts of ``unroll.verify`` (measured, solid; bound, dashed) vs blocks L (:func:`error_vs_blocks`)."""
+    plt = _plt()
+    data = error_vs_blocks(**kwargs)
+    figure, ax = plt.subplots(figsize=(6, 4))
+    for colour, name in zip(_COLOURS, ("gd", "trunc", "net", "total"), strict=False):
+        measured = [row[name][0] for row in data["rows"]]
+        bound = [row[name][1] for row in data["rows"]]
+        ax.semilogy(data["blocks"], np.maximum(measured, 1e-17), "o-", color=colour, ms=3, label=f"{name} measured")
+        if all(b is not None for b in bound):
+            ax.semilogy(data["blocks"], bound, "--", color=colour, lw=1, label=f"{name} bound")
+    ax.set_xlabel("blocks L (= GD steps)")
+    ax.set_ylabel("relative error / |y*|")
+    ax.set_title(f"{data['gp'].kernel!r}, H = {data['gp'].frames}, J = {data['bands']}, "
+                 f"t = {data['diffusion_time']:g}", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    return _save(figure, path)
+
+
+def error_vs_bands(frames: int = 32, blocks: int = 1, diffusion_time: float = 0.5) -> dict[str, Any]:
+    """The ``trunc`` part (it does not depend on L) measured and bound for each J, four families.
+
+    An indefinite ``C_{t,J}``/``Gamma_J`` (plain cut) has no entry: ``verify`` refuses it.
+    """
+    from unroll.gd import IndefiniteTruncationError
+    from unroll.gp import GaussianProcess
+    from unroll.kernels import GammaExponential, Logarithmic, Matern, Polynomial
+
+    kernels = [GammaExponential(nu=1.0, ell=2.0), Matern(nu=1.5, ell=2.0), Polynomial(nu=2.0, ell=2.0),
+               Logarithmic(nu=1.0, ell=2.0)]
+    bands = list(range(0, frames - 1))  # J = H - 1 keeps every lag: no truncation
+    result: dict[str, Any] = {"bands": bands, "frames": frames, "diffusion_time": diffusion_time, "families": {}}
+    for kernel in kernels:
+        gp = GaussianProcess(kernel, frames=frames, spatial=_spatial())
+        generator = torch.Generator().manual_seed(0)
+        x = gp.noised(gp.sample(8, generator=generator), diffusion_time, generator=generator)
+        measured, bound = [], []
+        for j in bands:
+            try:
+                part = _verify_parts(gp, blocks, j, diffusion_time, x)["trunc"]
+            except IndefiniteTruncationError:
+                part = (float("nan"), float("nan"))
+            measured.append(part[0])
+            bound.append(float("nan") if part[1] is None else part[1])
+        result["families"][repr(kernel)] = {"measured": measured, "bound": bound}
+    return result
+
+
+def error_vs_bands_figure(path: str | os.PathLike, **kwargs: Any) -> str:
+    """Truncation error (measured, solid; bound, dashed) vs bands J for four families (:func:`error_vs_bands`)."""
+    plt = _plt()
+    data = error_vs_bands(**kwargs)
+    figure, ax = plt.subplots(figsize=(6.4, 4.2))
+    bands = np.asarray(data["bands"])
+    for colour, (name, entry) in zip(_COLOURS, data["families"].items(), strict=False):
+        measured = np.asarray(entry["measured"], dtype=np.float64)
+        keep = measured > 0
+        ax.semilogy(bands[keep], measured[keep], "o-", color=colour, ms=3, label=f"{name} measured")
+        bound = np.asarray(entry["bound"], dtype=np.float64)
+        ax.semilogy(bands[keep], bound[keep], "--", color=colour, lw=1, label="bound")
+        missing = bands[np.isnan(measured)]
+        if missing.size:
+            ax.plot(missing, np.full(missing.size, 2.0), "x", color=colour, ms=5)
+    ax.set_xlabel("bands J (lags kept)")
+    ax.set_ylabel("E_trunc = |y*_J - y*| / |y*|")
+    ax.set_title(f"truncation error vs J, H = {data['frames']}, t = {data['diffusion_time']:g}, plain cut "
+                 "(x at top: Gamma_J indefinite, refused)", fontsize=8)
+    ax.legend(fontsize=6, ncol=2)
+    return _save(figure, path)
+
+
+# ------------------------------------------------------------------------------------------ training figures
+def _compare_config(settings: FigureSettings) -> Any:
+    from unroll.training.compare import CompareConfig
+
+    return CompareConfig.quick(steps=settings.train_steps, control_steps=settings.train_steps,
+                               train_size=settings.train_size, sweep_sizes=tuple(settings.sweep_sizes),
+                               sweep_steps=settings.sweep_steps, seed=settings.seed, progress=settings.progress,
+                               figures=False)
+
+
+def attention_maps_data(settings: FigureSettings | None = None) -> dict[str, Any]:
+    """Constructed per-band maps and the learned/control maps of a trained ReLU transformer and DiT.
+
+    Uses ``unroll.training.compare`` (``make_gp``, ``white_gp``, ``model_options``, ``train_score_model``) and
+    ``unroll.training.attention`` (``attention_maps``, ``alignment_summary``); the control is the same model
+    trained for the same steps on temporally uncorrelated data (``Gamma = I``), so structure it shares with
+    the learned map comes from the frame embeddings, not from the data.
+    """
+    from unroll.constructor import construct_unrolled
+    from unroll.training import attention as att
+    from unroll.training.compare import (
+        float64_score,
+        heldout_set,
+        make_gp,
+        model_options,
+        train_score_model,
+        white_gp,
+    )
+
+    settings = settings or FigureSettings()
+    config = _compare_config(settings)
+    gp = make_gp(config.kernel, config.nu, config.ell, config.frames, config.dim, config.spatial_correlation)
+    gamma_values = gp.kernel(np.arange(gp.frames))
+    held = heldout_set(gp, 64, (settings.diffusion_time,), seed=settings.seed + 1000)
+    x = held.noised[0]
+    constructed = construct_unrolled(gp, blocks=1, bands=gp.frames - 1)
+    constructed_maps = att.attention_maps(constructed, x, settings.diffusion_time)
+    data = gp.sample(config.train_size, generator=torch.Generator().manual_seed(settings.seed))
+    white = white_gp(gp)
+    white_data = white.sample(config.train_size, generator=torch.Generator().manual_seed(settings.seed + 7))
+    learned: dict[str, Any] = {}
+    for offset, kind in enumerate(("relu_transformer", "dit")):
+        options = model_options(kind, config, gp)
+        train_config = config.train_config(settings.train_steps, seed_offset=offset)
+        model, _ = train_score_model(kind, data, options, train_config)
+        control, _ = train_score_model(kind, white_data, options, train_config)
+        maps = att.attention_maps(float64_score(model).model, x, settings.diffusion_time)
+        control_maps = att.attention_maps(float64_score(control).model, x, settings.diffusion_time)
+        learned[kind] = {"learned": maps, "control": control_maps,
+                         "alignment": att.alignment_summary(maps, gamma_values)["total"]["lag_corr_offdiag"],
+                         "control_alignment": att.alignment_summary(control_maps, gamma_values
+                                                                    )["total"]["lag_corr_offdiag"]}
+    return {"gp": gp, "constructed": constructed_maps, "models": learned, "settings": settings}
+
+
+def attention_maps_figure(path: str | os.PathLike, settings: FigureSettings | None = None) -> str:
+    """Ground-truth Gamma and constructed band heads (top row); per trained model its learned map beside the
+    control's, titled with their lag-profile correlations with gamma (:func:`attention_maps_data`)."""
+    plt = _plt()
+    data = attention_maps_data(settings)
+    gp, constructed = data["gp"], data["constructed"]
+    per_head = constructed.per_head[0]  # block 1: (M, H, H)
+    signs = torch.tensor([1.0, -2.0, 1.0], dtype=torch.float64)
+    band_map = {m: torch.einsum("h,hij->ij", signs, per_head[3 * m: 3 * m + 3]) for m in (1, 2)}
+    top = [(gp.temporal.numpy(), "ground truth Gamma = gamma(|i-j|)"),
+           (per_head[0].numpy(), "constructed: band-0 head"),
+           (band_map[1].numpy(), "constructed: band-1 tent heads"),
+           (band_map[2].numpy(), "constructed: band-2 tent heads")]
+    rows = [top]
+    for kind, entry in data["models"].items():
+        rows.append([(entry["learned"].total.numpy(), f"{kind}: learned\nlag corr (m>=1) {entry['alignment']:.2f}"),
+                     (entry["control"].total.numpy(),
+                      f"{kind}: control (white data)\nlag corr (m>=1) {entry['control_alignment']:.2f}")])
+    columns = max(len(r) for r in rows)
+    figure, axes = plt.subplots(len(rows), columns, figsize=(2.6 * columns, 2.5 * len(rows)), squeeze=False)
+    for r, row in enumerate(rows):
+        for c in range(columns):
+            ax = axes[r, c]
+            if c >= len(row):
+                ax.axis("off")
+                continue
+            image = ax.imshow(row[c][0], cmap="viridis")
+            ax.set_title(row[c][1], fontsize=7)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    s = data["settings"]
+    figure.suptitle(f"attention maps (mean over samples, summed over heads, mean over blocks), {gp.kernel!r}, "
+                    f"H = {gp.frames}, t = {s.diffusion_time:g}; trained {s.train_steps} steps", fontsize=8)
+    return _save(figure, path)
+
+
+def sample_complexity_data(settings: FigureSettings | None = None) -> dict[str, Any]:
+    """``unroll.training.sweeps.n_sweep`` at the figure settings (DiT, nested training sets)."""
+    from unroll.training.compare import heldout_set, make_gp
+    from unroll.training.sweeps import n_sweep
+
+    settings = settings or FigureSettings()
+    config = _compare_config(settings)
+    gp = make_gp(config.kernel, config.nu, config.ell, config.frames, config.dim, config.spatial_correlation)
+    held = heldout_set(gp, config.heldout, config.eval_times, seed=config.seed + 1000)
+    return {"gp": gp, "sweep": n_sweep(config, gp, held), "settings": settings}
+
+
+def sample_complexity_figure(path: str | os.PathLike, settings: FigureSettings | None = None) -> str:
+    """Held-out score error vs n on log-log axes, the fitted slope with its 95% interval, and n^(-1/2)."""
+    plt = _plt()
+    data = sample_complexity_data(settings)
+    sweep = data["sweep"]
+    sizes = np.asarray(sweep["sizes"], dtype=np.float64)
+    errors = np.asarray(sweep["score_error"], dtype=np.float64)
+    fit = np.exp(sweep["intercept"]) * sizes ** sweep["slope"]
+    low, high = sweep["slope_ci95"]
+    figure, ax = plt.subplots(figsize=(5.6, 4))
+    ax.loglog(sizes, errors, "o", color=_COLOURS[0], label=f"{sweep['model']}: held-out score error")
+    ax.loglog(sizes, fit, "-", color=_COLOURS[0],
+              label=f"fit: slope {sweep['slope']:.2f}, 95% CI [{low:.2f}, {high:.2f}]")
+    ax.loglog(sizes, fit[0] * (sizes / sizes[0]) ** -0.5, "k:",
+              label="theory's rate n^(-1/2) (through the first fit point)")
+    ax.set_xlabel("training-set size n")
+    ax.set_ylabel("relative score error (mean over t)")
+    ax.set_title(f"{data['gp'].kernel!r}, H = {data['gp'].frames}, {sweep['steps']} steps per n "
+                 "(small settings: an illustration)", fontsize=8)
+    ax.legend(fontsize=7)
+    return _save(figure, path)
+
+
+# ------------------------------------------------------------------------------------------ all of them
+#: figure name -> ``draw(path, settings) -> path``
+FIGURES: dict[str, Callable[..., str]] = {
+    "tents": lambda path, settings: tents_figure(path, diffusion_time=settings.diffusion_time),
+    "gamma_truncation": lambda path, settings: gamma_truncation_figure(path),
+    "error_vs_blocks": lambda path, settings: error_vs_blocks_figure(path, diffusion_time=settings.diffusion_time),
+    "error_vs_bands": lambda path, settings: error_vs_bands_figure(path, diffusion_time=settings.diffusion_time),
+    "attention_maps": lambda path, settings: attention_maps_figure(path, settings),
+    "sample_complexity": lambda path, settings: sample_complexity_figure(path, settings),
+}
+
+
+def generate_figures(out: str | os.PathLike, names: Sequence[str] | None = None,
+                     settings: FigureSettings | None = None, log: Callable[[str], None] | None = None
+                     ) -> dict[str, str]:
+    """Write the named figures (default: all of ``FIGURES``) as ``out/<name>.png``; returns ``{name: path}``."""
+    names = list(FIGURES) if names is None else list(names)
+    unknown = [n for n in names if n not in FIGURES]
+    if unknown:
+        raise ValueError(f"figure names must be among {list(FIGURES)}, got unknown {unknown}")
+    _plt()  # fail early, before any computation, if matplotlib is missing
+    settings = settings or FigureSettings()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name in names:
+        start = time.perf_counter()
+        written[name] = FIGURES[name](out / f"{name}.png", settings)
+        if log is not None:
+            size = os.path.getsize(written[name]) / 1024
+            log(f"{written[name]}  ({size:.0f} KB, {time.perf_counter() - start:.1f} s)")
+    return written
