@@ -72,25 +72,34 @@ def banded_attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, k
     """
     window = _check(query, key, value, kind, window)
     frames = query.shape[-2]
+    lead = tuple(query.shape[:-2])
     reach = min(window, frames - 1)
     span = 2 * reach + 1
-    padded_key = F.pad(key, (0, 0, reach, reach))
-    padded_value = F.pad(value, (0, 0, reach, reach))
-    scores = query.new_empty(tuple(query.shape[:-1]) + (span,))
-    for band in range(span):  # offset o = band - reach: key of frame i + o sits at padded row i + band
-        scores[..., band] = (query * padded_key[..., band : band + frames, :]).sum(-1)
+    # frames on the last (contiguous) axis, keys and values zero-padded by J' frames on both sides
+    query_t = query.transpose(-1, -2).contiguous()  # (..., dk, H)
+    key_t = F.pad(key.transpose(-1, -2), (reach, reach)).contiguous()  # (..., dk, H + 2J')
+    value_t = F.pad(value.transpose(-1, -2), (reach, reach)).contiguous()  # (..., dv, H + 2J')
+    tracking = torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, value))
+    if tracking:  # out= and in-place accumulation do not record gradients
+        scores = torch.stack([(query_t * key_t[..., band : band + frames]).sum(-2) for band in range(span)])
+    else:
+        scores = query.new_empty((span,) + lead + (frames,))  # scores[band] for offset o = band - J'
+        for band in range(span):  # key of frame i + o sits at padded position i + band
+            torch.sum(query_t * key_t[..., band : band + frames], dim=-2, out=scores[band])
     scores = scores * scale
-    position = torch.arange(frames, device=query.device)[:, None] + torch.arange(-reach, reach + 1,
-                                                                               device=query.device)
-    valid = (position >= 0) & (position <= frames - 1)  # (H, 2J'+1)
+    position = torch.arange(-reach, reach + 1, device=query.device)[:, None] + torch.arange(frames,
+                                                                                          device=query.device)
+    valid = ((position >= 0) & (position <= frames - 1)).view((span,) + (1,) * len(lead) + (frames,))
     if kind == "relu":
         weights = torch.where(valid, torch.relu(scores), torch.zeros_like(scores))
     else:
-        weights = torch.softmax(scores.masked_fill(~valid, float("-inf")), dim=-1)
-    out = torch.zeros(tuple(value.shape), dtype=torch.result_type(weights, value), device=value.device)
+        weights = torch.softmax(scores.masked_fill(~valid, float("-inf")), dim=0)
+    out = torch.zeros(lead + (value.shape[-1], frames), dtype=torch.result_type(weights, value),
+                      device=value.device)
     for band in range(span):
-        out += weights[..., band : band + 1] * padded_value[..., band : band + frames, :]
-    return out, weights
+        term = (weights[band].unsqueeze(-2), value_t[..., band : band + frames])
+        out = out.addcmul(*term) if tracking else out.addcmul_(*term)
+    return out.transpose(-1, -2), weights.movedim(0, -1)
 
 
 def band_to_dense(band_weights: torch.Tensor, frames: int) -> torch.Tensor:
