@@ -36,9 +36,9 @@ def test_compare_tiny_run_writes_results_with_required_keys(tmp_path):
     from unroll.training.compare import CompareConfig, run_comparison
 
     config = CompareConfig.quick(frames=6, train_size=64, heldout=16, steps=8, control_steps=8,
-                                 construct_blocks=4, relu_blocks=1, dit_blocks=1, dit_width=16, unet_channels=8,
-                                 unet_levels=1, sweep_sizes=(16, 32, 64), sweep_steps=5, sampler_steps=5,
-                                 sampler_samples=40, relu_width=12, figures=True, progress=False)
+                                 construct_blocks=4, relu_blocks=1, relu_bands=2, dit_blocks=1, dit_width=16,
+                                 unet_channels=8, unet_levels=1, sweep_sizes=(16, 32, 64), sweep_steps=5,
+                                 sampler_steps=5, sampler_samples=40, relu_width=12, figures=True, progress=False)
     results = run_comparison(config, tmp_path)
     on_disk = json.loads((tmp_path / "results.json").read_text())
     for name in MODELS:

@@ -56,19 +56,20 @@ class CompareConfig:
     construct_blocks: int = 40
     bands: int | None = None  # None: all lags H-1
     relu_blocks: int = 4
+    relu_bands: int = 4  # the trained ReLU net has the size of construct_unrolled(blocks=4, bands=4, taper)
     relu_width: int = 32
     dit_width: int = 48
     dit_blocks: int = 3
     dit_heads: int = 4
     unet_channels: int = 16
     unet_levels: int = 2
-    control_steps: int | None = None  # None: same as steps
+    control_steps: int | None = 600  # None: same as steps
     sweep_model: str = "dit"
-    sweep_sizes: tuple[int, ...] = (64, 256, 1024, 4096)
+    sweep_sizes: tuple[int, ...] = (32, 128, 512, 2048)
     sweep_steps: int = 600
     sweeps: tuple[str, ...] = ("n",)
-    sampler_steps: int = 100
-    sampler_samples: int = 2000
+    sampler_steps: int = 60
+    sampler_samples: int = 1000
     t_start: float = 8.0
     t0: float = 1e-2
     video: bool = True
@@ -129,6 +130,13 @@ class HeldOut:
     times: tuple[float, ...]
     noised: list[torch.Tensor] = field(default_factory=list)
     scores: list[torch.Tensor] = field(default_factory=list)
+
+
+def _make_readable(path: str) -> None:
+    """mkstemp creates files 0600; give the result the usual permissions (0666 minus the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def make_gp(kernel: str, nu: float, ell: float, frames: int, dim: int, spatial_correlation: float = 0.5
@@ -192,13 +200,21 @@ def model_options(kind: str, config: CompareConfig, gp: GaussianProcess) -> dict
     if kind == "unet":
         return dict(channels=config.unet_channels, levels=config.unet_levels)
     if kind == "relu_transformer":
-        from unroll import construct_unrolled
         from unroll.training.relu import relu_config_from_construction
 
-        reference = construct_unrolled(gp, blocks=config.relu_blocks, bands=_bands(config))
+        reference = _relu_reference(gp, config)
         return relu_config_from_construction(reference, frames=gp.frames, width=max(config.relu_width,
                                              reference.config["width"]), ffn_width=32, seed=config.seed)
     raise ValueError(f"kind must be relu_transformer, dit or unet, got {kind!r}")
+
+
+def _relu_reference(gp: GaussianProcess, config: CompareConfig) -> Any:
+    """The construction whose size (D, L, M) the trained ReLU Transformer matches (triangular taper, so that
+    Gamma_J is positive definite for any ``relu_bands``)."""
+    from unroll import construct_unrolled
+
+    return construct_unrolled(gp, blocks=config.relu_blocks, bands=min(config.relu_bands, gp.frames - 1),
+                              taper="triangular")
 
 
 def _bands(config: CompareConfig) -> int:
@@ -241,6 +257,7 @@ def write_json_atomic(obj: Any, path: str | os.PathLike) -> None:
         with os.fdopen(handle, "w") as stream:
             json.dump(_finite(obj), stream, indent=2, allow_nan=False)
             stream.write("\n")
+        _make_readable(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -279,7 +296,7 @@ def run_comparison(config: CompareConfig, out: str | os.PathLike) -> dict:
     # --- the construction (and one of the trained ReLU net's size)
     tic = time.perf_counter()
     constructed = construct_unrolled(gp, blocks=config.construct_blocks, bands=_bands(config))
-    constructed_small = construct_unrolled(gp, blocks=config.relu_blocks, bands=_bands(config))
+    constructed_small = _relu_reference(gp, config)
     entries: dict[str, Any] = {}
     for name, model in (("constructed", constructed), ("constructed_same_size_as_relu", constructed_small)):
         errors = score_error(float64_score(model), held)

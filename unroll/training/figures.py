@@ -36,6 +36,9 @@ def save_atomic(figure: Any, path: str | os.PathLike) -> str:
     os.close(handle)
     try:
         figure.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=110, bbox_inches="tight")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

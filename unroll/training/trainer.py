@@ -92,6 +92,13 @@ class TrainResult:
     interrupted: bool = False
 
 
+def _make_readable(path: str) -> None:
+    """mkstemp creates files 0600; give the result the usual permissions (0666 minus the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def resolve_device(device: str) -> torch.device:
     """``"cpu"`` or ``"cuda"``/``"cuda:k"``; asking for CUDA without a GPU is a ValueError."""
     if not isinstance(device, str) or not (device == "cpu" or device.startswith("cuda")):
@@ -116,6 +123,7 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     try:
         with os.fdopen(handle, "wb") as stream:
             torch.save(obj, stream)
+        _make_readable(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
