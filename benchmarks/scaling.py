@@ -1,0 +1,98 @@
+"""Benchmark: time and peak memory against sequence length H = 256 ... 4096, with fitted exponents.
+
+Paths (float64, batch 1 unless stated):
+- ``attention dense`` / ``attention banded``: one ReLU attention layer, ``attend(..., window=J)`` with
+  --heads generic random heads (q, k standard normal dk=3, v dv=d), forced ``path="dense"`` / ``"banded"``;
+- ``score structured``: ``gp.score`` per call with cached factors, batch --batch, d = --dim;
+- ``factorise split``: ``temporal_eigen`` of a fresh GaussianProcess (two half-size eigh, centrosymmetric
+  split); ``factorise full``: one ``torch.linalg.eigh`` of Gamma (what gp.py did before);
+- ``score dense``: form C_t (Hd x Hd) and one LU solve, only for H <= --dense-score-max (C_t at H=1024,
+  d=16 is 2 GB and the LU ~1e12 flops).
+For each path: median seconds per H, peak memory (``bench_utils.MEMORY_METHOD``), and the least-squares
+slope of log(time) against log(H).  Small times (< 1 ms) are dominated by Python overhead, which flattens
+the fitted exponent; the machine is shared (2 cores): expect +-30% noise per point.
+
+    python benchmarks/scaling.py [--frames 256 512 1024 2048 4096] [--bands 16] [--dim 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from bench_utils import MEMORY_METHOD, fit_exponent, median_seconds, peak_memory
+
+from unroll.cli.options import random_spatial_covariance
+from unroll.gp import GaussianProcess
+from unroll.kernels import Matern
+from unroll.transformer import attend
+
+KERNEL = Matern(nu=1.5, ell=8.0)
+DIFFUSION_TIME = 0.5
+
+
+def dense_score(gp: GaussianProcess, x: torch.Tensor) -> torch.Tensor:
+    flat = x.reshape(x.shape[0], -1)
+    return -torch.linalg.solve(gp.noised_covariance(DIFFUSION_TIME), flat.T).T.reshape(x.shape)
+
+
+def measure(function, repeats: int) -> tuple[float, float]:
+    _, memory = peak_memory(function)
+    return median_seconds(function, repeats), memory
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, nargs="+", default=[256, 512, 1024, 2048, 4096])
+    parser.add_argument("--bands", type=int, default=16)
+    parser.add_argument("--dim", type=int, default=16)
+    parser.add_argument("--heads", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dense-score-max", type=int, default=512)
+    parser.add_argument("--full-eigh-max", type=int, default=4096)
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, float64, J={args.bands}, d={args.dim}, "
+          f"attention heads={args.heads}, score batch={args.batch}")
+    print(f"peak memory: {MEMORY_METHOD}")
+    spatial = random_spatial_covariance(args.dim, seed=0)
+    results: dict[str, list[tuple[int, float, float]]] = {}
+
+    def record(name: str, frames: int, seconds: float, memory: float) -> None:
+        results.setdefault(name, []).append((frames, seconds, memory))
+        print(f"  H={frames:5d}  {name:<18} {seconds:10.4f} s   peak {memory:9.1f} MiB", flush=True)
+
+    for frames in args.frames:
+        generator = torch.Generator().manual_seed(frames)
+        shape = (1, args.heads, frames)
+        q = torch.randn(*shape, 3, generator=generator, dtype=torch.float64)
+        k = torch.randn(*shape, 3, generator=generator, dtype=torch.float64)
+        v = torch.randn(*shape, args.dim, generator=generator, dtype=torch.float64)
+        for path in ("dense", "banded"):
+            record(f"attention {path}", frames, *measure(
+                lambda path=path, q=q, k=k, v=v: attend(q, k, v, "relu", args.bands, 1.0, path=path,
+                                                        need_weights=False),
+                args.repeats))
+        record("factorise split", frames, *measure(
+            lambda frames=frames: GaussianProcess(KERNEL, frames, spatial).temporal_eigen, 1))
+        if frames <= args.full_eigh_max:
+            gamma = GaussianProcess(KERNEL, frames, spatial).temporal
+            record("factorise full", frames, *measure(lambda gamma=gamma: torch.linalg.eigh(gamma), 1))
+        gp = GaussianProcess(KERNEL, frames, spatial).validate()
+        x = gp.sample(args.batch, generator)
+        record("score structured", frames, *measure(lambda gp=gp, x=x: gp.score(x, DIFFUSION_TIME), args.repeats))
+        if frames <= args.dense_score_max:
+            record("score dense", frames, *measure(lambda gp=gp, x=x: dense_score(gp, x), 1))
+
+    print("\nfitted exponent (time ~ H^p, least squares on log-log over the H measured):")
+    for name, rows in results.items():
+        sizes = [row[0] for row in rows]
+        exponent = fit_exponent(sizes, [row[1] for row in rows])
+        memory = fit_exponent(sizes, [max(row[2], 1e-3) for row in rows])
+        print(f"  {name:<18} p = {exponent:5.2f}   (H = {sizes[0]}..{sizes[-1]}, {len(sizes)} points; "
+              f"memory exponent {memory:5.2f})")
+
+
+if __name__ == "__main__":
+    main()
