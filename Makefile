@@ -37,5 +37,7 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
+BENCHMARKS ?= benchmarks/score_speed.py benchmarks/attention_speed.py benchmarks/scaling.py
+
 bench: $(STAMP)
-	$(PY) benchmarks/score_speed.py
+	for script in $(BENCHMARKS); do echo "== $$script"; $(PY) $$script || exit 1; done
