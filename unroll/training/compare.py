@@ -339,10 +339,14 @@ def run_comparison(config: CompareConfig, out: str | os.PathLike) -> dict:
             checkpoint=out / "checkpoints" / f"{kind}_control_white.pt")
         control = att.attention_maps(float64_score(control_model).model, map_x, map_time)
         maps[kind] = {"learned": learned, "init": at_init, "white": control}
+        # a windowed net (the ReLU Transformer keeps its construction's window) is compared on lags it sees
+        window = options.get("window") if kind == "relu_transformer" else None
+        max_lag = None if window is None or window >= frames - 1 else max(int(window), 2)
         controls[kind] = {
-            "learned": att.alignment_summary(learned, gamma_values),
-            "control_white_data": att.alignment_summary(control, gamma_values),
-            "control_at_init": att.alignment_summary(at_init, gamma_values),
+            "max_lag": max_lag,
+            "learned": att.alignment_summary(learned, gamma_values, max_lag=max_lag),
+            "control_white_data": att.alignment_summary(control, gamma_values, max_lag=max_lag),
+            "control_at_init": att.alignment_summary(at_init, gamma_values, max_lag=max_lag),
             "control_train_seconds": control_info["train_seconds"],
         }
         entries[kind]["alignment"] = {
