@@ -20,7 +20,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 
-__all__ = ["median_seconds", "peak_memory", "fit_exponent", "MEMORY_METHOD"]
+__all__ = ["median_seconds", "seconds_per_call", "peak_memory", "fit_exponent", "MEMORY_METHOD"]
 
 _M_MMAP_THRESHOLD = -3
 try:  # glibc only; elsewhere the numbers may undercount memory reused from earlier measurements
@@ -45,6 +45,22 @@ def median_seconds(function: Callable[[], object], repeats: int) -> float:
         start = time.perf_counter()
         function()
         times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def seconds_per_call(function: Callable[[], object], repeats: int, min_seconds: float = 0.2) -> float:
+    """Median over ``repeats`` of the mean time per call, each repeat looping ``function`` enough times to
+    last about ``min_seconds`` (so that millisecond calls are not just timer and scheduling noise)."""
+    start = time.perf_counter()
+    function()
+    once = max(time.perf_counter() - start, 1e-6)
+    calls = max(1, math.ceil(min_seconds / once))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            function()
+        times.append((time.perf_counter() - start) / calls)
     return statistics.median(times)
 
 

@@ -8,9 +8,10 @@ Paths (float64, batch 1 unless stated):
   split); ``factorise full``: one ``torch.linalg.eigh`` of Gamma (what gp.py did before);
 - ``score dense``: form C_t (Hd x Hd) and one LU solve, only for H <= --dense-score-max (C_t at H=1024,
   d=16 is 2 GB and the LU ~1e12 flops).
-For each path: median seconds per H, peak memory (``bench_utils.MEMORY_METHOD``), and the least-squares
-slope of log(time) against log(H).  Small times (< 1 ms) are dominated by Python overhead, which flattens
-the fitted exponent; the machine is shared (2 cores): expect +-30% noise per point.
+For each path: seconds per call per H (median of --repeats, each looping the call for >= 0.2 s), peak
+memory (``bench_utils.MEMORY_METHOD``), and the least-squares slope of log(time) against log(H).  Small
+times (< 1 ms) are dominated by Python overhead, which flattens the fitted exponent (hence also a fit over
+the three largest H); the machine is shared (2 cores): expect +-30% noise per point.
 
     python benchmarks/scaling.py [--frames 256 512 1024 2048 4096] [--bands 16] [--dim 16]
 """
@@ -20,7 +21,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from bench_utils import MEMORY_METHOD, fit_exponent, median_seconds, peak_memory
+from bench_utils import MEMORY_METHOD, fit_exponent, peak_memory, seconds_per_call
 
 from unroll.cli.options import random_spatial_covariance
 from unroll.gp import GaussianProcess
@@ -38,7 +39,7 @@ def dense_score(gp: GaussianProcess, x: torch.Tensor) -> torch.Tensor:
 
 def measure(function, repeats: int) -> tuple[float, float]:
     _, memory = peak_memory(function)
-    return median_seconds(function, repeats), memory
+    return seconds_per_call(function, repeats), memory
 
 
 def main() -> None:
@@ -90,8 +91,9 @@ def main() -> None:
         sizes = [row[0] for row in rows]
         exponent = fit_exponent(sizes, [row[1] for row in rows])
         memory = fit_exponent(sizes, [max(row[2], 1e-3) for row in rows])
+        tail = fit_exponent(sizes[-3:], [row[1] for row in rows[-3:]]) if len(sizes) > 3 else exponent
         print(f"  {name:<18} p = {exponent:5.2f}   (H = {sizes[0]}..{sizes[-1]}, {len(sizes)} points; "
-              f"memory exponent {memory:5.2f})")
+              f"three largest H: p = {tail:5.2f}; memory exponent {memory:5.2f})")
 
 
 if __name__ == "__main__":
