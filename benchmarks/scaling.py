@@ -3,6 +3,8 @@
 Paths (float64, batch 1 unless stated):
 - ``attention dense`` / ``attention banded``: one ReLU attention layer, ``attend(..., window=J)`` with
   --heads generic random heads (q, k standard normal dk=3, v dv=d), forced ``path="dense"`` / ``"banded"``;
+- ``banded, M heads``: the banded path alone with --banded-heads heads (51 = the constructed model's heads per
+  block at J=16), so that the work, not the fixed per-call overhead of 2(2J+1) small kernels, dominates;
 - ``score structured``: ``gp.score`` per call with cached factors, batch --batch, d = --dim;
 - ``factorise split``: ``temporal_eigen`` of a fresh GaussianProcess (two half-size eigh, centrosymmetric
   split); ``factorise full``: one ``torch.linalg.eigh`` of Gamma (what gp.py did before);
@@ -48,6 +50,7 @@ def main() -> None:
     parser.add_argument("--bands", type=int, default=16)
     parser.add_argument("--dim", type=int, default=16)
     parser.add_argument("--heads", type=int, default=3)
+    parser.add_argument("--banded-heads", type=int, default=51)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dense-score-max", type=int, default=512)
@@ -75,6 +78,12 @@ def main() -> None:
                 lambda path=path, q=q, k=k, v=v: attend(q, k, v, "relu", args.bands, 1.0, path=path,
                                                         need_weights=False),
                 args.repeats))
+        wide = (1, args.banded_heads, frames)
+        qw, kw = (torch.randn(*wide, 3, generator=generator, dtype=torch.float64) for _ in range(2))
+        vw = torch.randn(*wide, args.dim, generator=generator, dtype=torch.float64)
+        record(f"banded, {args.banded_heads} heads", frames, *measure(
+            lambda q=qw, k=kw, v=vw: attend(q, k, v, "relu", args.bands, 1.0, path="banded", need_weights=False),
+            args.repeats))
         record("factorise split", frames, *measure(
             lambda frames=frames: GaussianProcess(KERNEL, frames, spatial).temporal_eigen, 1))
         if frames <= args.full_eigh_max:
