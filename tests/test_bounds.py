@@ -10,7 +10,7 @@ import pytest
 import scipy.special
 import sympy as sp
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import theory
@@ -67,6 +67,9 @@ def test_matern_monotonicity_lemma_used_by_the_tail_bound():
 
 @settings(max_examples=40, deadline=None)
 @given(FAMILY_NU, ELL, st.integers(2, 200), st.integers(0, 200))
+# nu = 1 is where the polynomial/logarithmic tails switch to their log form; the other branch divides by 1 - nu
+@example(("polynomial", 1.0), 1.0, 31, 3)
+@example(("logarithmic", 1.0), 2.0, 31, 3)
 def test_tail_expression_lambdify_equals_numeric(family_nu, ell, frames, bands):
     family, nu = family_nu
     bound = tail_bound(family)

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+import numpy as np
 import sympy as sp
 
 from theory import tails
@@ -198,8 +199,12 @@ class Bound:
         missing = [sym.name for sym in self.symbols if sym.name not in values]
         if missing:
             raise ValueError(f"bound {self.name!r} needs values for {missing}")
-        args = [int(values[sym.name]) if sym.is_integer else float(values[sym.name]) for sym in self.symbols]
-        return float(self._lambdified(*args))
+        # numpy scalars, not Python numbers: lambdify turns Piecewise into numpy.select, which evaluates
+        # every branch; a branch that is undefined at these values (1/(1 - nu) at nu = 1) must give
+        # inf/nan there and be discarded, not raise ZeroDivisionError.
+        args = [np.int64(values[sym.name]) if sym.is_integer else np.float64(values[sym.name]) for sym in self.symbols]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return float(self._lambdified(*args))
 
     @cached_property
     def compact(self) -> sp.Expr:
