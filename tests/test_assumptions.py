@@ -95,9 +95,20 @@ def test_lag_separation_uses_model_lag_values():
     from unroll.constructor import construct_unrolled
 
     gp = GaussianProcess(GammaExponential(nu=1.0, ell=2.0), 8, torch.eye(2, dtype=torch.float64))
-    model = construct_unrolled(gp, blocks=2, bands=3)
-    config = theory.Configuration.from_model(gp, model, 0.5)
+    for frame_frequency, period in (("window", 5), ("sequence", 8)):  # w = pi/min(H, J+2) or pi/H
+        model = construct_unrolled(gp, blocks=2, bands=3, frame_frequency=frame_frequency)
+        config = theory.Configuration.from_model(gp, model, 0.5)
+        result = check_assumptions(config)["lags_separated"]
+        values = np.cos(np.pi * np.arange(8) / period)
+        np.testing.assert_allclose(model.construction.lag_values.numpy(), values, rtol=0, atol=1e-15)
+        seen = values[:5]  # lags 0..J+1: the windowed tents see no further
+        assert result.holds and math.isclose(result.margin, float(np.min(seen[:-1] - seen[1:])))
+        assert "model" in result.detail
+
+
+def test_lag_separation_fails_when_a_lag_inside_the_window_aliases():
+    gp = GaussianProcess(GammaExponential(nu=1.0, ell=2.0), 8, torch.eye(2, dtype=torch.float64))
+    aliased = np.cos(np.pi * np.arange(8) / 3)  # w = pi/3: c_3 = -1 and c_4 = c_2 inside lags 0..J+1 = 0..4
+    config = theory.Configuration.from_gp(gp, bands=3, blocks=2, diffusion_time=0.5, lag_values=aliased)
     result = check_assumptions(config)["lags_separated"]
-    values = model.construction.lag_values.numpy()
-    assert result.holds and math.isclose(result.margin, float(np.min(values[:-1] - values[1:])))
-    assert "model" in result.detail
+    assert not result.holds and result.margin < 0

@@ -131,7 +131,7 @@ def test_heads_and_tent_slope_match_the_construction(mode):
         heads = theory.heads_expression(mode).subs(theory.bounds.J, bands)
         assert size["M"] == int(heads)
         values = symbol_values(theory.Configuration.from_model(gp, model, 0.5))
-        slope = float(theory.tent_slope_expression(mode).subs({theory.bounds.H: 12,
+        slope = float(theory.tent_slope_expression(mode).subs({theory.bounds.H: 12, theory.bounds.J: bands,
                                                                 theory.bounds.c_max: values["c_max"]}))
         assert slope == pytest.approx(model.construction.tent_slope, rel=1e-12)
         assert size["B"] >= slope * (1 - 1e-12)

@@ -127,9 +127,9 @@ def test_paper_mode_error_within_stated_multiplier_bound_and_shrinks_with_knots(
     errors = []
     for knots in (33, 129):
         model = construct_unrolled(gp, blocks=blocks, bands=bands, mode="paper", paper_knots=knots,
-                                   paper_range=8.0)
+                                   paper_range=12.0)
         spec = model.construction.multiplier
-        assert math.isclose(spec.product_error, (16.0 / (knots - 1)) ** 2 / 16)
+        assert math.isclose(spec.product_error, (2 * 12.0 / (knots - 1)) ** 2 / 16)  # h^2/16, h = 2R/(N-1)
         report = unroll.verify(gp, model, t, x=x)
         assert report.multiplier_peak < spec.range  # the run stays inside the multiplier's range
         with torch.no_grad():
@@ -152,11 +152,27 @@ def test_sizes_of_exact_and_paper_modes():
     assert sp["ffn_width"] == 3 * (3 * 2 * 63 + 6)
     assert se["heads_per_band"] == {m: 3 for m in range(6)}
     assert sp["heads_per_band"][0] == 1
-    slope = exact.construction.tent_slope
-    gap = 1 - math.cos(math.pi / 12)
-    assert math.isclose(exact.construction.min_gap, gap, rel_tol=1e-12)
-    assert slope >= exact.construction.height_max / gap * (1 - 1e-12)
-    assert se["B"] >= slope and se["B_entry"] >= slope
+    for model, period in ((exact, 7), (construct_unrolled(gp, blocks=4, bands=5, frame_frequency="sequence"), 12)):
+        slope = model.construction.tent_slope
+        gap = 1 - math.cos(math.pi / period)  # c_0 - c_1 for w = pi/min(H, J+2) (window) or pi/H (sequence)
+        assert math.isclose(model.construction.min_gap, gap, rel_tol=1e-12)
+        assert slope >= model.construction.height_max / gap * (1 - 1e-12)
+        assert model.size()["B"] >= slope and model.size()["B_entry"] >= slope
+
+
+def test_window_frequency_keeps_the_tent_slope_independent_of_frames():
+    slopes = {}
+    for frames in (16, 64):
+        gp = make_gp(frames=frames, dim=2)
+        for frame_frequency in ("window", "sequence"):
+            model = construct_unrolled(gp, blocks=2, bands=4, frame_frequency=frame_frequency)
+            slopes[frame_frequency, frames] = model.construction.tent_slope / model.construction.height_max
+    assert slopes["window", 16] == pytest.approx(slopes["window", 64], rel=1e-12)
+    assert slopes["window", 16] == pytest.approx(1 / (1 - math.cos(math.pi / 6)), rel=1e-12)
+    # sequence frequency: K ~ 2 H^2 / pi^2, 16x from H = 16 to 64
+    assert slopes["sequence", 64] / slopes["sequence", 16] == pytest.approx(16, rel=0.01)
+    with pytest.raises(ValueError, match="frame_frequency"):
+        construct_unrolled(make_gp(frames=8, dim=2), blocks=2, bands=3, frame_frequency="global")
 
 
 def test_output_bound_R_holds_for_all_diffusion_times():
@@ -229,11 +245,16 @@ def test_float32_certificate_is_small_at_small_H():
 def test_tents_vanish_beyond_the_window_and_paper_scratch_slot():
     gp = make_gp(frames=14, dim=2)
     x = sample_x(gp, 0.3)
-    model = construct_unrolled(gp, blocks=3, bands=4)
-    unwindowed = Transformer(**{**model.config, "window": None})
-    unwindowed.load_state_dict(model.state_dict())
-    with torch.no_grad():
-        assert torch.allclose(unwindowed(x, 0.3), model(x, 0.3), rtol=1e-13, atol=1e-13)
+    for frame_frequency in ("sequence", "window"):
+        model = construct_unrolled(gp, blocks=3, bands=4, frame_frequency=frame_frequency)
+        unwindowed = Transformer(**{**model.config, "window": None})
+        unwindowed.load_state_dict(model.state_dict())
+        with torch.no_grad():
+            gap = float((unwindowed(x, 0.3) - model(x, 0.3)).abs().max() / model(x, 0.3).abs().max())
+        if frame_frequency == "sequence":  # c_m strictly decreasing on all lags: the tents vanish by themselves
+            assert gap <= 1e-13
+        else:  # w = pi/6: lags 7..11 alias onto lags 5..1, so the window mask is what removes them
+            assert gap > 1e-2
     # paper mode: after block 1's attention the scratch slot holds Sigma sum_j gamma_J(|i-j|) y_j; the FFN
     # clears it exactly
     paper = construct_unrolled(gp, blocks=2, bands=4, mode="paper", paper_knots=65)

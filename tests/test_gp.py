@@ -184,3 +184,16 @@ def test_bad_samples_are_rejected():
         gp.score(torch.tensor([[0.0, float("nan")]] * 3), 1.0)
     with pytest.raises(ValueError, match="batch shape"):
         gp.score(torch.zeros(4, 3, 2), torch.ones(3))
+
+
+def test_seeded_sample_does_not_depend_on_eigenvector_signs():
+    gp = GaussianProcess(Matern(nu=1.5, ell=3.0), 9, torch.tensor([[2.0, 0.5], [0.5, 1.0]], dtype=torch.float64))
+    reference = gp.sample(4, generator=torch.Generator().manual_seed(3))
+    flipped = GaussianProcess(gp.kernel, gp.frames, gp.spatial)
+    lam, vectors = gp.temporal_eigen
+    mu, spatial_vectors = gp.spatial_eigen
+    signs = torch.where(torch.arange(gp.frames) % 2 == 0, 1.0, -1.0).to(torch.float64)
+    flipped.temporal_eigen = (lam, vectors * signs)  # what another LAPACK build may return
+    flipped.spatial_eigen = (mu, -spatial_vectors)
+    again = flipped.sample(4, generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(again, reference, rtol=0, atol=1e-12)

@@ -68,10 +68,12 @@ class Assumption:
         return f"{self.name}: {self.statement}"
 
 
-def default_lag_values(frames: int) -> np.ndarray:
-    """``c_m = cos(pi m / H)``: inner products of the DESIGN §5 embeddings ``e_i = (cos w i, sin w i)``,
-    ``w = pi/H`` (used when the model does not report its own lag values)."""
-    return np.cos(np.pi * np.arange(frames, dtype=np.float64) / frames)
+def default_lag_values(frames: int, bands: int | None = None) -> np.ndarray:
+    """``c_m = cos(pi m / W)``, ``m = 0..H-1``: inner products of the DESIGN §5 embeddings
+    ``e_i = (cos w i, sin w i)`` with the constructor's default frequency ``w = pi/W``, ``W = min(H, J+2)``
+    (``W = H`` when ``bands`` is None); used when the model does not report its own lag values."""
+    period = frames if bands is None else min(frames, bands + 2)
+    return np.cos(np.pi * np.arange(frames, dtype=np.float64) / period)
 
 
 def _gamma_pd(c: Configuration) -> tuple[bool, float, str]:
@@ -97,13 +99,14 @@ def _gd_converges(c: Configuration) -> tuple[bool, float, str]:
 
 
 def _lags_separated(c: Configuration) -> tuple[bool, float, str]:
-    values = c.lag_values if c.lag_values is not None else default_lag_values(c.frames)
-    if values.size < 2:
+    values = c.lag_values if c.lag_values is not None else default_lag_values(c.frames, c.bands)
+    # the heads are windowed at J: their tents only see lags 0..J+1 (band J must vanish at lag J+1)
+    seen = values[: min(c.bands + 2, values.size)]
+    if seen.size < 2:
         return True, math.inf, "one frame: no lags to separate"
-    gaps = values[:-1] - values[1:]
-    gap = float(np.min(gaps))
-    source = "model" if c.lag_values is not None else "default cos(pi m/H)"
-    return gap > 0, gap, f"min_m (c_m - c_(m+1)) = {gap:.3e} over lags 0..{c.frames - 1} ({source})"
+    gap = float(np.min(seen[:-1] - seen[1:]))
+    source = "model" if c.lag_values is not None else "default cos(pi m/min(H, J+2))"
+    return gap > 0, gap, f"min_m (c_m - c_(m+1)) = {gap:.3e} over lags 0..{seen.size - 1} ({source})"
 
 
 def _spatial_bounded(c: Configuration) -> tuple[bool, float, str]:
@@ -156,7 +159,7 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
     Assumption("gd_converges", "C_tJ = a Gamma_J (x) Sigma + s I is positive definite, so GD with eta_t "
                "contracts: lambda_min(C_tJ) > 0", _gd_converges),
     Assumption("lags_separated", "the frame embeddings separate the lags: c_m = e_i.e_j strictly decreasing "
-               "in m = |i-j|", _lags_separated),
+               "in m = |i-j| on the lags 0..J+1 the windowed heads see", _lags_separated),
     Assumption("spatial_bounded", "Sigma has a bounded spectrum: 0 < mu_min, kappa(Sigma) <= kappa_max",
                _spatial_bounded),
     Assumption("time_after_t0", "the diffusion time is at least the early-stopping time: t >= t0",

@@ -376,11 +376,13 @@ def heads_expression(mode: str = "exact") -> sp.Expr:
 
 
 def tent_slope_expression(mode: str = "exact") -> sp.Expr:
-    """Tent slope ``K = c_max / g`` with the smallest lag gap ``g = 1 - cos(pi/H) ~ pi^2/(2 H^2)`` (lag 0 to 1
-    of ``c_m = cos(pi m/H)``), so ``K ~ 2 H^2 c_max / pi^2``: the largest weight norm ``B >= K`` grows like
-    ``H^2``.  ``c_max = max(1, 1/P)`` in exact mode, 1 in paper mode (``slope_margin = 1``)."""
+    """Tent slope ``K = c_max / g`` with the smallest lag gap ``g = 1 - cos(pi/W) ~ pi^2/(2 W^2)`` (lag 0 to 1
+    of ``c_m = cos(pi m/W)``, ``W = min(H, J+2)``, the constructor's default window frequency), so
+    ``K ~ 2 W^2 c_max / pi^2``: the largest weight norm ``B >= K`` grows like ``(J+2)^2``, and like ``H^2``
+    for ``frame_frequency="sequence"`` (``W = H``).  ``c_max = max(1, 1/P)`` in exact mode, 1 in paper mode
+    (``slope_margin = 1``)."""
     height = c_max if mode == "exact" else sp.Integer(1)
-    return height / (1 - sp.cos(sp.pi / H))
+    return height / (1 - sp.cos(sp.pi / sp.Min(H, J + 2)))
 
 
 # ------------------------------------------------------------------------- small t and sample size
@@ -470,7 +472,8 @@ def symbol_values(config: Configuration, *, unit_roundoff: float | None = None, 
         products = [lamj_lo * config.mu_min, lamj_lo * config.mu_max, lamj_hi * config.mu_max]
         center = 0.5 * (min(products) + max(products))
         values["c_max"] = max(1.0, 1.0 / center) if config.mode == "exact" else 1.0
-        gaps = (1.0 - math.cos(math.pi / config.frames)) if config.frames > 1 else 1.0
+        period = min(config.frames, config.bands + 2)
+        gaps = (1.0 - math.cos(math.pi / period)) if config.frames > 1 else 1.0
         values["K"] = values["c_max"] / gaps
     values["M"] = float(size.get("M", 3 * (config.bands + 1) if config.mode == "exact" else 3 * config.bands + 1))
     values["F_w"] = float(size.get("ffn_width", 1))

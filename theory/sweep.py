@@ -18,7 +18,6 @@ import argparse
 import itertools
 import math
 import os
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 
 from theory.check import check
+from unroll._atomic import atomic_write
 
 __all__ = ["grid_sweep", "property_run", "slack_summary", "write_table", "write_figure", "row_from_report"]
 
@@ -123,19 +123,6 @@ def slack_summary(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]
     return summary
 
 
-def _atomic_write(path: str, write: Any, suffix: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, suffix=suffix + ".tmp")
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-
-
 def write_table(rows: Sequence[dict[str, Any]], path: str) -> None:
     """Write the rows as a tab-separated table (atomically)."""
     columns: list[str] = []
@@ -148,7 +135,7 @@ def write_table(rows: Sequence[dict[str, Any]], path: str) -> None:
             for row in rows:
                 stream.write("\t".join(_fmt(row.get(c, "")) for c in columns) + "\n")
 
-    _atomic_write(path, write, ".tsv")
+    atomic_write(path, write)
 
 
 def _fmt(value: Any) -> str:
@@ -178,7 +165,7 @@ def write_figure(rows: Sequence[dict[str, Any]], path: str) -> bool:
         axis.set_ylabel("bound")
     axes[0].legend()
     figure.tight_layout()
-    _atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=110), ".png")
+    atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=110))
     plt.close(figure)
     return True
 

@@ -6,8 +6,11 @@ paper's text is not part of the repository.  One GD step on ``f(y) = 1/2 y^T C_{
     y_i <- y_i - eta_t alpha_t^2 Sigma sum_{|i-j|<=J} gamma_J(|i-j|) y_j - eta_t sigma_t^2 y_i + eta_t x_i.
 
 Token layout (``unroll.layout``): ``z_i = [ y_i | x_i | e_i | phi(t) | 1 ]`` (+ ``acc`` scratch in paper
-mode), ``e_i = (cos(w i), sin(w i))`` with ``w = pi/H``, so ``s_ij = e_i·e_j = c_m = cos(w m)`` for
-``m = |i-j|``, strictly decreasing in ``m = 0..H-1``.  The rational time map gives exactly
+mode), ``e_i = (cos(w i), sin(w i))``, so ``s_ij = e_i·e_j = c_m = cos(w m)`` for ``m = |i-j|``.  Every head is
+windowed (``window = J``: lags > J are masked), so ``c_m`` only has to be strictly decreasing on the lags
+``0..J+1`` the tents look at.  ``frame_frequency="window"`` (default) takes ``w = pi/W`` with
+``W = min(H, J + 2)``; ``"sequence"`` takes ``w = pi/H`` (strictly decreasing on all lags, DESIGN §5's
+example, needed only if the window were removed).  The rational time map gives exactly
 ``phi(t) = [eta_t alpha_t^2, eta_t sigma_t^2, eta_t]`` (``eta_t = 1/(alpha_t^2 P + sigma_t^2)``,
 ``P = (max + min)/2`` of the eigenvalue products of Gamma_J and Sigma, i.e. ``eta_t = 2/(lambda_max +
 lambda_min)`` of ``C_{t,J}``).
@@ -17,7 +20,7 @@ lambda_min)`` of ``C_{t,J}``).
     T_m(s) = ReLU(c + K(s - c_m)) - 2 ReLU(K(s - c_m)) + ReLU(K(s - c_m) - c) = ReLU(c - K|s - c_m|)
 
 equals ``c`` at ``s = c_m`` and 0 at every other lag as soon as ``K g >= c``, ``g`` the smallest gap
-between consecutive ``c_k`` next to a used band (``g = 1 - cos(pi/H) ~ pi^2/(2 H^2)`` at lag 0).  Each
+between consecutive ``c_k`` next to a used band (``g = 1 - cos(w) ~ w^2/2`` at lag 0).  Each
 ReLU is one attention head: query ``[K e_i ; c(t) - K c_m]`` (the ``c(t)`` from the ``phi`` slot, the
 constant from the ``1`` slot), key ``[e_j ; 1]``.  Band 0 needs one head ``ReLU(c + K(s - 1))`` (``s <= 1``).
 
@@ -25,8 +28,9 @@ constant from the ``1`` slot), key ``[e_j ; 1]``.  Band 0 needs one head ``ReLU(
 ``c = eta_t alpha_t^2`` and value ``-gamma_J(m) Sigma y_j`` (scaled 1, -2, 1); band 0: three one-sided heads of
 heights ``eta_t alpha_t^2``, ``eta_t sigma_t^2``, ``eta_t`` with values ``-gamma_J(0) Sigma y_j``, ``-y_j``,
 ``+x_j``.  All write the y slot; the FFN is zero.  ``c_max = max(1, 1/P)`` bounds every height for every
-t, so ``K = slope_margin * c_max / g``: exact for every diffusion time up to rounding, but the weight norm
-``B ~ K`` grows like ``H^2``, which is what degrades float32 as H grows.
+t, so ``K = slope_margin * c_max / g``: exact for every diffusion time up to rounding.  The weight norm
+``B ~ K ~ 2 c_max W^2 / pi^2`` grows like ``(J+2)^2`` with the window frequency and like ``H^2`` with the
+sequence frequency; rounding errors scale with it (float32, and float64 at H in the thousands).
 
 **paper mode** (t-scalar × vector products by an FFN): height-1 tents (``K = slope_margin / g``) write
 ``acc_i = Sigma sum_j gamma_J(|i-j|) y_j`` into a scratch slot; the FFN then forms
@@ -53,6 +57,7 @@ from unroll.transformer import Transformer
 __all__ = ["construct_unrolled", "UnrolledTransformer", "Construction", "MultiplierSpec"]
 
 MODES = ("exact", "paper")
+FRAME_FREQUENCIES = ("window", "sequence")
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,7 @@ class Construction:
     gamma_truncated: torch.Tensor  # (J+1,) float64: gamma_J(m), m = 0..J
     lambda_min_gamma: float  # lambda_min(Gamma_J)
     lag_values: torch.Tensor  # (H,) float64: c_m = cos(w m)
-    frequency: float  # w = pi/H
+    frequency: float  # w = pi/W, W = min(H, J+2) ("window") or H ("sequence")
     min_gap: float  # g: smallest gap of consecutive c_k next to a used band
     height_max: float  # c_max: largest tent height over all diffusion times
     tent_slope: float  # K
@@ -223,7 +228,8 @@ def _write_paper_ffn(block: torch.nn.Module, layout: TokenLayout, spec: Multipli
 
 def construct_unrolled(gp: Any, blocks: int, bands: int, mode: str = "exact", taper: str | None = None, *,
                        paper_knots: int = 257, paper_range: float = 16.0, slope_margin: float = 1.0,
-                       dtype: torch.dtype = torch.float64) -> UnrolledTransformer:
+                       frame_frequency: str = "window", dtype: torch.dtype = torch.float64
+                       ) -> UnrolledTransformer:
     """Build the transformer that unrolls ``blocks`` GD steps on the score objective with ``Gamma_J``.
 
     Args:
@@ -234,6 +240,8 @@ def construct_unrolled(gp: Any, blocks: int, bands: int, mode: str = "exact", ta
         taper: ``None`` (plain cut) or ``"triangular"``.
         paper_knots, paper_range: N >= 3 knots on ``[-R, R]`` of the paper-mode multiplier.
         slope_margin: factor >= 1 on the smallest tent slope that separates the lags.
+        frame_frequency: ``"window"`` (``w = pi/min(H, J+2)``: tent slope independent of H) or
+            ``"sequence"`` (``w = pi/H``: slope ~ H^2; module docstring).
         dtype: parameter dtype of the returned model.
     Raises:
         ValueError naming the parameter; ``unroll.gd.IndefiniteTruncationError`` if Gamma_J is not
@@ -261,7 +269,9 @@ def construct_unrolled(gp: Any, blocks: int, bands: int, mode: str = "exact", ta
     product_min, product_max = float(products.min()), float(products.max())
     step_center = 0.5 * (product_min + product_max)
 
-    frequency = math.pi / frames
+    if frame_frequency not in FRAME_FREQUENCIES:
+        raise ValueError(f"frame_frequency must be one of {FRAME_FREQUENCIES}, got {frame_frequency!r}")
+    frequency = math.pi / frequency_period(frames, bands, frame_frequency)
     lags = torch.arange(frames, dtype=torch.float64)
     lag_values = torch.cos(frequency * lags)
     gaps = lag_values[:-1] - lag_values[1:]  # gap k: between c_k and c_{k+1}
@@ -280,7 +290,7 @@ def construct_unrolled(gp: Any, blocks: int, bands: int, mode: str = "exact", ta
         heads_per_band = {0: 1, **{m: 3 for m in range(1, bands + 1)}}
     config = dict(dim=dim, width=layout.width, blocks=blocks, heads=heads, head_dim=3, value_dim=dim,
                   ffn_width=ffn_width, attention="relu", window=bands, qk_scale=1.0, frequencies=1,
-                  frame_scale=float(frames), time_embedding="rational", time_features=3, layer_norm=False,
+                  frame_scale=math.pi / frequency, time_embedding="rational", time_features=3, layer_norm=False,
                   seed=0)
     construction = Construction(
         gp=gp, bands=bands, blocks=blocks, taper=taper, mode=mode,
@@ -292,6 +302,11 @@ def construct_unrolled(gp: Any, blocks: int, bands: int, mode: str = "exact", ta
     model = UnrolledTransformer(construction, **config).to(torch.float64)
     _write_weights(model, construction, factors.spatial)
     return model.to(dtype)
+
+
+def frequency_period(frames: int, bands: int, frame_frequency: str = "window") -> int:
+    """``W`` in the frame frequency ``w = pi/W``: ``min(H, J + 2)`` for ``"window"``, ``H`` for ``"sequence"``."""
+    return min(frames, bands + 2) if frame_frequency == "window" else frames
 
 
 @torch.no_grad()

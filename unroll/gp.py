@@ -185,17 +185,28 @@ class GaussianProcess:
             size, dtype=torch.float64
         )
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw ``n`` sequences, ``(n, H, d)`` float64, as ``x = A Z B^T`` with ``A = U diag(sqrt(lam))``,
-        ``B = V diag(sqrt(mu))`` and ``Z`` standard normal, so ``Cov(vec x) = A A^T ⊗ B B^T = Gamma ⊗ Sigma``.
+    @cached_property
+    def _square_roots(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Symmetric square roots ``(Gamma^(1/2) (H, H), Sigma^(1/2) (d, d))``, ``U diag(sqrt(lam)) U^T``.
+
+        Unlike ``U diag(sqrt(lam))`` they do not depend on the signs (or, for repeated eigenvalues, the
+        basis) the eigensolver picks, so a seeded sample is the same on every LAPACK build.
         """
-        n = check_int("n", n, minimum=1)
         lam, temporal_vectors = self.temporal_eigen
         mu, spatial_vectors = self.spatial_eigen
-        temporal_root = temporal_vectors * lam.sqrt()
-        spatial_root = spatial_vectors * mu.sqrt()
+        temporal_root = (temporal_vectors * lam.sqrt()) @ temporal_vectors.T
+        spatial_root = (spatial_vectors * mu.clamp(min=0.0).sqrt()) @ spatial_vectors.T
+        return temporal_root, spatial_root
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw ``n`` sequences, ``(n, H, d)`` float64, as ``x = A Z B`` with the symmetric square roots
+        ``A = Gamma^(1/2)``, ``B = Sigma^(1/2)`` (from the Kronecker factors' eigendecompositions) and ``Z``
+        standard normal ``(n, H, d)``, so ``Cov(vec x) = A A^T ⊗ B^T B = Gamma ⊗ Sigma``.
+        """
+        n = check_int("n", n, minimum=1)
+        temporal_root, spatial_root = self._square_roots
         z = torch.randn((n, self.frames, self.dim), generator=generator, dtype=torch.float64)
-        return temporal_root @ z @ spatial_root.T
+        return temporal_root @ z @ spatial_root
 
     def noised(
         self, x0: torch.Tensor, diffusion_time: Any, generator: torch.Generator | None = None

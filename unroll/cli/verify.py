@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 import time
 
 import torch
 
+from unroll._atomic import write_text_atomic
 from unroll.cli.options import add_gp_arguments, gp_from_arguments
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -38,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="exact (t-scalars through ReLU homogeneity) or paper (FFN multiplier)")
     group.add_argument("--taper", choices=("none", "triangular"), default="none",
                        help="band truncation: plain cut (none) or triangular taper")
+    group.add_argument("--frame-frequency", choices=("window", "sequence"), default="window",
+                       help="frame embedding frequency w = pi/min(H, J+2) (window, default: weight norm "
+                            "independent of H) or pi/H (sequence)")
     group.add_argument("--knots", type=int, default=257, help="paper mode: multiplier knots N (default 257)")
     group.add_argument("--range", type=float, default=16.0, dest="value_range",
                        help="paper mode: multiplier range R (default 16)")
@@ -48,12 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _write_json(path: str, payload: dict) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    with os.fdopen(handle, "w") as stream:
-        json.dump(payload, stream, indent=2, default=str)
-    os.replace(temporary, path)
+    write_text_atomic(path, json.dumps(payload, indent=2, default=str) + "\n")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     taper = None if args.taper == "none" else args.taper
     model = construct_unrolled(gp, blocks=args.blocks, bands=args.bands, mode=args.mode, taper=taper,
                                paper_knots=args.knots, paper_range=args.value_range,
-                               dtype=DTYPES[args.dtype])
+                               frame_frequency=args.frame_frequency, dtype=DTYPES[args.dtype])
     generator = torch.Generator().manual_seed(args.seed)
     report = verify(gp, model, args.time, generator=generator, batch=args.batch)
     print(report.table())

@@ -16,7 +16,6 @@ import copy
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from unroll._atomic import write_text_atomic
 from unroll._validate import check_int, check_positive
 from unroll.gp import GaussianProcess
 from unroll.kernels import kernel_from_name
@@ -130,13 +130,6 @@ class HeldOut:
     times: tuple[float, ...]
     noised: list[torch.Tensor] = field(default_factory=list)
     scores: list[torch.Tensor] = field(default_factory=list)
-
-
-def _make_readable(path: str) -> None:
-    """mkstemp creates files 0600; give the result the usual permissions (0666 minus the umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
 
 
 def make_gp(kernel: str, nu: float, ell: float, frames: int, dim: int, spatial_correlation: float = 0.5
@@ -249,20 +242,8 @@ def _finite(obj: Any) -> Any:
 
 
 def write_json_atomic(obj: Any, path: str | os.PathLike) -> None:
-    """Write ``obj`` as strict JSON (NaN/inf -> null) to a temp file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(_finite(obj), stream, indent=2, allow_nan=False)
-            stream.write("\n")
-        _make_readable(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``obj`` as strict JSON (NaN/inf -> null) to ``path`` atomically (``unroll._atomic``)."""
+    write_text_atomic(path, json.dumps(_finite(obj), indent=2, allow_nan=False) + "\n")
 
 
 def _log(message: str, enabled: bool) -> None:

@@ -6,11 +6,12 @@ Each figure is written atomically: saved to a temporary file in the output folde
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from unroll._atomic import atomic_write
 
 __all__ = ["require_matplotlib", "save_atomic", "comparison_figures"]
 
@@ -31,19 +32,9 @@ def require_matplotlib() -> Any:
 def save_atomic(figure: Any, path: str | os.PathLike) -> str:
     """``figure.savefig`` to a temp file in ``path``'s folder, then ``os.replace``; returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        figure.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=110, bbox_inches="tight")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    image_format = path.suffix.lstrip(".") or "png"
+    atomic_write(path, lambda temporary: figure.savefig(temporary, format=image_format, dpi=110,
+                                                        bbox_inches="tight"))
     return str(path)
 
 

@@ -30,9 +30,11 @@ def relu_config_from_construction(constructed: Any, *, frames: int, width: int |
 
     Keeps the attention kind and window of the construction, replaces the hand-set parts that only make
     sense for hand-built weights (rational time map, single frame frequency) by ``TRAINING_OVERRIDES``,
-    and sets ``qk_scale = 1/frames``. ``width/blocks/heads`` below the construction's raise ValueError.
+    and sets ``qk_scale = 1/frames``; the construction's parameter dtype is not copied (the trainer's
+    applies). ``width/blocks/heads`` below the construction's raise ValueError.
     """
     config = dict(constructed.config)
+    config.pop("dtype", None)  # the trainer picks the parameter dtype (float32 training), not the construction
     for name, value in (("width", width), ("blocks", blocks), ("heads", heads)):
         if value is not None:
             if value < config[name]:

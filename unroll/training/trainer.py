@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from unroll._atomic import atomic_write
 from unroll._validate import check_int, check_positive
 from unroll.diffusion import dsm_loss, sample_diffusion_times
 
@@ -92,13 +92,6 @@ class TrainResult:
     interrupted: bool = False
 
 
-def _make_readable(path: str) -> None:
-    """mkstemp creates files 0600; give the result the usual permissions (0666 minus the umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
 def resolve_device(device: str) -> torch.device:
     """``"cpu"`` or ``"cuda"``/``"cuda:k"``; asking for CUDA without a GPU is a ValueError."""
     if not isinstance(device, str) or not (device == "cpu" or device.startswith("cuda")):
@@ -116,19 +109,8 @@ def seeded_model(build: Any, seed: int) -> nn.Module:
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in ``path``'s folder, then ``os.replace`` it onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(obj, stream)
-        _make_readable(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """``torch.save`` to ``path`` atomically (``unroll._atomic``: temporary file, then ``os.replace``)."""
+    atomic_write(path, lambda temporary: torch.save(obj, temporary))
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
