@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
@@ -17,3 +18,13 @@ settings.register_profile("ci", parent=settings.get_profile("default"), derandom
 settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread per test: the tensors here are small, and on the shared 2-core test machines a
+    second thread only adds contention. Restored afterwards (a CLI under test may set its own)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -13,14 +13,6 @@ from unroll.training.models import DiT
 from unroll.training.relu import build_relu_transformer
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _x(frames: int = 8, dim: int = 2) -> torch.Tensor:
     return torch.randn(5, frames, dim, generator=torch.Generator().manual_seed(0), dtype=torch.float32)
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import unroll
+import unroll.banded
 from unroll.banded import band_to_dense, banded_attend, banded_pays, banded_toeplitz_apply
 from unroll.gp import GaussianProcess
 from unroll.kernels import GammaExponential
@@ -17,6 +20,18 @@ from unroll.transformer import Transformer, attend
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
     scale = float(b.abs().max())
     return float((a - b).abs().max()) / scale if scale > 0 else float((a - b).abs().max())
+
+
+@contextlib.contextmanager
+def query_chunks(rows: int | None, batch_heads: int):
+    """Run ``banded_attend`` on chunks of ``rows`` query frames (None: the library default)."""
+    default = unroll.banded.CHUNK_FRAMES
+    if rows is not None:
+        unroll.banded.CHUNK_FRAMES = rows * batch_heads
+    try:
+        yield
+    finally:
+        unroll.banded.CHUNK_FRAMES = default
 
 
 def random_qkv(batch: int, heads: int, frames: int, key_dim: int, value_dim: int, seed: int):
@@ -39,17 +54,21 @@ def random_qkv(batch: int, heads: int, frames: int, key_dim: int, value_dim: int
     value_dim=st.integers(1, 3),
     scale=st.floats(0.1, 3.0),
     seed=st.integers(0, 2**16),
+    chunk_rows=st.sampled_from([None, 1, 2, 5]),
 )
-def test_banded_equals_dense_on_random_inputs(frames, window, kind, batch, heads, key_dim, value_dim, scale, seed):
+def test_banded_equals_dense_on_random_inputs(frames, window, kind, batch, heads, key_dim, value_dim, scale, seed,
+                                              chunk_rows):
     query, key, value = random_qkv(batch, heads, frames, key_dim, value_dim, seed)
     dense_out, dense_weights = attend(query, key, value, kind, window, scale, path="dense")
-    band_out, band_weights = banded_attend(query, key, value, kind, window, scale)
+    with query_chunks(chunk_rows, batch * heads):
+        band_out, band_weights = banded_attend(query, key, value, kind, window, scale)
     reach = min(window, frames - 1)
     assert band_weights.shape == (batch, heads, frames, 2 * reach + 1)
     assert relative_error(band_out, dense_out) <= 1e-12
     assert relative_error(band_to_dense(band_weights, frames), dense_weights) <= 1e-12
     # the dispatcher's forced banded path is the same computation
-    forced_out, forced_weights = attend(query, key, value, kind, window, scale, path="banded")
+    with query_chunks(chunk_rows, batch * heads):
+        forced_out, forced_weights = attend(query, key, value, kind, window, scale, path="banded")
     assert torch.equal(forced_out, band_out) and torch.equal(forced_weights, band_to_dense(band_weights, frames))
 
 
@@ -71,12 +90,14 @@ def test_window_none_forced_banded_is_full_attention():
     assert relative_error(band_out, dense_out) <= 1e-12
 
 
-def test_gradients_agree():
+@pytest.mark.parametrize("chunk_rows", [None, 5])
+def test_gradients_agree(chunk_rows):
     query, key, value = random_qkv(1, 2, 12, 3, 2, seed=2)
     grads = []
     for path in ("dense", "banded"):
         leaves = [t.clone().requires_grad_(True) for t in (query, key, value)]
-        out, _ = attend(*leaves, "softmax", 2, 0.8, path=path, need_weights=False)
+        with query_chunks(chunk_rows, 2):
+            out, _ = attend(*leaves, "softmax", 2, 0.8, path=path, need_weights=False)
         (out**2).sum().backward()
         grads.append([leaf.grad for leaf in leaves])
     for dense_grad, band_grad in zip(*grads, strict=True):

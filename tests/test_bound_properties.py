@@ -15,14 +15,6 @@ from unroll.gd import IndefiniteTruncationError
 from unroll.testing import FAMILIES, configurations
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _assert_parts_hold(report, drawn):
     for name, result in theory.check_report(report).items():
         assert result.holds, (name, str(result), repr(drawn))

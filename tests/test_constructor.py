@@ -22,16 +22,6 @@ FAMILIES = {"gamma-exponential": (0.3, 2.0), "matern": (0.5, 3.0), "polynomial":
             "logarithmic": (0.5, 3.0)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The test machine's 2 cores are shared: torch's thread pool only adds contention at these sizes."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-
 def make_gp(name="gamma-exponential", nu=1.0, ell=2.0, frames=12, dim=2, seed=0):
     return GaussianProcess(kernel_from_name(name, nu=nu, ell=ell), frames, random_spatial_covariance(dim, seed))
 

@@ -11,14 +11,6 @@ from unroll.kernels import kernel_from_name
 from unroll.training import distribution as dist
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _gp(frames: int = 5) -> GaussianProcess:
     spatial = torch.tensor([[1.0, 0.3], [0.3, 0.5]], dtype=torch.float64)
     return GaussianProcess(kernel_from_name("gamma-exponential", nu=1.0, ell=2.0), frames, spatial)

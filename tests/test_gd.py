@@ -17,16 +17,6 @@ from unroll.gp import GaussianProcess
 from unroll.kernels import kernel_from_name
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The test machine's 2 cores are shared: torch's thread pool only adds contention at these sizes."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-
 def make_gp(name="gamma-exponential", nu=1.0, ell=2.0, frames=8, dim=3, seed=0):
     return GaussianProcess(kernel_from_name(name, nu=nu, ell=ell), frames, random_spatial_covariance(dim, seed))
 

@@ -17,14 +17,6 @@ from unroll.kernels import kernel_from_name
 from unroll.softmax_construction import boundary_factors, construct_softmax, measure_softmax, von_mises_kernel
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def make_gp(frames=16, ell=2.0, dim=2, kernel=None):
     kernel = kernel or von_mises_kernel(ell, frames)
     return GaussianProcess(kernel, frames, random_spatial_covariance(dim, 0))

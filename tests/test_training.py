@@ -11,15 +11,6 @@ from unroll.training.models import DiT, TemporalUNet, build_model, model_from_co
 from unroll.training.trainer import TrainConfig, load_checkpoint, seeded_model, train
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models on a shared 2-core machine run far faster on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _tiny_data(n: int = 256, frames: int = 8, dim: int = 2) -> torch.Tensor:
     gp = GaussianProcess(kernel_from_name("gamma-exponential", nu=1.0, ell=3.0), frames, torch.eye(dim))
     return gp.sample(n, generator=torch.Generator().manual_seed(0))

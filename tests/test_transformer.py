@@ -12,16 +12,6 @@ import unroll
 from unroll.transformer import Transformer, attend
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The test machine's 2 cores are shared: torch's thread pool only adds contention at these sizes."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-
 def small(**overrides):
     config = dict(dim=3, width=10, blocks=2, heads=2, head_dim=4, ffn_width=7, frequencies=2, seed=3)
     config.update(overrides)

@@ -17,15 +17,6 @@ from unroll.kernels import kernel_from_name
 from unroll.transformer import Transformer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The test machine's 2 cores are shared: torch's thread pool only adds contention at these sizes."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def make_gp(frames=10, dim=2):
     return GaussianProcess(kernel_from_name("gamma-exponential", nu=1.0, ell=2.0), frames,
                            random_spatial_covariance(dim, 0))

@@ -37,6 +37,11 @@ KINDS = ("relu", "softmax")
 #: the banded one elementwise passes, so the banded path needs a band well below H to win).
 BANDED_SPEEDUP_FACTOR = 4
 
+#: ``banded_attend`` runs query frames in chunks of ``CHUNK_FRAMES / (batch * heads)`` rows (at least one) so
+#: that the per-band temporaries stay in cache (measured on 2 cores, 51 heads, dk=3, dv=16, J=16, float64:
+#: H=4096 in 77-84 ms chunked vs 147-197 ms in one piece; H=512 the same either way).
+CHUNK_FRAMES = 32768
+
 
 def banded_pays(frames: int, window: int | None) -> bool:
     """Whether the banded path is expected to be faster than the dense one for ``H = frames``, ``J = window``."""
@@ -74,32 +79,61 @@ def banded_attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, k
     frames = query.shape[-2]
     lead = tuple(query.shape[:-2])
     reach = min(window, frames - 1)
-    span = 2 * reach + 1
     # frames on the last (contiguous) axis, keys and values zero-padded by J' frames on both sides
     query_t = query.transpose(-1, -2).contiguous()  # (..., dk, H)
     key_t = F.pad(key.transpose(-1, -2), (reach, reach)).contiguous()  # (..., dk, H + 2J')
     value_t = F.pad(value.transpose(-1, -2), (reach, reach)).contiguous()  # (..., dv, H + 2J')
     tracking = torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, value))
+    rows = max(1, CHUNK_FRAMES // max(1, _batch_size(lead)))
+    outs, weights = [], []
+    for first in range(0, frames, rows):  # query frames in chunks: every temporary stays cache-sized
+        out, weight = _band_rows(query_t, key_t, value_t, first, min(first + rows, frames), reach, kind, scale,
+                                 tracking)
+        outs.append(out)
+        weights.append(weight)
+    out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
+    weight = weights[0] if len(weights) == 1 else torch.cat(weights, dim=-1)
+    return out.transpose(-1, -2), weight.movedim(0, -1)
+
+
+def _batch_size(lead: tuple[int, ...]) -> int:
+    size = 1
+    for extent in lead:
+        size *= int(extent)
+    return size
+
+
+def _band_rows(query_t: torch.Tensor, key_t: torch.Tensor, value_t: torch.Tensor, first: int, stop: int,
+               reach: int, kind: str, scale: float, tracking: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Output ``(..., dv, rows)`` and band weights ``(2J'+1, ..., rows)`` of query frames ``first..stop-1``.
+
+    ``key_t``/``value_t`` are padded by ``J'`` frames, so query frame ``i`` meets key frame ``i + o`` at
+    padded position ``i + o + J' = i + band``.
+    """
+    frames = query_t.shape[-1]
+    rows = stop - first
+    span = 2 * reach + 1
+    lead = tuple(query_t.shape[:-2])
+    query_rows = query_t[..., first:stop]
     if tracking:  # out= and in-place accumulation do not record gradients
-        scores = torch.stack([(query_t * key_t[..., band : band + frames]).sum(-2) for band in range(span)])
+        scores = torch.stack([(query_rows * key_t[..., first + band : stop + band]).sum(-2) for band in range(span)])
     else:
-        scores = query.new_empty((span,) + lead + (frames,))  # scores[band] for offset o = band - J'
-        for band in range(span):  # key of frame i + o sits at padded position i + band
-            torch.sum(query_t * key_t[..., band : band + frames], dim=-2, out=scores[band])
+        scores = query_t.new_empty((span,) + lead + (rows,))
+        for band in range(span):
+            torch.sum(query_rows * key_t[..., first + band : stop + band], dim=-2, out=scores[band])
     scores = scores * scale
-    position = torch.arange(-reach, reach + 1, device=query.device)[:, None] + torch.arange(frames,
-                                                                                          device=query.device)
-    valid = ((position >= 0) & (position <= frames - 1)).view((span,) + (1,) * len(lead) + (frames,))
+    device = query_t.device
+    position = torch.arange(-reach, reach + 1, device=device)[:, None] + torch.arange(first, stop, device=device)
+    valid = ((position >= 0) & (position <= frames - 1)).view((span,) + (1,) * len(lead) + (rows,))
     if kind == "relu":
         weights = torch.where(valid, torch.relu(scores), torch.zeros_like(scores))
     else:
         weights = torch.softmax(scores.masked_fill(~valid, float("-inf")), dim=0)
-    out = torch.zeros(lead + (value.shape[-1], frames), dtype=torch.result_type(weights, value),
-                      device=value.device)
+    out = torch.zeros(lead + (value_t.shape[-2], rows), dtype=torch.result_type(weights, value_t), device=device)
     for band in range(span):
-        term = (weights[band].unsqueeze(-2), value_t[..., band : band + frames])
+        term = (weights[band].unsqueeze(-2), value_t[..., first + band : stop + band])
         out = out.addcmul(*term) if tracking else out.addcmul_(*term)
-    return out.transpose(-1, -2), weights.movedim(0, -1)
+    return out, weights
 
 
 def band_to_dense(band_weights: torch.Tensor, frames: int) -> torch.Tensor:

@@ -54,6 +54,19 @@ __all__ = ["GaussianProcess"]
 INDEFINITE_TOLERANCE = 1e-10
 
 
+def _apply_left(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``matrix @ x`` for ``matrix (m, n)`` and ``x (..., n, d)`` as one ``(m, n) @ (n, batch * d)`` product.
+
+    Broadcasting ``matrix @ x`` runs one thin ``(m, n) @ (n, d)`` product per sample, about 5x slower at
+    ``n = 2048, d = 16``, batch 32 on 2 cores; same arithmetic per entry.
+    """
+    if x.ndim == 2:
+        return matrix @ x
+    lead = tuple(x.shape[:-2])
+    flat = x.movedim(-2, 0).reshape(x.shape[-2], -1)  # (n, batch * d)
+    return (matrix @ flat).reshape((matrix.shape[0],) + lead + (x.shape[-1],)).movedim(0, -2)
+
+
 class GaussianProcess:
     """Sequences of ``frames`` frames of dimension ``d`` with covariance ``Gamma ⊗ Sigma``.
 
@@ -206,7 +219,7 @@ class GaussianProcess:
         n = check_int("n", n, minimum=1)
         temporal_root, spatial_root = self._square_roots
         z = torch.randn((n, self.frames, self.dim), generator=generator, dtype=torch.float64)
-        return temporal_root @ z @ spatial_root
+        return _apply_left(temporal_root, z) @ spatial_root
 
     def noised(
         self, x0: torch.Tensor, diffusion_time: Any, generator: torch.Generator | None = None
@@ -249,8 +262,8 @@ class GaussianProcess:
         blocks = self._temporal_blocks
         if len(blocks) == 1:
             lam, temporal_vectors = blocks[0]
-            rotated = temporal_vectors.T @ x @ spatial_vectors
-            return temporal_vectors @ self._divide(rotated, lam, t) @ spatial_vectors.T
+            rotated = _apply_left(temporal_vectors.T, x) @ spatial_vectors
+            return _apply_left(temporal_vectors, self._divide(rotated, lam, t) @ spatial_vectors.T)
         (lam_s, vec_s), (lam_k, vec_k) = blocks
         frames, half = self.frames, self.frames // 2
         top, bottom = x[..., :half, :], x[..., frames - half:, :].flip(-2)
@@ -258,8 +271,10 @@ class GaussianProcess:
         if frames % 2:
             sym = torch.cat([sym, x[..., half : half + 1, :]], dim=-2)
         skew = (top - bottom) / np.sqrt(2.0)
-        sym = vec_s @ self._divide(vec_s.T @ sym @ spatial_vectors, lam_s, t) @ spatial_vectors.T
-        skew = vec_k @ self._divide(vec_k.T @ skew @ spatial_vectors, lam_k, t) @ spatial_vectors.T
+        sym = _apply_left(vec_s, self._divide(_apply_left(vec_s.T, sym) @ spatial_vectors, lam_s, t)
+                          @ spatial_vectors.T)
+        skew = _apply_left(vec_k, self._divide(_apply_left(vec_k.T, skew) @ spatial_vectors, lam_k, t)
+                           @ spatial_vectors.T)
         out = torch.empty_like(x)
         sym_top = sym[..., :half, :]
         out[..., :half, :] = (sym_top + skew) / np.sqrt(2.0)
