@@ -136,9 +136,9 @@ def tents_figure(path: str | os.PathLike, frames: int = 8, bands: int = 3, diffu
     right.set_title(f"every band: height eta_t alpha_t^2 = {height:.3f} at its c_m, 0 at other lags", fontsize=9)
     right.legend(fontsize=7, loc="upper left")
     for ax in (left, right):
-        for value in c:
+        for value in c[: bands + 2]:  # the lags the windowed heads see
             ax.axvline(value, color="0.8", lw=0.6, zorder=0)
-        ax.set_xlabel("s = e_i · e_j   (grey: c_m = cos(pi m / H))")
+        ax.set_xlabel(f"s = e_i · e_j   (grey: c_m = cos(pi m / {min(frames, bands + 2)}), m = 0..J+1)")
     figure.suptitle(f"constructed heads, H = {frames}, J = {bands}, slope K = {curves['slope']:.1f}, "
                     f"t = {diffusion_time:g} (exact mode)", fontsize=10)
     return _save(figure, path)
