@@ -138,3 +138,15 @@ def test_config_records_dtype_so_round_trip_is_exact_under_any_default_dtype():
     assert model.to(torch.float32).config["dtype"] == "float32"
     with pytest.raises(ValueError, match="dtype"):
         small(dtype="int8")
+
+
+def test_float32_frame_embeddings_give_position_independent_lag_values():
+    """e_i·e_j must depend on the lag only; float32 angles w*i would add an error growing like i w eps."""
+    model = Transformer(dim=1, width=4, blocks=1, heads=1, frame_scale=18.0, dtype="float32")
+    embeddings = model.frame_embeddings(4096).double()  # (H, 2)
+    assert model.frame_embeddings(4096).dtype == torch.float32
+    for lag in (0, 1, 5, 17):
+        lag_values = (embeddings[lag:] * embeddings[: 4096 - lag]).sum(-1)
+        # each float32 entry is its float64 value rounded once (<= 2^-24 relative): products of two
+        # such entries, summed over 2 coordinates, move by a few 2^-24 at most
+        assert float(lag_values.max() - lag_values.min()) <= 8 * 2.0**-24

@@ -258,10 +258,15 @@ class Transformer(nn.Module):
         return self.time_mlp(features) if kind == "mlp" else features
 
     def frame_embeddings(self, frames: int) -> torch.Tensor:
-        """``e(i)`` for ``i = 0..H-1``: ``(H, 2F)`` = ``[cos(w i), sin(w i)]``."""
-        angles = torch.arange(frames, device=self.frame_frequencies.device, dtype=self.dtype)[:, None] \
-            * self.frame_frequencies.to(self.dtype)
-        return torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
+        """``e(i)`` for ``i = 0..H-1``: ``(H, 2F)`` = ``[cos(w i), sin(w i)]``, cast to the model's dtype.
+
+        The angles ``w i`` are formed in float64 whatever the model's dtype: in float32 their rounding error
+        grows like ``i w eps`` with the frame index (about 5e-6 at i = 512), which shifts ``e_i·e_j`` by a
+        position-dependent amount instead of a rounding-level one.
+        """
+        angles = torch.arange(frames, device=self.frame_frequencies.device, dtype=torch.float64)[:, None] \
+            * self.frame_frequencies.to(torch.float64)
+        return torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1).to(self.dtype)
 
     def embed(self, x: torch.Tensor, diffusion_time: torch.Tensor) -> torch.Tensor:
         """Input map: ``x (batch, H, d)``, ``t (batch,)`` -> tokens ``(batch, H, D)``."""
