@@ -43,6 +43,26 @@ def test_compare_tiny_run_writes_results_with_required_keys(tmp_path):
     assert (tmp_path / "n_sweep.png").stat().st_size > 0
 
 
+def test_extra_sweeps_run_and_draw_their_figure(tmp_path):
+    """The H / size / decay sweeps end to end at toy size: every point trained and scored, one figure."""
+    from unroll.training.compare import CompareConfig
+    from unroll.training.sweeps import run_extra_sweeps
+
+    config = CompareConfig.quick(frames=6, train_size=32, heldout=8, construct_blocks=4, dit_width=16,
+                                 sweep_steps=2, sweep_model="dit", progress=False)
+    sweeps = run_extra_sweeps(config, ["H", "size", "decay"])
+    decay_points = 4 + sum(nu != config.nu for nu in (0.5, 1.5, 2.0))  # 4 ell values, then the other nu values
+    assert [len(sweeps[name]["results"]) for name in ("H", "size", "decay")] == [3, 4, decay_points]
+    for name in ("H", "size", "decay"):
+        for row in sweeps[name]["results"]:
+            assert 0 < row["score_error"] < 10 and 0 < row["constructed_score_error"] < 10
+    pytest.importorskip("matplotlib")
+    from unroll.training.figures import _sweeps_figure, require_matplotlib
+
+    path = _sweeps_figure(require_matplotlib(), sweeps, tmp_path / "sweeps.png")
+    assert (tmp_path / "sweeps.png").stat().st_size > 0 and path.endswith("sweeps.png")
+
+
 def test_train_cli_writes_checkpoint_and_resumes(tmp_path, capsys):
     args = ["train", "--model", "dit", "--out", str(tmp_path), "--frames", "6", "--train-size", "32",
             "--steps", "6", "--batch-size", "8", "--no-progress"]

@@ -121,4 +121,40 @@ def comparison_figures(out: str | os.PathLike, gp: Any, constructed_maps: Any, m
         ax.legend(fontsize=7)
         written["n_sweep"] = save_atomic(figure, out / "n_sweep.png")
         plt.close(figure)
+
+    # 5. the H / model-size / decay sweeps: trained model beside the construction
+    if results.get("sweeps"):
+        written["sweeps"] = _sweeps_figure(plt, results["sweeps"], out / "sweeps.png")
+    return written
+
+
+def _sweeps_figure(plt: Any, sweeps: dict, path: Path) -> str:
+    """One panel per sweep present (``"H"``, ``"size"``, ``"decay"`` of ``run_extra_sweeps``): held-out
+    relative score error of the trained model and of the construction (all bands, same blocks)."""
+    panels = []
+    if "H" in sweeps:
+        rows = sweeps["H"]["results"]
+        panels.append(("sequence length H (fixed model size)", [str(h) for h in sweeps["H"]["frames"]], rows,
+                       sweeps["H"]["model"]))
+    if "size" in sweeps:
+        rows = sweeps["size"]["results"]
+        labels = [f"L={r['blocks']} M={r['heads']}\n{r['parameters']} par." for r in rows]
+        panels.append(("model size", labels, rows, sweeps["size"]["model"]))
+    if "decay" in sweeps:
+        rows = [r for r in sweeps["decay"]["results"] if "score_error" in r]
+        labels = [f"nu={r['nu']:g}\nell={r['ell']:g}" for r in rows]
+        panels.append((f"kernel decay ({sweeps['decay']['kernel']})", labels, rows, sweeps["decay"]["model"]))
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
+    for ax, (title, labels, rows, model) in zip(axes[0], panels, strict=True):
+        positions = np.arange(len(rows))
+        ax.semilogy(positions, [r["score_error"] for r in rows], "o-", label=f"{model} (trained)")
+        ax.semilogy(positions, [r["constructed_score_error"] for r in rows], "s--", label="constructed")
+        ax.set_xticks(positions)
+        ax.set_xticklabels(labels, fontsize=7)
+        ax.set_title(title, fontsize=9)
+        ax.set_ylabel("held-out relative score error")
+        ax.legend(fontsize=7)
+    figure.tight_layout()
+    written = save_atomic(figure, path)
+    plt.close(figure)
     return written
