@@ -33,3 +33,26 @@ def test_errors_name_the_parameter(capsys):
     assert "bands" in capsys.readouterr().err
     assert main(["verify", "--frames", "8", "--bands", "2", "--time", "0"]) == 2
     assert "diffusion_time" in capsys.readouterr().err
+
+
+def test_softmax_mode_reports_the_boundary_error(tmp_path, capsys):
+    import torch
+
+    from unroll.cli.options import random_spatial_covariance
+    from unroll.gp import GaussianProcess
+    from unroll.kernels import GammaExponential
+    from unroll.softmax_construction import construct_softmax, measure_softmax
+
+    path = tmp_path / "softmax.json"
+    code = main(["verify", "--mode", "softmax", "--nu", "2", "--ell", "3", "--frames", "16", "--dim", "2",
+                 "--blocks", "6", "--batch", "2", "--seed", "3", "--json", str(path)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "mode=softmax" in out and "row normalisation" in out and "boundary error" in out
+    softmax = json.loads(path.read_text())["softmax"]
+    # the same measurement made directly through the API on the same GP and draw
+    gp = GaussianProcess(GammaExponential(nu=2.0, ell=3.0), 16, random_spatial_covariance(2, 3))  # Sigma from --seed
+    direct = measure_softmax(gp, construct_softmax(gp, blocks=6), 0.5, generator=torch.Generator().manual_seed(3),
+                             batch=2)
+    assert softmax["boundary"] == direct.boundary > 0
+    assert softmax["boundary_factor_max"] == direct.boundary_factor_max > 0
