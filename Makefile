@@ -37,7 +37,7 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
-BENCHMARKS ?= benchmarks/score_speed.py benchmarks/attention_speed.py benchmarks/scaling.py
+BENCHMARKS ?= benchmarks/score_speed.py benchmarks/attention_speed.py benchmarks/scaling.py benchmarks/float32_certificate.py
 
 bench: $(STAMP)
 	for script in $(BENCHMARKS); do echo "== $$script"; $(PY) $$script || exit 1; done
