@@ -22,6 +22,8 @@ Cost per head: ``(2J'+1) H (dk + dv)`` multiply-adds and ``(2J'+1) H`` stored we
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -84,7 +86,7 @@ def banded_attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, k
     key_t = F.pad(key.transpose(-1, -2), (reach, reach)).contiguous()  # (..., dk, H + 2J')
     value_t = F.pad(value.transpose(-1, -2), (reach, reach)).contiguous()  # (..., dv, H + 2J')
     tracking = torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, value))
-    rows = max(1, CHUNK_FRAMES // max(1, _batch_size(lead)))
+    rows = max(1, CHUNK_FRAMES // max(1, math.prod(lead)))
     outs, weights = [], []
     for first in range(0, frames, rows):  # query frames in chunks: every temporary stays cache-sized
         out, weight = _band_rows(query_t, key_t, value_t, first, min(first + rows, frames), reach, kind, scale,
@@ -94,13 +96,6 @@ def banded_attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, k
     out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
     weight = weights[0] if len(weights) == 1 else torch.cat(weights, dim=-1)
     return out.transpose(-1, -2), weight.movedim(0, -1)
-
-
-def _batch_size(lead: tuple[int, ...]) -> int:
-    size = 1
-    for extent in lead:
-        size *= int(extent)
-    return size
 
 
 def _band_rows(query_t: torch.Tensor, key_t: torch.Tensor, value_t: torch.Tensor, first: int, stop: int,
