@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from theory.configuration import Configuration
+from unroll.constructor import frequency_period
 
 __all__ = [
     "Assumption",
@@ -72,7 +73,7 @@ def default_lag_values(frames: int, bands: int | None = None) -> np.ndarray:
     """``c_m = cos(pi m / W)``, ``m = 0..H-1``: inner products of the DESIGN §5 embeddings
     ``e_i = (cos w i, sin w i)`` with the constructor's default frequency ``w = pi/W``, ``W = min(H, J+2)``
     (``W = H`` when ``bands`` is None); used when the model does not report its own lag values."""
-    period = frames if bands is None else min(frames, bands + 2)
+    period = frames if bands is None else frequency_period(frames, bands)
     return np.cos(np.pi * np.arange(frames, dtype=np.float64) / period)
 
 

@@ -49,6 +49,7 @@ import sympy as sp
 
 from theory import tails
 from theory.configuration import UNIT_ROUNDOFF, Configuration
+from unroll.constructor import frequency_period
 
 __all__ = [
     "Bound",
@@ -472,7 +473,7 @@ def symbol_values(config: Configuration, *, unit_roundoff: float | None = None, 
         products = [lamj_lo * config.mu_min, lamj_lo * config.mu_max, lamj_hi * config.mu_max]
         center = 0.5 * (min(products) + max(products))
         values["c_max"] = max(1.0, 1.0 / center) if config.mode == "exact" else 1.0
-        period = min(config.frames, config.bands + 2)
+        period = frequency_period(config.frames, config.bands)
         gaps = (1.0 - math.cos(math.pi / period)) if config.frames > 1 else 1.0
         values["K"] = values["c_max"] / gaps
     values["M"] = float(size.get("M", 3 * (config.bands + 1) if config.mode == "exact" else 3 * config.bands + 1))

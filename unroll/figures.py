@@ -117,6 +117,8 @@ def tent_curves(frames: int = 8, bands: int = 3, diffusion_time: float = 0.5, po
 def tents_figure(path: str | os.PathLike, frames: int = 8, bands: int = 3, diffusion_time: float = 0.5) -> str:
     """Left: band 1's three ReLU heads (scaled by their value signs) and their sum, the tent.  Right: every
     band's tent over ``s = e_i·e_j``, nonzero only at its own lag value ``c_m``."""
+    from unroll.constructor import frequency_period
+
     plt = _plt()
     curves = tent_curves(frames, bands, diffusion_time)
     s, heads, c, height = curves["s"], curves["heads"], curves["lag_values"], curves["height"]
@@ -138,7 +140,7 @@ def tents_figure(path: str | os.PathLike, frames: int = 8, bands: int = 3, diffu
     for ax in (left, right):
         for value in c[: bands + 2]:  # the lags the windowed heads see
             ax.axvline(value, color="0.8", lw=0.6, zorder=0)
-        ax.set_xlabel(f"s = e_i · e_j   (grey: c_m = cos(pi m / {min(frames, bands + 2)}), m = 0..J+1)")
+        ax.set_xlabel(f"s = e_i · e_j   (grey: c_m = cos(pi m / {frequency_period(frames, bands)}), m = 0..J+1)")
     figure.suptitle(f"constructed heads, H = {frames}, J = {bands}, slope K = {curves['slope']:.1f}, "
                     f"t = {diffusion_time:g} (exact mode)", fontsize=10)
     return _save(figure, path)
