@@ -212,6 +212,18 @@ def test_local_links_resolve(page):
     assert not missing, f"{page.name} links to missing files: {missing}"
 
 
+OUTSIDE = re.compile(r"\.\./shared|DESIGN\.md")
+
+
+def test_nothing_sends_a_reader_outside_the_repository():
+    """README, docs and the packages cite docs/design.md for the mathematics, never a file beside the checkout."""
+    root = DOCS.parent
+    files = [root / "README.md", *DOCS.glob("*.md"), *(root / "unroll").rglob("*.py"), *(root / "theory").rglob("*.py")]
+    offenders = [str(f.relative_to(root)) for f in files if OUTSIDE.search(f.read_text(encoding="utf-8"))]
+    assert not offenders, f"these files point outside the repository: {offenders}"
+    assert OUTSIDE.search("see ../shared/DESIGN.md"), "the pattern must catch a reference outside"
+
+
 def test_index_links_every_walkthrough():
     index = (DOCS / "index.md").read_text(encoding="utf-8")
     for page in WALKTHROUGHS:

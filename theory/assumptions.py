@@ -70,7 +70,7 @@ class Assumption:
 
 
 def default_lag_values(frames: int, bands: int | None = None) -> np.ndarray:
-    """``c_m = cos(pi m / W)``, ``m = 0..H-1``: inner products of the DESIGN §5 embeddings
+    """``c_m = cos(pi m / W)``, ``m = 0..H-1``: inner products of the docs/design.md §5 embeddings
     ``e_i = (cos w i, sin w i)`` with the constructor's default frequency ``w = pi/W``, ``W = min(H, J+2)``
     (``W = H`` when ``bands`` is None); used when the model does not report its own lag values."""
     period = frames if bands is None else frequency_period(frames, bands)

@@ -1,4 +1,4 @@
-"""Bounds on the parts of the score error (DESIGN.md §6), symbolic (sympy) and numeric.
+"""Bounds on the parts of the score error (docs/design.md §6), symbolic (sympy) and numeric.
 
 Every :class:`Bound` is a sympy expression in named symbols (``SYMBOLS``), a numeric evaluation written
 independently in plain Python (``Bound.numeric``), and the names of the assumptions it needs

@@ -4,7 +4,7 @@ Everything the assumptions and bounds need is computed here once, in float64 num
 ``gamma(0..H-1)`` and the eigenvalues of ``Sigma`` — independently of ``unroll.gd`` (whose numbers the
 tests compare against).
 
-Notation (DESIGN.md §3-4): ``a = alpha_t^2 = e^-t``, ``s = sigma_t^2 = 1 - e^-t``;
+Notation (docs/design.md §3-4): ``a = alpha_t^2 = e^-t``, ``s = sigma_t^2 = 1 - e^-t``;
 ``C_t = a Gamma ⊗ Sigma + s I`` and ``C_{t,J} = a Gamma_J ⊗ Sigma + s I`` with ``Gamma_J = Gamma ∘ W``
 (``W`` the plain cut or the triangular taper).  The eigenvalues of a Kronecker product are the products
 ``lam_i mu_a``, so ``lambda_min(C_{t,J}) = s + a min(lam_min(Gamma_J) mu_min, lam_min(Gamma_J) mu_max)``

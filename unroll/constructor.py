@@ -1,6 +1,6 @@
 """Hand-built weights: a generic ``Transformer`` whose block k performs gradient-descent step k.
 
-This is this project's own derivation (DESIGN.md §5), not necessarily the paper's construction; the
+This is this project's own derivation (docs/design.md §5), not necessarily the paper's construction; the
 paper's text is not part of the repository.  One GD step on ``f(y) = 1/2 y^T C_{t,J} y - x^T y`` reads
 
     y_i <- y_i - eta_t alpha_t^2 Sigma sum_{|i-j|<=J} gamma_J(|i-j|) y_j - eta_t sigma_t^2 y_i + eta_t x_i.
@@ -9,7 +9,7 @@ Token layout (``unroll.layout``): ``z_i = [ y_i | x_i | e_i | phi(t) | 1 ]`` (+ 
 mode), ``e_i = (cos(w i), sin(w i))``, so ``s_ij = e_i·e_j = c_m = cos(w m)`` for ``m = |i-j|``.  Every head is
 windowed (``window = J``: lags > J are masked), so ``c_m`` only has to be strictly decreasing on the lags
 ``0..J+1`` the tents look at.  ``frame_frequency="window"`` (default) takes ``w = pi/W`` with
-``W = min(H, J + 2)``; ``"sequence"`` takes ``w = pi/H`` (strictly decreasing on all lags, DESIGN §5's
+``W = min(H, J + 2)``; ``"sequence"`` takes ``w = pi/H`` (strictly decreasing on all lags, docs/design.md §5's
 example, needed only if the window were removed).  The rational time map gives exactly
 ``phi(t) = [eta_t alpha_t^2, eta_t sigma_t^2, eta_t]`` (``eta_t = 1/(alpha_t^2 P + sigma_t^2)``,
 ``P = (max + min)/2`` of the eigenvalue products of Gamma_J and Sigma, i.e. ``eta_t = 2/(lambda_max +

@@ -1,4 +1,4 @@
-"""Forward Ornstein–Uhlenbeck diffusion, denoising score matching and reverse-time samplers (DESIGN §3).
+"""Forward Ornstein–Uhlenbeck diffusion, denoising score matching and reverse-time samplers (docs/design.md §3).
 
 Forward process: ``x_t = alpha_t x_0 + sigma_t z`` with ``alpha_t = exp(-t/2)``,
 ``sigma_t^2 = 1 - exp(-t)``, ``z ~ N(0, I)``; it solves ``dx = -x/2 dt + dW`` and its stationary law is

@@ -1,4 +1,4 @@
-"""Gradient descent on the score objective, written frame by frame (DESIGN.md §4).
+"""Gradient descent on the score objective, written frame by frame (docs/design.md §4).
 
 The score of the noised GP data is ``s(x, t) = -y*`` with ``y* = C_t^{-1} vec(x)``, the minimiser of
 

@@ -1,4 +1,4 @@
-"""Stationary temporal covariance functions ``gamma(lag)`` and their Toeplitz matrices (DESIGN.md §2).
+"""Stationary temporal covariance functions ``gamma(lag)`` and their Toeplitz matrices (docs/design.md §2).
 
 Every family has a decay exponent ``nu > 0`` and a length scale ``ell > 0`` and is normalised so that
 ``gamma(0) = 1``; the spatial covariance ``Sigma`` carries the scale.  Positive definiteness of the

@@ -1,4 +1,4 @@
-"""Token layout with named slots: ``z_i = [ y_i | x_i | e_i | phi(t) | 1 | scratch... ]`` (DESIGN.md §5).
+"""Token layout with named slots: ``z_i = [ y_i | x_i | e_i | phi(t) | 1 | scratch... ]`` (docs/design.md §5).
 
 The constructor writes weights by naming slots (``layout["y"]`` is a ``slice``) and a residual stream
 ``(..., H, D)`` can be decoded back into its named parts.

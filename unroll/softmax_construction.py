@@ -1,4 +1,4 @@
-"""Softmax variant: one softmax head per block carries a Gaussian-type temporal kernel (DESIGN.md §5).
+"""Softmax variant: one softmax head per block carries a Gaussian-type temporal kernel (docs/design.md §5).
 
 This project's own construction (not necessarily the paper's).  Frame embeddings have constant norm,
 ``e_i = (cos(w i), sin(w i))``, ``w = pi/H``, and the head's score is ``beta e_i·e_j = beta cos(w (i-j))``, so

@@ -1,4 +1,4 @@
-"""A generic transformer on sequences ``(batch, H, d)`` conditioned on a diffusion time (DESIGN.md §5).
+"""A generic transformer on sequences ``(batch, H, d)`` conditioned on a diffusion time (docs/design.md §5).
 
 Nothing here knows about Gaussian processes; the constructor (``unroll.constructor``) only chooses
 weights.  Shapes: ``x (batch, H, d)`` (or ``(H, d)``), ``diffusion_time`` a positive scalar or ``(batch,)``;

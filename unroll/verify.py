@@ -1,4 +1,4 @@
-"""Verification of a (constructed) score transformer against the closed form (DESIGN.md §6).
+"""Verification of a (constructed) score transformer against the closed form (docs/design.md §6).
 
 For one GP, diffusion time ``t`` and a batch ``x (batch, H, d)`` (default: samples of the noised data
 ``x_t``), with ``y* = C_t^{-1} x`` (exact), ``y*_J = C_{t,J}^{-1} x`` (truncated fixed point), ``y_L`` the

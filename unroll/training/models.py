@@ -4,7 +4,7 @@ Every model maps ``(x, diffusion_time)`` with ``x`` of shape ``(batch, H, d)`` t
 same shape, like the constructed network. Trained models use the usual noise parameterisation: the
 network ``N`` predicts the noise ``z`` of ``x_t = alpha_t x_0 + sigma_t z`` and the score is
 
-    s(x, t) = -N(x, t) / sigma_t,          sigma_t^2 = 1 - exp(-t)   (DESIGN section 3),
+    s(x, t) = -N(x, t) / sigma_t,          sigma_t^2 = 1 - exp(-t)   (docs/design.md §3),
 
 which keeps the network output of order one at every diffusion time (the score itself grows like
 ``1/sigma_t`` as ``t -> 0``). ``NoiseParameterised`` wraps any ``net(x, t)`` (e.g. the generic
