@@ -27,6 +27,15 @@ Inequalities used (exact arithmetic part):
   ``delta_k`` then the error ``e_k = y_net,k - y_k`` obeys ``e_(k+1) = (I - eta C_J) e_k + delta_k``, so
   ``|e_L| <= sum_k rho^(L-1-k) |delta_k|``.
 
+Chebyshev steps (``*_chebyshev`` bounds; docs/design.md §7): ``y_L - y*_J = -p_L(C_J) y*_J`` with
+``max |p_L| = 2 rho_C^L / (1 + rho_C^(2L))``, ``rho_C = (sqrt(kappa_J) - 1)/(sqrt(kappa_J) + 1)``, on
+``[lambda_min, lambda_max]``; the steps are computed from eigenvalues known to ``c_eig u lambda_max``, so the true
+spectrum lies in an interval wider by that much, where ``|T_L|`` grows to at most ``cosh(L acosh(1 + w))``,
+``w = 4 c_eig u kappa_J / (kappa_J - 1)``.  Rounding propagates through sub-products of the factors
+``1 - eta_j C_J``, which are not contractions: with ``A_pre, A_suf, A_all`` their largest prefix, suffix and
+any-range norms (``theory.schedules``, certified; 1 for GD), ``|y_k| <= (1 + A_pre) G |y*|``, and a perturbation
+``delta_k <= b + g |e_k|`` per step gives (discrete Gronwall) ``|e_L| <= A_suf L b (1 + A_all g)^L``.
+
 Floating point (standard model ``fl(a op b) = (a op b)(1 + d)``, ``|d| <= u``; ``gamma_n = n u/(1 - n u)``):
 a sum/product program evaluated in any order deviates from its exact value by at most ``gamma_n`` times
 the same program run on absolute values, ``n`` the number of roundings on the longest path (ReLU is
@@ -38,6 +47,7 @@ below rounding (e.g. ``rho^L ~ 1e-30``).  The constants are generous, not tight.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,6 +65,7 @@ __all__ = [
     "Bound",
     "SYMBOLS",
     "BOUNDS",
+    "PART_BOUNDS",
     "symbol_values",
     "evaluate_all",
     "attach_bounds",
@@ -78,6 +89,10 @@ _names = {
     "K": "tent slope", "c_max": "largest tent height", "h": "multiplier knot spacing",
     "R_mult": "multiplier range", "X": "|x| / |y*|", "root": "sqrt(batch H d) / |y*|",
     "epsilon": "target relative error", "n": "sample size",
+    "A_pre": "largest prefix product of the step factors 1 - eta_j C_J (theory.schedules; 1 for GD)",
+    "A_suf": "largest suffix product of the step factors (theory.schedules; 1 for GD)",
+    "A_all": "largest product of the step factors over any range of steps (theory.schedules; 1 for GD)",
+    "phi_max": "largest time feature max(1, 1/min_k P_k) (paper mode multiplies by it)",
 }
 _integer_names = {"L": "blocks (GD steps)", "J": "bands (lags kept)", "H": "frames", "d": "dimension",
                   "M": "heads per layer", "F_w": "FFN width", "D": "token width"}
@@ -95,6 +110,7 @@ u, u64, K, c_max = _S["u"], _S["u64"], _S["K"], _S["c_max"]
 L, J, H, d, M = _S["L"], _S["J"], _S["H"], _S["d"], _S["M"]
 h_knot, R_mult, X, root, F_w, D = _S["h"], _S["R_mult"], _S["X"], _S["root"], _S["F_w"], _S["D"]
 eps, n_samples = _S["epsilon"], _S["n"]
+A_pre, A_suf, A_all, phi_max = _S["A_pre"], _S["A_suf"], _S["A_all"], _S["phi_max"]
 
 
 def _gamma_n(count: sp.Expr, unit: sp.Expr) -> sp.Expr:
@@ -123,6 +139,15 @@ steps_e = sp.Min(L, 1 / (1 - rho_e))
 loop_count_e = 2 * J + d + 8
 loop_floor_e = _gamma_n(loop_count_e, u64) * steps_e * (
     2 * G_e * (1 + eta_e * (a * Sigma_F * (1 + 2 * S_J) + s)) + eta_e * c_max_e)
+rhoC_e = (kappa_J_e - 1) / (sp.sqrt(kappa_J_e) + 1) ** 2  # = (sqrt(kappa_J) - 1)/(sqrt(kappa_J) + 1)
+eta_max_e = 1 / cJ_min_e
+_step_work_e = 1 + eta_max_e * (a * Sigma_F * (1 + 2 * S_J) + s)
+_g_loop_e = _gamma_n(loop_count_e, u64)
+loop_floor_C_e = _g_loop_e * L * A_suf * ((1 + A_pre) * G_e * _step_work_e + eta_max_e * c_max_e) * (
+    1 + A_all * _g_loop_e * _step_work_e) ** L
+widen_e = 4 * c_eig_e * u64 * kappa_J_e / (kappa_J_e - 1)
+chebyshev_factor_e = sp.Piecewise(
+    (0, sp.Eq(kappa_J_e, 1)), (sp.cosh(L * sp.acosh(1 + widen_e)) * 2 * rhoC_e**L / (1 + rhoC_e ** (2 * L)), True))
 
 
 def _num_common(v: dict[str, float]) -> dict[str, float]:
@@ -146,11 +171,19 @@ def _num_common(v: dict[str, float]) -> dict[str, float]:
     out["loop_floor"] = _gamma_num(2 * v["J"] + v["d"] + 8, v["u64"]) * out["steps"] * (
         2 * out["G"] * (1 + out["eta"] * (v["a"] * v["Sigma_F"] * (1 + 2 * v["S_J"]) + v["s"]))
         + out["eta"] * out["c_max"])
+    # (sqrt(k) - 1)/(sqrt(k) + 1) written without the cancellation of sqrt(k) - 1 at k ~ 1
+    out["rho_C"] = 1.0 if math.isinf(kJ) else (kJ - 1) / (math.sqrt(kJ) + 1) ** 2
+    out["eta_max"] = 1 / out["cJ_min"] if out["cJ_min"] > 0 else math.inf
+    step_work = 1 + out["eta_max"] * (v["a"] * v["Sigma_F"] * (1 + 2 * v["S_J"]) + v["s"])
+    g_loop = _gamma_num(2 * v["J"] + v["d"] + 8, v["u64"])
+    out["loop_floor_C"] = g_loop * v["L"] * v["A_suf"] * (
+        (1 + v["A_pre"]) * out["G"] * step_work + out["eta_max"] * out["c_max"]) * (
+        1 + v["A_all"] * g_loop * step_work) ** v["L"]
     return out
 
 
 _NAMED = [
-    (G_e, sp.Symbol("G")), (rho_eff_e, sp.Symbol("rho_eff")), (rho_e, sp.Symbol("rho")),
+    (G_e, sp.Symbol("G")), (rho_eff_e, sp.Symbol("rho_eff")), (rhoC_e, sp.Symbol("rho_C")), (rho_e, sp.Symbol("rho")),
     (kappa_J_e, sp.Symbol("kappa_J")), (kappa_t_e, sp.Symbol("kappa_t")), (eta_e, sp.Symbol("eta")),
     (cJ_min_e, sp.Symbol("lambda_min(C_J)")), (cJ_max_e, sp.Symbol("lambda_max(C_J)")),
     (c_min_e, sp.Symbol("lambda_min(C)")), (c_max_e, sp.Symbol("lambda_max(C)")),
@@ -288,7 +321,7 @@ def _net_paper(v: dict[str, float]) -> float:
     gn = _gamma_num(2 * v["J"] + 1 + v["M"] + v["d"] + 8, v["u"])
     es = v["u"] * (40 * v["K"] + 30)
     acc = (4 * es + 4 * gn * (2 * v["K"] + 2)) * (1 + 2 * v["S_J"]) * v["Sigma_F"]
-    growth = v["c_max"] * acc
+    growth = v["phi_max"] * acc
     g_ffn = _gamma_num(v["F_w"] + v["D"] + 8, v["u"])
     per_entry = 3 * v["h"] ** 2 / 16 + g_ffn * 40 * v["R_mult"] ** 2
     delta = growth * 2 * c["G"] + per_entry * v["root"]
@@ -302,6 +335,78 @@ def _blocks_needed(v: dict[str, float]) -> float:
     if c["rho"] == 0:
         return 0.0
     return math.log(c["G"] / v["epsilon"]) / math.log(1 / c["rho"])
+
+
+def _rho_cheb(v: dict[str, float]) -> float:
+    return _num_common(v)["rho_C"]
+
+
+def _chebyshev_factor(v: dict[str, float], c: dict[str, float]) -> float:
+    """``cosh(L acosh(1 + w)) 2 rho_C^L / (1 + rho_C^(2L))`` (0 when kappa_J = 1: one step is exact)."""
+    kJ, blocks = c["kappa_J"], v["L"]
+    if kJ <= 1.0:
+        return 0.0
+    widen = 4 * c["c_eig"] * v["u64"] * kJ / (kJ - 1)
+    rho = c["rho_C"]
+    if rho == 0.0:
+        return 0.0
+    # in logs: both factors can over/underflow (kappa_J -> 1: cosh -> inf while rho_C^L -> 0)
+    z = blocks * math.acosh(1 + widen)
+    log_cosh = z + math.log1p(math.exp(-2 * z)) - math.log(2.0)
+    return math.exp(log_cosh + math.log(2.0) + blocks * math.log(rho) - math.log1p(rho ** (2 * blocks)))
+
+
+def _gd_cheb(v: dict[str, float]) -> float:
+    c = _num_common(v)
+    if c["cJ_min"] <= 0:
+        return math.inf
+    return (_chebyshev_factor(v, c) * c["G"] + 2 * c["c_eig"] * v["u64"] * c["kappa_J"] * c["G"]
+            + c["loop_floor_C"])
+
+
+def _net_cheb_common(v: dict[str, float], c: dict[str, float], delta_block: float, growth: float) -> float:
+    """``A_suf L delta (1 + A_all g)^L`` + reference-loop floor + step-size mismatch (any schedule)."""
+    blocks, unit = v["L"], 20 * (v["u"] + v["u64"])
+    mismatch = unit * blocks * v["A_suf"] * v["A_pre"] * c["kappa_J"] * (
+        1 + unit * v["A_all"] * c["kappa_J"]) ** blocks * c["G"]
+    return v["A_suf"] * blocks * delta_block * (1 + v["A_all"] * growth) ** blocks + c["loop_floor_C"] + mismatch
+
+
+def _net_exact_cheb(v: dict[str, float]) -> float:
+    c = _num_common(v)
+    if c["cJ_min"] <= 0:
+        return math.inf
+    gn = _gamma_num(2 * v["J"] + 1 + v["M"] + v["d"] + 8, v["u"])
+    es = _score_error(v)
+    band = (4 * es + 4 * gn * (2 * v["K"] + v["c_max"] + 1)) * (1 + 2 * v["S_J"]) * v["Sigma_F"]
+    zero = (es + gn * v["c_max"]) * (v["Sigma_F"] + 1)
+    growth = band + zero
+    delta = growth * (1 + v["A_pre"]) * c["G"] + (es + gn * v["c_max"] + v["u"] * v["c_max"]) * v["X"]
+    return _net_cheb_common(v, c, delta, growth)
+
+
+def _net_paper_cheb(v: dict[str, float]) -> float:
+    c = _num_common(v)
+    if c["cJ_min"] <= 0:
+        return math.inf
+    gn = _gamma_num(2 * v["J"] + 1 + v["M"] + v["d"] + 8, v["u"])
+    es = v["u"] * (40 * v["K"] + 30)
+    acc = (4 * es + 4 * gn * (2 * v["K"] + 2)) * (1 + 2 * v["S_J"]) * v["Sigma_F"]
+    growth = v["phi_max"] * acc
+    g_ffn = _gamma_num(v["F_w"] + v["D"] + 8, v["u"])
+    per_entry = 3 * v["h"] ** 2 / 16 + g_ffn * 40 * v["R_mult"] ** 2
+    delta = growth * (1 + v["A_pre"]) * c["G"] + per_entry * v["root"]
+    return _net_cheb_common(v, c, delta, growth)
+
+
+def _blocks_needed_cheb(v: dict[str, float]) -> float:
+    c = _num_common(v)
+    if c["rho_C"] >= 1:
+        return math.inf
+    ratio = v["epsilon"] / c["G"]
+    if ratio >= 1 or c["rho_C"] == 0:
+        return 0.0
+    return math.log((1 + math.sqrt(1 - ratio**2)) / ratio) / math.log(1 / c["rho_C"])
 
 
 # ------------------------------------------------------------------------------- symbolic formulas
@@ -322,12 +427,26 @@ net_exact_e = _net_common_e(_growth_exact * 2 * G_e + (_es_exact + _gn_e * c_max
 
 _es_paper = u * (40 * K + 30)
 _acc_e = (4 * _es_paper + 4 * _gn_e * (2 * K + 2)) * (1 + 2 * S_J) * Sigma_F
-_growth_paper = c_max * _acc_e
+_growth_paper = phi_max * _acc_e
 _per_entry_e = 3 * h_knot**2 / 16 + _gamma_n(F_w + D + 8, u) * 40 * R_mult**2
 net_paper_e = _net_common_e(_growth_paper * 2 * G_e + _per_entry_e * root, _growth_paper)
 
 trunc_e = trunc_main_e + 2 * c_eig_e * u64 * (kappa_t_e + kappa_J_e * G_e)
 gd_e = rho_eff_e**L * G_e + 2 * c_eig_e * u64 * kappa_J_e * G_e + loop_floor_e
+gd_C_e = chebyshev_factor_e * G_e + 2 * c_eig_e * u64 * kappa_J_e * G_e + loop_floor_C_e
+
+
+def _net_cheb_common_e(delta_block: sp.Expr, growth: sp.Expr) -> sp.Expr:
+    unit = 20 * (u + u64)
+    mismatch = unit * L * A_suf * A_pre * kappa_J_e * (1 + unit * A_all * kappa_J_e) ** L * G_e
+    return A_suf * L * delta_block * (1 + A_all * growth) ** L + loop_floor_C_e + mismatch
+
+
+net_exact_C_e = _net_cheb_common_e(_growth_exact * (1 + A_pre) * G_e + (_es_exact + _gn_e * c_max + u * c_max) * X,
+                                   _growth_exact)
+net_paper_C_e = _net_cheb_common_e(_growth_paper * (1 + A_pre) * G_e + _per_entry_e * root, _growth_paper)
+_ratio_e = eps / G_e
+blocks_needed_C_e = sp.log((1 + sp.sqrt(1 - _ratio_e**2)) / _ratio_e) / sp.log(1 / rhoC_e)
 
 _GD_INEQ = ("y_L - y*_J = -(I - eta C_J)^L y*_J, ||I - eta C_J|| = rho; |y*_J| <= G |y*|; float64 floors "
             "for the eigen-solve and the GD loop")
@@ -351,7 +470,32 @@ BOUNDS: dict[str, Bound] = {
     "blocks_needed": Bound("blocks_needed", "blocks L with rho^L G <= epsilon (exact arithmetic)",
                            sp.log(G_e / eps) / sp.log(1 / rho_e), _blocks_needed, ("gd_converges",),
                            "rho^L G <= eps  <=>  L >= log(G/eps)/log(1/rho) ~ (kappa_J/2) log(G/eps)"),
+    "contraction_chebyshev": Bound(
+        "contraction_chebyshev", "Chebyshev rate rho_C = (sqrt(kappa_J)-1)/(sqrt(kappa_J)+1)", rhoC_e, _rho_cheb,
+        ("gd_converges",), "max |p_L| = 1/T_L((kappa+1)/(kappa-1)) = 2 rho_C^L/(1 + rho_C^(2L))"),
+    "gd_chebyshev": Bound(
+        "gd_chebyshev", "E_gd with Chebyshev steps = |y_L - y*_J| / |y*|", gd_C_e, _gd_cheb, ("gd_converges",),
+        "y_L - y*_J = -p_L(C_J) y*_J, max |p_L| on the widened spectrum; |y*_J| <= G |y*|; float64 floors, "
+        "rounding of the reference loop through the sub-products A_pre, A_suf, A_all"),
+    "net_exact_chebyshev": Bound(
+        "net_exact_chebyshev", "E_net with Chebyshev steps, exact mode (rounding only)", net_exact_C_e,
+        _net_exact_cheb, ("gd_converges", "lags_separated"),
+        "e_(k+1) = (I - eta_k C_J) e_k + delta_k, |y_k| <= (1 + A_pre) G |y*|, delta_k <= b + g |e_k|: "
+        "|e_L| <= A_suf L b (1 + A_all g)^L; the tent-head rounding model of net_exact"),
+    "net_paper_chebyshev": Bound(
+        "net_paper_chebyshev", "E_net with Chebyshev steps, paper mode", net_paper_C_e, _net_paper_cheb,
+        ("gd_converges", "lags_separated", "multiplier_in_range"),
+        "as net_exact_chebyshev with the multiplier error of net_paper"),
+    "blocks_needed_chebyshev": Bound(
+        "blocks_needed_chebyshev", "blocks L with 2 rho_C^L/(1 + rho_C^(2L)) G <= epsilon (exact arithmetic)",
+        blocks_needed_C_e, _blocks_needed_cheb, ("gd_converges",),
+        "2q/(1+q^2) <= r (q = rho_C^L, r = eps/G) <=> q <= (1 - sqrt(1 - r^2))/r, so "
+        "L >= log((1 + sqrt(1 - r^2))/r)/log(1/rho_C) ~ (sqrt(kappa_J)/2) log(2G/eps)"),
 }
+
+#: the bounds of each part for each step schedule: (gd part, net part in exact mode, net part in paper mode)
+PART_BOUNDS = {"gd": ("gd", "net_exact", "net_paper"),
+               "chebyshev": ("gd_chebyshev", "net_exact_chebyshev", "net_paper_chebyshev")}
 
 
 def tail_bound(family: str) -> Bound:
@@ -462,6 +606,12 @@ def symbol_values(config: Configuration, *, unit_roundoff: float | None = None, 
     }
     construction = config.construction
     size = config.size
+    # the smallest step centre P_k (so the largest time feature): from the schedule's step sizes eta_k = 1/(aP_k + s)
+    smallest_center = (float(np.min((1.0 / config.step_sizes - config.s) / config.a)) if config.blocks
+                       else 0.5 * sum(config.product_range))
+    values["phi_max"] = max(1.0, 1.0 / smallest_center)
+    amplification = config.amplification
+    values.update(A_pre=amplification.prefix, A_suf=amplification.suffix, A_all=amplification.any)
     if construction is not None:
         values["K"] = float(construction.tent_slope)
         values["c_max"] = float(construction.height_max)
@@ -470,9 +620,7 @@ def symbol_values(config: Configuration, *, unit_roundoff: float | None = None, 
             values["h"] = float(multiplier.spacing)
             values["R_mult"] = float(multiplier.range)
     else:
-        products = [lamj_lo * config.mu_min, lamj_lo * config.mu_max, lamj_hi * config.mu_max]
-        center = 0.5 * (min(products) + max(products))
-        values["c_max"] = max(1.0, 1.0 / center) if config.mode == "exact" else 1.0
+        values["c_max"] = values["phi_max"] if config.mode == "exact" else 1.0
         period = frequency_period(config.frames, config.bands)
         gaps = (1.0 - math.cos(math.pi / period)) if config.frames > 1 else 1.0
         values["K"] = values["c_max"] / gaps
@@ -487,15 +635,19 @@ def symbol_values(config: Configuration, *, unit_roundoff: float | None = None, 
 
 
 def evaluate_all(config: Configuration, **kwargs: Any) -> dict[str, float]:
-    """Numeric value of every bound in :data:`BOUNDS` (plus ``total`` and the family tail) for ``config``."""
+    """Numeric value of every bound in :data:`BOUNDS` that applies to ``config`` (its mode and step schedule,
+    ``config.steps``), plus ``net``, ``total`` and the family tail; ``gd`` and ``net`` are the schedule's."""
     values = symbol_values(config, **kwargs)
-    skip = {"blocks_needed", "net_paper" if config.mode == "exact" else "net_exact"}
+    gd_name, exact_name, paper_name = PART_BOUNDS[config.steps]
+    net_name = exact_name if config.mode == "exact" else paper_name
+    other = [name for names in PART_BOUNDS.values() for name in names if name not in (gd_name, net_name)]
+    skip = {"blocks_needed", "blocks_needed_chebyshev", *other}
     out = {name: bound.evaluate(values) for name, bound in BOUNDS.items() if name not in skip}
     if config.mode == "paper" and (math.isnan(values["h"]) or math.isnan(values["root"])):
-        out["net_paper"] = math.inf  # needs the multiplier (a construction) and |y*| (a run): unknown
-    net = out["net_exact"] if config.mode == "exact" else out["net_paper"]
-    out["net"] = net
-    out["total"] = out["gd"] + out["trunc"] + net
+        out[net_name] = math.inf  # needs the multiplier (a construction) and |y*| (a run): unknown
+    out["gd"] = out[gd_name]
+    out["net"] = out[net_name]
+    out["total"] = out["gd"] + out["trunc"] + out["net"]
     if config.family is not None:
         out["tail_family"] = tails.tail_bound(config.family, config.nu, config.ell, config.bands, config.frames)
     out["tail_exact"] = config.tail
@@ -520,17 +672,22 @@ def bounds_for_report(report: Any, gp: Any, model: Any, diffusion_time: float) -
     x_ratio = float(x.to(dtype=x.dtype).norm()) / norm if x is not None and norm > 0 else None
     root = math.sqrt(report.batch * gp.frames * gp.dim) / norm if norm > 0 else math.inf
     values = symbol_values(config, unit_roundoff=unit, x_ratio=x_ratio, root=root)
-    gd_bound = BOUNDS["gd"].evaluate(values)
+    gd_name, exact_name, paper_name = PART_BOUNDS[config.steps]
+    gd_bound = BOUNDS[gd_name].evaluate(values)
     trunc_bound = BOUNDS["trunc"].evaluate(values)
     if construction is None:
         net_bound = math.inf  # a trained model: no a-priori bound on the network error
     elif config.mode == "exact":
-        net_bound = BOUNDS["net_exact"].evaluate(values)
+        net_bound = BOUNDS[exact_name].evaluate(values)
     else:
         peak = getattr(report, "multiplier_peak", None)
         in_range = peak is not None and peak <= construction.multiplier.range
-        net_bound = BOUNDS["net_paper"].evaluate(values) if in_range else math.inf
-    return {"gd": gd_bound, "trunc": trunc_bound, "net": net_bound, "total": gd_bound + trunc_bound + net_bound}
+        net_bound = BOUNDS[paper_name].evaluate(values) if in_range else math.inf
+    other = "chebyshev" if config.steps == "gd" else "gd"
+    other_values = symbol_values(dataclasses.replace(config, steps=other), unit_roundoff=unit, x_ratio=x_ratio,
+                                 root=root)
+    return {"gd": gd_bound, "trunc": trunc_bound, "net": net_bound, "total": gd_bound + trunc_bound + net_bound,
+            f"gd[{other}]": BOUNDS[PART_BOUNDS[other][0]].evaluate(other_values)}
 
 
 def attach_bounds(report: Any, gp: Any, model: Any, diffusion_time: float) -> None:
@@ -540,3 +697,5 @@ def attach_bounds(report: Any, gp: Any, model: Any, diffusion_time: float) -> No
     for name, value in bounds_for_report(report, gp, model, diffusion_time).items():
         if name in report.parts:
             report.parts[name].bound = float(value)
+        elif name.startswith("gd[") and hasattr(report, "other_schedule_gd_bound"):
+            report.other_schedule_gd_bound[name[3:-1]] = float(value)

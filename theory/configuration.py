@@ -53,6 +53,7 @@ class Configuration:
         lag_values: ``c_m = e_i . e_j`` for ``|i-j| = m`` (the frame-embedding inner products, shape ``(H,)``)
             if known, else ``None``.
         mode: ``"exact"`` or ``"paper"``; size: the model's class parameters (``D, L, M, B, R``) if known.
+        steps: the step schedule of the unrolled solver, ``"gd"`` or ``"chebyshev"`` (``unroll.gd.STEP_RULES``).
     """
 
     gamma: np.ndarray
@@ -71,6 +72,7 @@ class Configuration:
     size: dict[str, Any] = field(default_factory=dict)
     construction: Any = None
     multiplier_peak: float | None = None
+    steps: str = "gd"
 
     def __post_init__(self) -> None:
         self.gamma = np.asarray(self.gamma, dtype=np.float64).reshape(-1)
@@ -88,6 +90,8 @@ class Configuration:
             raise ValueError(f"taper must be None or 'triangular', got {self.taper!r}")
         if self.mode not in ("exact", "paper"):
             raise ValueError(f"mode must be 'exact' or 'paper', got {self.mode!r}")
+        if self.steps not in ("gd", "chebyshev"):
+            raise ValueError(f"steps must be 'gd' or 'chebyshev', got {self.steps!r}")
         if self.lag_values is not None:
             self.lag_values = np.asarray(self.lag_values, dtype=np.float64).reshape(-1)
 
@@ -126,7 +130,8 @@ class Configuration:
         return cls.from_gp(gp, bands=int(construction.bands), blocks=int(construction.blocks),
                            diffusion_time=diffusion_time, taper=construction.taper,
                            mode=str(getattr(construction, "mode", "exact")), lag_values=lag_values,
-                           size=size, construction=construction, **kwargs)
+                           size=size, construction=construction, steps=str(getattr(construction, "steps", "gd")),
+                           **kwargs)
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -213,6 +218,43 @@ class Configuration:
         return 1.0 if math.isinf(kappa) else (kappa - 1.0) / (kappa + 1.0)
 
     @property
+    def product_range(self) -> tuple[float, float]:
+        """``(p_min, p_max)``: extreme eigenvalue products ``lam_i(Gamma_J) mu_a``, so that
+        ``cj_spectrum = (s + a p_min, s + a p_max)``."""
+        lam_lo, lam_hi = self.truncated_spectrum
+        return (min(lam_lo * self.mu_min, lam_lo * self.mu_max), max(lam_hi * self.mu_max, lam_lo * self.mu_min))
+
+    @cached_property
+    def step_sizes(self) -> np.ndarray:
+        """The schedule ``eta_k = 1/(a P_k + s)``, ``(L,)``: ``P_k = (p_min + p_max)/2`` for GD, the Leja-ordered
+        Chebyshev centres for ``steps="chebyshev"`` (``theory.schedules.chebyshev_centers``)."""
+        p_min, p_max = self.product_range
+        if self.steps == "gd" or self.blocks == 0:
+            centers = np.full(self.blocks, 0.5 * (p_min + p_max))
+        else:
+            from theory.schedules import chebyshev_centers
+
+            centers = chebyshev_centers(p_min, p_max, self.blocks)
+        return 1.0 / (self.a * centers + self.s)
+
+    @cached_property
+    def amplification(self) -> Any:
+        """``theory.schedules.Amplification`` (``A_pre, A_suf, A_all``): the largest sub-products of the schedule's
+        factors ``1 - eta_j lam`` on the spectrum of ``C_{t,J}`` widened by the eigen-solve error
+        ``2 c_eig u lambda_max`` (``c_eig = H + d + 10``, as in ``theory.bounds``); all 1 for GD (every factor is a
+        contraction), certified by ``theory.schedules.subproduct_bounds`` for Chebyshev steps; ``inf`` if the
+        spectrum of ``C_{t,J}`` is not known to be positive."""
+        from theory.schedules import Amplification, subproduct_bounds
+
+        lo, hi = self.cj_spectrum
+        widen = 2 * (self.frames + self.dim + 10) * UNIT_ROUNDOFF * hi
+        if lo <= widen:
+            return Amplification(math.inf, math.inf, math.inf)
+        if self.steps == "gd":
+            return Amplification.contracting()
+        return subproduct_bounds(self.step_sizes, lo - widen, hi + widen)
+
+    @property
     def spatial_condition(self) -> float:
         return self.mu_max / self.mu_min
 
@@ -247,7 +289,7 @@ class Configuration:
     def describe(self) -> str:
         kernel = f"{self.family or 'lag-function'}(nu={self.nu:g}, ell={self.ell:g})"
         return (f"{kernel}, H={self.frames}, d={self.dim}, J={self.bands}, L={self.blocks}, "
-                f"taper={self.taper}, t={self.diffusion_time:g}, mode={self.mode}")
+                f"taper={self.taper}, t={self.diffusion_time:g}, mode={self.mode}, steps={self.steps}")
 
 
 def _size_dict(model: Any) -> dict[str, Any]:

@@ -15,6 +15,17 @@ example, needed only if the window were removed).  The rational time map gives e
 ``P = (max + min)/2`` of the eigenvalue products of Gamma_J and Sigma, i.e. ``eta_t = 2/(lambda_max +
 lambda_min)`` of ``C_{t,J}``).
 
+**Step schedules** (``steps``, docs/design.md §7).  ``"gd"``: every block takes the step ``eta_t`` above and
+reads the same three features.  ``"chebyshev"``: block k takes ``eta_k(t) = 1/(alpha_t^2 P_k + sigma_t^2)``,
+``P_k = P + Q cos theta_{o(k)}`` (``unroll.gd.step_centers``: Chebyshev nodes in Leja order), still one exact
+gradient step per block.  The rational time map then has one denominator per block (``time_groups = L``): the
+phi slot holds ``3L`` features ``[eta_k alpha_t^2, eta_k sigma_t^2, eta_k]_{k<L}``, exact rational functions of
+``[alpha_t^2, sigma_t^2, 1]`` for every t, and block k's heads (exact mode) or FFN (paper mode) read group k.
+Only the phi slot and the heights change: the tents, values and read-out are those of GD.
+
+**Looped** (``looped=True``, ``steps="gd"`` only): the generic ``Transformer``'s weight sharing, one block applied
+L times; the GD blocks are identical anyway, so the iterates are the same with ``1/L`` of the block parameters.
+
 **Tents.**  For a height ``c >= 0`` and slope ``K`` the three-ReLU tent
 
     T_m(s) = ReLU(c + K(s - c_m)) - 2 ReLU(K(s - c_m)) + ReLU(K(s - c_m) - c) = ReLU(c - K|s - c_m|)
@@ -27,10 +38,10 @@ constant from the ``1`` slot), key ``[e_j ; 1]``.  Band 0 needs one head ``ReLU(
 **exact mode** (t-scalars by ReLU's positive homogeneity): band ``m >= 1``: three heads with height
 ``c = eta_t alpha_t^2`` and value ``-gamma_J(m) Sigma y_j`` (scaled 1, -2, 1); band 0: three one-sided heads of
 heights ``eta_t alpha_t^2``, ``eta_t sigma_t^2``, ``eta_t`` with values ``-gamma_J(0) Sigma y_j``, ``-y_j``,
-``+x_j``.  All write the y slot; the FFN is zero.  ``c_max = max(1, 1/P)`` bounds every height for every
-t, so ``K = slope_margin * c_max / g``: exact for every diffusion time up to rounding.  The weight norm
-``B ~ K ~ 2 c_max W^2 / pi^2`` grows like ``(J+2)^2`` with the window frequency and like ``H^2`` with the
-sequence frequency; rounding errors scale with it (float32, and float64 at H in the thousands).
+``+x_j``.  All write the y slot; the FFN is zero.  ``c_max = max(1, 1/min_k P_k)`` bounds every height for every
+t (``max(1, 1/P)`` for GD), so ``K = slope_margin * c_max / g``: exact for every diffusion time up to rounding.
+The weight norm ``B ~ K ~ 2 c_max W^2 / pi^2`` grows like ``(J+2)^2`` with the window frequency and like ``H^2``
+with the sequence frequency; rounding errors scale with it (float32, and float64 at H in the thousands).
 
 **paper mode** (t-scalar × vector products by an FFN): height-1 tents (``K = slope_margin / g``) write
 ``acc_i = Sigma sum_j gamma_J(|i-j|) y_j`` into a scratch slot; the FFN then forms
@@ -98,6 +109,9 @@ class Construction:
     layout: TokenLayout
     heads_per_band: dict[int, int] = field(default_factory=dict)
     multiplier: MultiplierSpec | None = None
+    steps: str = "gd"  # step schedule, one of unroll.gd.STEP_RULES
+    step_centers: torch.Tensor | None = None  # (L,) float64: P_k, eta_k(t) = 1/(alpha^2 P_k + sigma^2)
+    looped: bool = False  # one shared block applied L times
     # softmax variant only (unroll.softmax_construction)
     softmax_beta: float | None = None  # inverse temperature beta
     kernel_mismatch: float | None = None  # max_m |gamma_vM(m) - gamma(m)|
@@ -112,9 +126,18 @@ class UnrolledTransformer(Transformer):
         self.construction = construction
 
     def step_size(self, diffusion_time: Any) -> torch.Tensor:
-        """``eta_t = 1 / (alpha_t^2 P + sigma_t^2) = 2/(lambda_max + lambda_min)`` of ``C_{t,J}`` (float64)."""
+        """``eta_t = 1 / (alpha_t^2 P + sigma_t^2) = 2/(lambda_max + lambda_min)`` of ``C_{t,J}`` (float64): the GD
+        step, the centre of the Chebyshev schedule."""
         a2, s2 = gd.schedule(check_diffusion_time(diffusion_time))
         return 1.0 / (a2 * self.construction.step_center + s2)
+
+    def step_sizes(self, diffusion_time: Any) -> torch.Tensor:
+        """The step of each block, ``eta_k(t) = 1 / (alpha_t^2 P_k + sigma_t^2)``: shape ``t.shape + (L,)`` (float64).
+
+        Constant for ``steps="gd"``; the Leja-ordered Chebyshev steps for ``steps="chebyshev"``.
+        """
+        a2, s2 = gd.schedule(check_diffusion_time(diffusion_time))
+        return 1.0 / (a2[..., None] * self.construction.step_centers + s2[..., None])
 
     def iterates(self, x: Any, diffusion_time: Any) -> torch.Tensor:
         """GD iterates read from the network: ``(L+1, ..., H, d)``, ``y_0 = 0`` then ``-readout`` per block."""
@@ -122,8 +145,9 @@ class UnrolledTransformer(Transformer):
 
     def output_bound(self) -> float:
         """``R`` with ``||model(x, t)||_F <= R ||x||_F`` for every t, in exact arithmetic (exact mode):
-        ``||y_k|| <= (1 + rho^k) ||y*_J|| <= 2 ||x|| / lambda_min(C_{t,J})`` and
-        ``lambda_min(C_{t,J}) >= min(P_min, 1)``, so ``R = 2 / min(P_min, 1)``."""
+        ``||y_L|| <= (1 + max |p_L|) ||y*_J||`` with ``max |p_L| <= 1`` on the spectrum (``rho^L`` for GD,
+        ``2 rho_C^L / (1 + rho_C^(2L))`` for Chebyshev), ``||y*_J|| <= ||x|| / lambda_min(C_{t,J})`` and
+        ``lambda_min(C_{t,J}) >= min(P_min, 1)``, so ``R = 2 / min(P_min, 1)`` for both schedules."""
         return 2.0 / min(self.construction.product_min, 1.0)
 
     def size(self) -> dict[str, Any]:
@@ -134,6 +158,8 @@ class UnrolledTransformer(Transformer):
         return {
             "D": self.config["width"],
             "L": self.config["blocks"],
+            "steps": self.construction.steps,
+            "looped": self.construction.looped,
             "M": self.config["heads"],
             "ffn_width": self.config["ffn_width"],
             "B": norms["spectral"],
@@ -146,8 +172,8 @@ class UnrolledTransformer(Transformer):
         }
 
 
-def _layout(dim: int, mode: str) -> TokenLayout:
-    slots = [("y", dim), ("x", dim), ("e", 2), ("phi", 3), ("one", 1)]
+def _layout(dim: int, mode: str, time_groups: int = 1) -> TokenLayout:
+    slots = [("y", dim), ("x", dim), ("e", 2), ("phi", 3 * time_groups), ("one", 1)]
     if mode == "paper":
         slots.append(("acc", dim))
     return TokenLayout(slots)
@@ -162,8 +188,8 @@ def _multiplier(knots: int, value_range: float) -> MultiplierSpec:
 class _HeadWriter:
     """Writes tent heads ``ReLU(K s + a phi_p + b)`` into one block's Q, K, V, W_O (no gradient)."""
 
-    def __init__(self, block: torch.nn.Module, layout: TokenLayout, slope: float) -> None:
-        self.block, self.layout, self.slope = block, layout, slope
+    def __init__(self, block: torch.nn.Module, layout: TokenLayout, slope: float, phi_offset: int = 0) -> None:
+        self.block, self.layout, self.slope, self.phi_offset = block, layout, slope, phi_offset
         self.next = 0
         e, one = layout["e"], layout.index("one")
         for weight in (block.query, block.key, block.value, block.output):
@@ -180,7 +206,7 @@ class _HeadWriter:
         b.query[h, 0, e.start] = self.slope
         b.query[h, 1, e.start + 1] = self.slope
         if phi_index is not None:
-            b.query[h, 2, lay.index("phi", phi_index)] = phi_sign
+            b.query[h, 2, lay.index("phi", self.phi_offset + phi_index)] = phi_sign
         b.query[h, 2, lay.index("one")] = constant
         for row, column in self.key_rows:
             b.key[h, row, column] = 1.0
@@ -188,8 +214,9 @@ class _HeadWriter:
         b.output[h, lay[write], :] = torch.eye(value.shape[0], dtype=value.dtype)
 
 
-def _write_paper_ffn(block: torch.nn.Module, layout: TokenLayout, spec: MultiplierSpec) -> None:
-    """FFN: ``y += -phi0*acc - phi1*y + phi2*x`` (approximate products), ``acc -= acc`` (exact)."""
+def _write_paper_ffn(block: torch.nn.Module, layout: TokenLayout, spec: MultiplierSpec, phi_offset: int = 0) -> None:
+    """FFN: ``y += -phi0*acc - phi1*y + phi2*x`` (approximate products), ``acc -= acc`` (exact); ``phi_j`` is
+    entry ``phi_offset + j`` of the phi slot."""
     for weight in (block.ffn_in, block.ffn_in_bias, block.ffn_out, block.ffn_out_bias):
         weight.zero_()
     dim = layout.size("y")
@@ -202,7 +229,7 @@ def _write_paper_ffn(block: torch.nn.Module, layout: TokenLayout, spec: Multipli
     for a in range(dim):
         y_index = layout.index("y", a)
         for phi_index, slot, sign in products:
-            c_index, v_index = layout.index("phi", phi_index), layout.index(slot, a)
+            c_index, v_index = layout.index("phi", phi_offset + phi_index), layout.index(slot, a)
             for knot in interior:
                 for v_sign in (+1.0, -1.0):  # ReLU(c + v - u_k) and ReLU(c - v - u_k)
                     block.ffn_in[neuron, c_index] = 1.0
@@ -227,17 +254,20 @@ def _write_paper_ffn(block: torch.nn.Module, layout: TokenLayout, spec: Multipli
 
 
 def construct_unrolled(gp: Any, blocks: int, bands: int, mode: str = "exact", taper: str | None = None, *,
-                       paper_knots: int = 257, paper_range: float = 16.0, slope_margin: float = 1.0,
-                       frame_frequency: str = "window", dtype: torch.dtype = torch.float64
-                       ) -> UnrolledTransformer:
-    """Build the transformer that unrolls ``blocks`` GD steps on the score objective with ``Gamma_J``.
+                       steps: str = "gd", looped: bool = False, paper_knots: int = 257, paper_range: float = 16.0,
+                       slope_margin: float = 1.0, frame_frequency: str = "window",
+                       dtype: torch.dtype = torch.float64) -> UnrolledTransformer:
+    """Build the transformer whose block k performs step k of the unrolled solver on the score objective with
+    ``Gamma_J``.
 
     Args:
         gp: a ``GaussianProcess`` (or ``(temporal, spatial)`` factors, see ``unroll.gd.factors``).
-        blocks: L >= 1 (one GD step per block).
+        blocks: L >= 1 (one gradient step per block).
         bands: J, ``0 <= J <= H - 1`` lags kept.
         mode: ``"exact"`` or ``"paper"`` (module docstring).
         taper: ``None`` (plain cut) or ``"triangular"``.
+        steps: the step schedule, ``"gd"`` (constant ``eta_t``) or ``"chebyshev"`` (module docstring).
+        looped: one block's weights applied L times (weight sharing); needs ``steps="gd"``.
         paper_knots, paper_range: N >= 3 knots on ``[-R, R]`` of the paper-mode multiplier.
         slope_margin: factor >= 1 on the smallest tent slope that separates the lags.
         frame_frequency: ``"window"`` (``w = pi/min(H, J+2)``: tent slope independent of H) or
@@ -249,6 +279,13 @@ def construct_unrolled(gp: Any, blocks: int, bands: int, mode: str = "exact", ta
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if steps not in gd.STEP_RULES:
+        raise ValueError(f"steps must be one of {gd.STEP_RULES}, got {steps!r}")
+    if not isinstance(looped, bool):
+        raise ValueError(f"looped must be True or False, got {looped!r}")
+    if looped and steps != "gd":
+        raise ValueError(f"looped=True applies one block L times, so it needs a constant step schedule "
+                         f"(steps='gd'), got steps={steps!r}")
     factors = gd.factors(gp)
     frames, dim = factors.frames, factors.dim
     if frames < 2:
@@ -268,6 +305,8 @@ def construct_unrolled(gp: Any, blocks: int, bands: int, mode: str = "exact", ta
     products = gd.eigen_products(factors, bands, taper)
     product_min, product_max = float(products.min()), float(products.max())
     step_center = 0.5 * (product_min + product_max)
+    step_centers = gd.step_centers(factors, blocks, bands, taper, steps)
+    time_groups = 1 if steps == "gd" else blocks
 
     if frame_frequency not in FRAME_FREQUENCIES:
         raise ValueError(f"frame_frequency must be one of {FRAME_FREQUENCIES}, got {frame_frequency!r}")
@@ -276,10 +315,10 @@ def construct_unrolled(gp: Any, blocks: int, bands: int, mode: str = "exact", ta
     lag_values = torch.cos(frequency * lags)
     gaps = lag_values[:-1] - lag_values[1:]  # gap k: between c_k and c_{k+1}
     min_gap = float(gaps[: min(bands + 1, frames - 1)].min())
-    height_max = max(1.0, 1.0 / step_center) if mode == "exact" else 1.0
+    height_max = max(1.0, 1.0 / float(step_centers.min())) if mode == "exact" else 1.0
     slope = slope_margin * height_max / min_gap
 
-    layout = _layout(dim, mode)
+    layout = _layout(dim, mode, time_groups)
     if mode == "exact":
         heads, ffn_width, multiplier = 3 + 3 * bands, 1, None
         heads_per_band = {0: 3, **{m: 3 for m in range(1, bands + 1)}}
@@ -290,14 +329,15 @@ def construct_unrolled(gp: Any, blocks: int, bands: int, mode: str = "exact", ta
         heads_per_band = {0: 1, **{m: 3 for m in range(1, bands + 1)}}
     config = dict(dim=dim, width=layout.width, blocks=blocks, heads=heads, head_dim=3, value_dim=dim,
                   ffn_width=ffn_width, attention="relu", window=bands, qk_scale=1.0, frequencies=1,
-                  frame_scale=math.pi / frequency, time_embedding="rational", time_features=3, layer_norm=False,
-                  seed=0)
+                  frame_scale=math.pi / frequency, time_embedding="rational", time_features=3 * time_groups,
+                  time_groups=time_groups, looped=looped, layer_norm=False, seed=0)
     construction = Construction(
         gp=gp, bands=bands, blocks=blocks, taper=taper, mode=mode,
         gamma_truncated=gamma_truncated[: bands + 1].clone(), lambda_min_gamma=lambda_min_gamma,
         lag_values=lag_values, frequency=frequency, min_gap=min_gap, height_max=height_max,
         tent_slope=slope, product_min=product_min, product_max=product_max, step_center=step_center,
-        layout=layout, heads_per_band=heads_per_band, multiplier=multiplier,
+        layout=layout, heads_per_band=heads_per_band, multiplier=multiplier, steps=steps,
+        step_centers=step_centers, looped=looped,
     )
     model = UnrolledTransformer(construction, **config).to(torch.float64)
     _write_weights(model, construction, factors.spatial)
@@ -312,26 +352,41 @@ def frequency_period(frames: int, bands: int, frame_frequency: str = "window") -
 @torch.no_grad()
 def _write_weights(model: UnrolledTransformer, construction: Construction, spatial: torch.Tensor) -> None:
     layout, dim = construction.layout, model.config["dim"]
+    groups = model.config["time_groups"]
     eye = torch.eye(dim, dtype=torch.float64)
     # input map: x -> x slot, e(i) -> e slot, phi(t) -> phi slot, bias -> constant slot
     for weight in (model.input_x, model.input_frame, model.input_time, model.input_bias):
         weight.zero_()
     model.input_x[layout["x"], :] = eye
     model.input_frame[layout["e"], :] = torch.eye(2, dtype=torch.float64)
-    model.input_time[layout["phi"], :] = torch.eye(3, dtype=torch.float64)
+    model.input_time[layout["phi"], :] = torch.eye(3 * groups, dtype=torch.float64)
     model.input_bias[layout.index("one")] = 1.0
     model.frame_frequencies.copy_(torch.tensor([construction.frequency], dtype=torch.float64))
-    model.time_weight.copy_(torch.eye(3, dtype=torch.float64))
-    model.time_norm.copy_(torch.tensor([construction.step_center, 1.0, 0.0], dtype=torch.float64))
+    # group g of the time features: [a2, s2, 1] / (P_g a2 + s2) = [eta_g a2, eta_g s2, eta_g]
+    model.time_weight.copy_(torch.eye(3, dtype=torch.float64).repeat(groups, 1))
+    centers = construction.step_centers[:groups].to(torch.float64)
+    model.time_norm.copy_(torch.stack([centers, torch.ones_like(centers), torch.zeros_like(centers)], dim=-1))
     # read-out: score = -y
     model.readout_weight.zero_()
     model.readout_bias.zero_()
     model.readout_weight[:, layout["y"]] = -eye
 
+    written = model.blocks if groups > 1 else model.blocks[:1]
+    for group, block in enumerate(written):
+        _write_block(block, construction, spatial, phi_offset=3 * group)
+    assert model.config["heads"] == 3 * construction.bands + (3 if construction.mode == "exact" else 1)
+    for block in model.blocks[len(written):]:  # GD: every block is the same step, copy block 0
+        for target, source in zip(block.parameters(), model.blocks[0].parameters(), strict=True):
+            target.copy_(source)
+
+
+def _write_block(block: torch.nn.Module, construction: Construction, spatial: torch.Tensor, phi_offset: int) -> None:
+    """One block: the tent heads (and in paper mode the FFN) reading the time features at ``phi_offset``."""
+    layout = construction.layout
+    eye = torch.eye(spatial.shape[0], dtype=torch.float64)
     slope, c = construction.tent_slope, construction.lag_values
     gamma = construction.gamma_truncated
-    block = model.blocks[0]
-    writer = _HeadWriter(block, layout, slope)
+    writer = _HeadWriter(block, layout, slope, phi_offset)
     if construction.mode == "exact":
         # band 0: one-sided heads ReLU(c(t) + K(s - 1)) with heights eta a^2, eta s^2, eta
         writer.head(0, 1.0, -slope, -float(gamma[0]) * spatial, "y", "y")
@@ -353,8 +408,5 @@ def _write_weights(model: UnrolledTransformer, construction: Construction, spati
             writer.head(None, 0.0, 1.0 + shift, value, "y", "acc")
             writer.head(None, 0.0, shift, -2.0 * value, "y", "acc")
             writer.head(None, 0.0, shift - 1.0, value, "y", "acc")
-        _write_paper_ffn(block, layout, construction.multiplier)
-    assert writer.next == model.config["heads"]
-    for block in model.blocks[1:]:  # every block is the same GD step: copy block 0
-        for target, source in zip(block.parameters(), model.blocks[0].parameters(), strict=True):
-            target.copy_(source)
+        _write_paper_ffn(block, layout, construction.multiplier, phi_offset)
+    assert writer.next == block.query.shape[0]

@@ -21,6 +21,22 @@ of the eigenvalues of Gamma_J and Sigma) ``lambda_{max/min} = alpha_t^2 max/min 
     eta_t = 1 / (alpha_t^2 (P_max + P_min)/2 + sigma_t^2),
 
 and the error contracts per step by ``(kappa - 1)/(kappa + 1)``, ``kappa = lambda_max / lambda_min``.
+
+**Step schedules** (docs/design.md §7).  Every step may take its own size, ``y <- y - eta_k (C_{t,J} y - x)``;
+after L steps ``y_L - y*_J = -p_L(C_{t,J}) y*_J`` with the residual polynomial ``p_L(lam) = prod_k (1 - eta_k lam)``.
+
+- ``"gd"``: ``eta_k = eta_t`` for every k, ``max |p_L| = rho^L`` on the spectrum.
+- ``"chebyshev"``: ``eta_k = 1 / (alpha_t^2 (P + Q cos theta_k) + sigma_t^2)``, ``theta_k = (2k+1) pi / (2L)``,
+  ``P, Q`` the centre and half-width of the eigenvalue products of Gamma_J and Sigma: the roots of ``p_L`` are the
+  Chebyshev nodes of ``[lambda_min, lambda_max]``, so ``max |p_L| = 1/T_L((kappa+1)/(kappa-1)) = 2 rho_C^L /
+  (1 + rho_C^(2L))``, ``rho_C = (sqrt(kappa) - 1)/(sqrt(kappa) + 1)``.
+
+The order of the Chebyshev steps does not change ``p_L`` in exact arithmetic but decides rounding: in the natural
+order the partial products ``prod_{j<k} (1 - eta_j lam)`` grow like ``kappa^k`` before they shrink, and float64
+iterates overflow by L ~ 100 (``benchmarks/chebyshev_stability.py``).  The steps here run in the **Leja order** of
+their nodes (Reichel 1991): each next node maximises the product of its distances to the nodes already used, which
+keeps every partial product bounded by a small constant (measured: peak ``|y_k| / |y*| <= 3.4`` up to L = 256,
+``kappa = 1000``).  It is defined for every L, unlike the Lebedev–Finogenov orderings (L a power of 2).
 """
 
 from __future__ import annotations
@@ -55,9 +71,19 @@ __all__ = [
     "dense_covariance",
     "fixed_point",
     "gd_iterates",
+    "STEP_RULES",
+    "chebyshev_order",
+    "step_centers",
+    "step_sizes",
+    "unrolled_iterates",
+    "spectral_iterates",
+    "residual_polynomial",
+    "chebyshev_factor",
 ]
 
 TAPERS = (None, "triangular")
+#: step schedules of the unrolled solver: plain gradient descent, Chebyshev step sizes (module docstring)
+STEP_RULES = ("gd", "chebyshev")
 #: lambda_min(Gamma_J) <= INDEFINITE_TOLERANCE * lambda_max(Gamma_J) counts as "not positive definite"
 INDEFINITE_TOLERANCE = 1e-12
 
@@ -305,22 +331,95 @@ def fixed_point(gp_or_factors: Any, x: torch.Tensor, diffusion_time: Any, bands:
 def gd_iterates(gp_or_factors: Any, x: torch.Tensor, diffusion_time: Any, steps: int,
                 bands: int | None = None, taper: str | None = None,
                 on_indefinite: str = "raise") -> torch.Tensor:
-    """Plain gradient descent on ``f`` from ``y_0 = 0``: the readable reference oracle.
+    """Plain gradient descent on ``f`` from ``y_0 = 0``: :func:`unrolled_iterates` with ``steps="gd"``.
 
-    Written as an ordinary loop over frames ``i`` and lags ``j`` (vectorised only over the batch and
+    Returns float64 ``(steps + 1, ..., H, d)``: ``y_0 = 0, y_1, ..., y_L`` (``steps`` is the number of steps L).
+    """
+    return unrolled_iterates(gp_or_factors, x, diffusion_time, check_int("steps", steps, minimum=0), bands, taper,
+                             steps="gd", on_indefinite=on_indefinite)
+
+
+def _check_rule(steps: str) -> str:
+    if steps not in STEP_RULES:
+        raise ValueError(f"steps must be one of {STEP_RULES}, got {steps!r}")
+    return steps
+
+
+def chebyshev_order(blocks: int) -> torch.Tensor:
+    """Leja order of the ``L`` Chebyshev nodes ``cos theta_k``, ``theta_k = (2k+1) pi / (2L)``: ``(L,)`` long.
+
+    Entry ``j`` is the node index ``k`` used at step ``j``.  The first node is the one of largest ``|cos theta_k|``
+    (``k = 0``); each next one maximises ``sum_{used i} log |cos theta_k - cos theta_i|`` (ties: smallest k).
+    """
+    blocks = check_int("blocks", blocks, minimum=1)
+    nodes = np.cos((2 * np.arange(blocks) + 1) * np.pi / (2 * blocks))
+    order = [0]
+    used = np.zeros(blocks, dtype=bool)
+    used[0] = True
+    with np.errstate(divide="ignore"):  # log 0 = -inf at the nodes already used, which are masked anyway
+        score = np.log(np.abs(nodes - nodes[0]))
+        for _ in range(blocks - 1):
+            k = int(np.argmax(np.where(used, -np.inf, score)))
+            order.append(k)
+            used[k] = True
+            score = score + np.log(np.abs(nodes - nodes[k]))
+    return torch.tensor(order, dtype=torch.long)
+
+
+def step_centers(gp_or_factors: Any, blocks: int, bands: int | None = None, taper: str | None = None,
+                 steps: str = "gd") -> torch.Tensor:
+    """The per-step products ``P_k`` with ``eta_k(t) = 1 / (alpha_t^2 P_k + sigma_t^2)``: ``(L,)`` float64.
+
+    ``"gd"``: ``P_k = P = (p_max + p_min)/2`` for every k; ``"chebyshev"``: ``P_k = P + Q cos theta_{o(j)}`` in the
+    Leja order ``o`` (:func:`chebyshev_order`), ``Q = (p_max - p_min)/2``; ``p`` the eigenvalue products of
+    Gamma_J and Sigma (:func:`eigen_products`).  Because ``alpha_t^2 + sigma_t^2 = 1`` is never used, ``eta_k`` is an
+    exact rational function of ``[alpha_t^2, sigma_t^2, 1]`` for every t.
+    """
+    _check_rule(steps)
+    blocks = check_int("blocks", blocks, minimum=1)
+    products = eigen_products(gp_or_factors, bands, taper)
+    p_min, p_max = float(products.min()), float(products.max())
+    center, half = 0.5 * (p_max + p_min), 0.5 * (p_max - p_min)
+    if steps == "gd":
+        return torch.full((blocks,), center, dtype=torch.float64)
+    theta = (2 * chebyshev_order(blocks).to(torch.float64) + 1) * math.pi / (2 * blocks)
+    return center + half * torch.cos(theta)
+
+
+def step_sizes(gp_or_factors: Any, diffusion_time: Any, blocks: int, bands: int | None = None,
+               taper: str | None = None, steps: str = "gd") -> torch.Tensor:
+    """Step sizes ``eta_k(t) = 1/(alpha_t^2 P_k + sigma_t^2)`` of the schedule, shape ``t.shape + (L,)`` (float64).
+
+    ``steps="gd"`` gives ``eta_t = 2/(lambda_max + lambda_min)`` of ``C_{t,J}`` L times (= :func:`step_size`).
+    """
+    centers = step_centers(gp_or_factors, blocks, bands, taper, steps)
+    a2, s2 = schedule(diffusion_time)
+    return 1.0 / (a2[..., None] * centers + s2[..., None])
+
+
+def unrolled_iterates(gp_or_factors: Any, x: torch.Tensor, diffusion_time: Any, blocks: int,
+                      bands: int | None = None, taper: str | None = None, *, steps: str = "gd",
+                      on_indefinite: str = "raise") -> torch.Tensor:
+    """The iterates of the unrolled solver from ``y_0 = 0``: the readable reference oracle.
+
+    Written as an ordinary loop over steps k, frames ``i`` and lags ``j`` (vectorised only over the batch and
     the d features of one frame):
 
-        y_i <- y_i - eta_t ( alpha_t^2 Sigma sum_{|i-j| <= J} gamma_J(|i-j|) y_j + sigma_t^2 y_i - x_i )
+        y_i <- y_i - eta_k(t) ( alpha_t^2 Sigma sum_{|i-j| <= J} gamma_J(|i-j|) y_j + sigma_t^2 y_i - x_i )
+
+    with ``eta_k(t)`` from :func:`step_sizes` (``steps="gd"``: constant; ``"chebyshev"``: Leja-ordered
+    Chebyshev steps).
 
     Args:
         gp_or_factors: a ``GaussianProcess`` or ``(temporal, spatial)`` (see :func:`factors`).
         x: ``(..., H, d)``.
         diffusion_time: scalar, or one per sample (shape ``x.shape[:-2]``).
-        steps: number of GD steps ``L >= 0``.
+        blocks: number of steps ``L >= 0``.
         bands: ``J`` (``None`` = all lags ``H - 1``); taper: ``None`` or ``"triangular"``.
+        steps: the schedule, one of :data:`STEP_RULES`.
         on_indefinite: what to do if ``Gamma_J`` is not positive definite (see :func:`check_truncation`).
     Returns:
-        float64 tensor ``(steps + 1, ..., H, d)``: ``y_0 = 0, y_1, ..., y_L``.
+        float64 tensor ``(L + 1, ..., H, d)``: ``y_0 = 0, y_1, ..., y_L``.
     """
     f = factors(gp_or_factors)
     frames, dim = f.frames, f.dim
@@ -328,17 +427,19 @@ def gd_iterates(gp_or_factors: Any, x: torch.Tensor, diffusion_time: Any, steps:
     if x.ndim < 2 or tuple(x.shape[-2:]) != (frames, dim):
         raise ValueError(f"x must have shape (..., H, d) = (..., {frames}, {dim}), got {tuple(x.shape)}")
     check_finite("x", x)
-    steps = check_int("steps", steps, minimum=0)
+    _check_rule(steps)
+    blocks = check_int("blocks", blocks, minimum=0)
     bands = frames - 1 if bands is None else check_int("bands", bands, minimum=0, maximum=frames - 1)
     t = check_diffusion_time(diffusion_time, tuple(x.shape[:-2]))
     check_truncation(f.gamma, bands, taper, on_indefinite)
     gamma = truncate(f.gamma, bands, taper)
-    eta = _per_sample(step_size(f, t, bands, taper), x, 1)
+    etas = step_sizes(f, t, max(blocks, 1), bands, taper, steps)  # t.shape + (L,)
     a2, s2 = schedule(t)
     a2, s2 = _per_sample(a2, x, 1), _per_sample(s2, x, 1)
     spatial = f.spatial
     iterates = [torch.zeros_like(x)]
-    for _ in range(steps):
+    for k in range(blocks):
+        eta = _per_sample(etas[..., k], x, 1)
         y = iterates[-1]
         new = torch.empty_like(y)
         for i in range(frames):
@@ -349,3 +450,57 @@ def gd_iterates(gp_or_factors: Any, x: torch.Tensor, diffusion_time: Any, steps:
             new[..., i, :] = y[..., i, :] - eta * grad_i
         iterates.append(new)
     return torch.stack(iterates)
+
+
+def residual_polynomial(step_sizes: torch.Tensor, eigenvalues: torch.Tensor) -> torch.Tensor:
+    """``p_k(lam) = prod_{j<k} (1 - eta_j lam)`` for ``k = 0..L``: ``(L + 1,) + eigenvalues.shape`` (float64).
+
+    ``step_sizes (L,)``; ``y_k - y*_J = -p_k(C_{t,J}) y*_J`` for iterates from ``y_0 = 0``.
+    """
+    eigenvalues = torch.as_tensor(eigenvalues, dtype=torch.float64)
+    factors_ = 1.0 - torch.as_tensor(step_sizes, dtype=torch.float64).reshape((-1,) + (1,) * eigenvalues.ndim) \
+        * eigenvalues
+    return torch.cat([torch.ones((1,) + eigenvalues.shape, dtype=torch.float64), torch.cumprod(factors_, dim=0)])
+
+
+def spectral_iterates(gp_or_factors: Any, x: torch.Tensor, diffusion_time: float, blocks: int,
+                      bands: int | None = None, taper: str | None = None, steps: str = "gd") -> torch.Tensor:
+    """The same iterates as :func:`unrolled_iterates`, computed in the eigenbases of Gamma_J and Sigma:
+
+        y_k = U [ (1 - p_k(lam_i mu_a a + s)) (U^T x V) / (a lam_i mu_a + s) ] V^T,
+
+    an independent oracle (no loop over steps in the matrix space) and cheap for large L.  Scalar t only.
+    Returns float64 ``(L + 1, ..., H, d)``.
+    """
+    f = factors(gp_or_factors)
+    x = torch.as_tensor(x).to(torch.float64)
+    check_finite("x", x)
+    blocks = check_int("blocks", blocks, minimum=0)
+    t = check_diffusion_time(diffusion_time)
+    if t.ndim:
+        raise ValueError(f"diffusion_time must be a scalar for spectral_iterates, got shape {tuple(t.shape)}")
+    gamma = f.gamma if bands is None else truncate(f.gamma, bands, taper)
+    lam, u = torch.linalg.eigh(Factors(gamma, f.spatial).toeplitz())
+    mu, v = torch.linalg.eigh(f.spatial)
+    a2, s2 = schedule(t)
+    eigenvalues = a2 * (lam[:, None] * mu[None, :]) + s2  # (H, d)
+    etas = step_sizes(f, t, max(blocks, 1), bands, taper, steps)[:blocks]
+    residual = residual_polynomial(etas, eigenvalues)  # (L+1, H, d)
+    rotated = u.T @ x @ v  # (..., H, d)
+    coefficient = (1.0 - residual) / eigenvalues  # (L+1, H, d)
+    coefficient = coefficient.reshape((blocks + 1,) + (1,) * (x.ndim - 2) + tuple(eigenvalues.shape))
+    return u @ (coefficient * rotated) @ v.T
+
+
+def chebyshev_factor(kappa: Any, blocks: int) -> Any:
+    """``max |p_L|`` of the Chebyshev schedule on ``[lambda_min, lambda_max]``: ``1/T_L((kappa+1)/(kappa-1)) =
+    2 rho_C^L / (1 + rho_C^(2L))``, ``rho_C = (sqrt(kappa) - 1)/(sqrt(kappa) + 1)`` (float or tensor)."""
+    blocks = check_int("blocks", blocks, minimum=0)
+    if isinstance(kappa, torch.Tensor):
+        rho = (kappa.sqrt() - 1) / (kappa.sqrt() + 1)
+        return torch.where(torch.isinf(kappa), torch.ones_like(kappa), 2 * rho**blocks / (1 + rho ** (2 * blocks)))
+    kappa = float(kappa)
+    if math.isinf(kappa):
+        return 1.0
+    rho = (math.sqrt(kappa) - 1) / (math.sqrt(kappa) + 1)
+    return 2 * rho**blocks / (1 + rho ** (2 * blocks))

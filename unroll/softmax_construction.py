@@ -142,7 +142,7 @@ def _write_softmax_weights(model: UnrolledTransformer, construction: Constructio
     model.input_bias[layout.index("one")] = 1.0
     model.frame_frequencies.copy_(torch.tensor([construction.frequency], dtype=torch.float64))
     model.time_weight.copy_(torch.eye(3, dtype=torch.float64))
-    model.time_norm.copy_(torch.tensor([construction.step_center, 1.0, 0.0], dtype=torch.float64))
+    model.time_norm.copy_(torch.tensor([[construction.step_center, 1.0, 0.0]], dtype=torch.float64))
     model.readout_weight[:, layout["y"]] = -eye
     block = model.blocks[0]
     for weight in (block.query, block.key, block.value, block.output):

@@ -11,11 +11,13 @@ Input map (one token per frame ``i``):
 
 Diffusion-time features ``phi(t)`` (``time_embedding``):
 
-- ``"rational"`` (default): ``phi(t) = W_t a_t / (v · a_t)`` with ``a_t = [alpha_t^2, sigma_t^2, 1]``,
-  parameters ``W_t (k, 3)`` and ``v (3,)`` — a rational function of the OU schedule.  With ``W_t = I`` and
-  ``v = [P, 1, 0]`` it equals ``[eta_t alpha_t^2, eta_t sigma_t^2, eta_t]`` for ``eta_t = 1/(alpha_t^2 P +
-  sigma_t^2)``, which is what makes the unrolled-GD construction exact for every t.  Training must keep
-  ``v · a_t`` away from 0 (initialised at ``v = [1, 1, 0]``, so ``v · a_t = 1``).
+- ``"rational"`` (default): ``phi(t)_f = (W_t a_t)_f / (v_g · a_t)`` with ``a_t = [alpha_t^2, sigma_t^2, 1]``,
+  parameters ``W_t (k, 3)`` and ``V = [v_1; ...; v_G] (G, 3)`` — a rational function of the OU schedule.  The
+  ``k`` features form ``G = time_groups`` consecutive groups of ``k/G``, group ``g`` sharing the denominator
+  ``v_g · a_t``.  With ``W_t = I`` and ``v = [P, 1, 0]`` (one group) it equals ``[eta_t alpha_t^2,
+  eta_t sigma_t^2, eta_t]`` for ``eta_t = 1/(alpha_t^2 P + sigma_t^2)``, which is what makes the unrolled-GD
+  construction exact for every t; one group per block carries per-block step sizes (the Chebyshev schedule).
+  Training must keep ``v_g · a_t`` away from 0 (initialised at ``v_g = [1, 1, 0]``, so ``v_g · a_t = 1``).
 - ``"sinusoidal"``: ``phi(t) = [sin(f_j log t), cos(f_j log t)]`` for ``k/2`` fixed log-spaced ``f_j``.
 - ``"mlp"``: the sinusoidal features followed by ``Linear(k, k) -> SiLU -> Linear(k, k)`` (DiT-style).
 
@@ -30,6 +32,10 @@ with ``s = qk_scale`` and, if ``window`` is set, only ``|i - j| <= window`` atte
 H x H scores, or the O(H J) banded path of ``unroll.banded``: ``attention_path="auto"`` picks it when the band
 is narrow enough to pay, ``"dense"``/``"banded"`` force one; the two agree up to rounding).  Optional pre-layer
 norms (``layer_norm=True``) for training; the constructions use none.  Read-out: ``W_r z_i + b_r`` (d outputs).
+
+**Looped** (``looped=True``, weight sharing): the model holds one block and applies it ``blocks`` times, as a
+looped transformer does (Giannou et al. 2023; Yang et al. 2024): the same function of depth ``L`` with the block
+parameters of depth 1.  ``model.block_sequence()`` lists the block applied at each depth in both cases.
 """
 
 from __future__ import annotations
@@ -135,6 +141,8 @@ class Transformer(nn.Module):
         frequencies: number ``F`` of frame-embedding frequencies (embedding size ``2F``); their initial
             values are ``pi / (frame_scale * 2**f)``, ``f = 0..F-1`` (a buffer, overwritten by the constructor).
         time_embedding: ``"rational"``, ``"sinusoidal"`` or ``"mlp"``; time_features: its size ``k``.
+        time_groups: ``"rational"`` only: number ``G`` of denominators (``k`` divisible by ``G``).
+        looped: one shared block applied ``blocks`` times (weight sharing) instead of ``blocks`` blocks.
         layer_norm: pre-norm LayerNorm before attention and FFN.
         attention_path: ``"auto"``, ``"dense"`` or ``"banded"`` execution of windowed attention (see ``attend``).
         seed: seed of the random initialisation (for trainable use).
@@ -146,7 +154,7 @@ class Transformer(nn.Module):
                  window: int | None = None, qk_scale: float = 1.0, frequencies: int = 1,
                  frame_scale: float = 32.0, time_embedding: str = "rational", time_features: int = 3,
                  layer_norm: bool = False, seed: int = 0, dtype: str | torch.dtype | None = None,
-                 attention_path: str = "auto") -> None:
+                 attention_path: str = "auto", time_groups: int = 1, looped: bool = False) -> None:
         super().__init__()
         dim = check_int("dim", dim, minimum=1)
         width = check_int("width", width, minimum=1)
@@ -172,6 +180,13 @@ class Transformer(nn.Module):
         if time_embedding != "rational" and time_features % 2:
             raise ValueError(f"time_features must be even for time_embedding={time_embedding!r}, "
                              f"got {time_features}")
+        time_groups = check_int("time_groups", time_groups, minimum=1)
+        if time_groups > 1 and time_embedding != "rational":
+            raise ValueError(f"time_groups must be 1 unless time_embedding='rational', got {time_groups}")
+        if time_features % time_groups:
+            raise ValueError(f"time_features must be divisible by time_groups = {time_groups}, got {time_features}")
+        if not isinstance(looped, bool):
+            raise ValueError(f"looped must be True or False, got {looped!r}")
         if dtype is None:
             resolved_dtype = torch.get_default_dtype()
         elif isinstance(dtype, torch.dtype):
@@ -185,6 +200,7 @@ class Transformer(nn.Module):
             ffn_width=ffn_width, attention=attention, window=window, qk_scale=qk_scale,
             frequencies=frequencies, frame_scale=frame_scale, time_embedding=time_embedding,
             time_features=time_features, layer_norm=bool(layer_norm), seed=int(seed), attention_path=attention_path,
+            time_groups=time_groups, looped=looped,
         )
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(int(seed))
@@ -198,7 +214,7 @@ class Transformer(nn.Module):
                                  math.pi / (frame_scale * 2.0 ** torch.arange(frequencies, dtype=torch.float64)))
             if time_embedding == "rational":
                 self.time_weight = nn.Parameter(torch.randn(time_features, 3) * 0.5)
-                self.time_norm = nn.Parameter(torch.tensor([1.0, 1.0, 0.0]))
+                self.time_norm = nn.Parameter(torch.tensor([[1.0, 1.0, 0.0]]).repeat(time_groups, 1))
             else:
                 half = time_features // 2
                 self.register_buffer("time_frequencies", 2.0 ** torch.linspace(-2.0, 2.0, half,
@@ -207,7 +223,8 @@ class Transformer(nn.Module):
                     self.time_mlp = nn.Sequential(nn.Linear(time_features, time_features), nn.SiLU(),
                                                   nn.Linear(time_features, time_features))
             self.blocks = nn.ModuleList(
-                Block(width, heads, head_dim, value_dim, ffn_width, bool(layer_norm)) for _ in range(blocks)
+                Block(width, heads, head_dim, value_dim, ffn_width, bool(layer_norm))
+                for _ in range(1 if looped else blocks)
             )
             self.readout_weight = nn.Parameter(torch.randn(dim, width) * scale)
             self.readout_bias = nn.Parameter(torch.zeros(dim))
@@ -252,7 +269,9 @@ class Transformer(nn.Module):
         if kind == "rational":
             schedule = torch.stack([diffusion.alpha(t) ** 2, diffusion.sigma2(t), torch.ones_like(t)], dim=-1)
             schedule = schedule.to(self.dtype)
-            return (schedule @ self.time_weight.T) / (schedule @ self.time_norm)[..., None]
+            denominators = (schedule @ self.time_norm.T).repeat_interleave(
+                self._config["time_features"] // self._config["time_groups"], dim=-1)
+            return (schedule @ self.time_weight.T) / denominators
         angles = torch.log(t)[..., None].to(self.dtype) * self.time_frequencies.to(self.dtype)
         features = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
         return self.time_mlp(features) if kind == "mlp" else features
@@ -279,6 +298,12 @@ class Transformer(nn.Module):
         """``(batch, H, D) -> (batch, H, d)``."""
         return z @ self.readout_weight.T + self.readout_bias
 
+    def block_sequence(self) -> list[Block]:
+        """The block applied at each depth ``1..L``: ``L`` distinct blocks, or the shared one ``L`` times (looped)."""
+        if self._config["looped"]:
+            return [self.blocks[0]] * self._config["blocks"]
+        return list(self.blocks)
+
     def _run(self, x: Any, diffusion_time: Any, collect: bool
              ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor], bool]:
         x, t, unbatched = self._prepare(x, diffusion_time)
@@ -286,7 +311,7 @@ class Transformer(nn.Module):
         readouts = [self.readout(z)] if collect else []
         weights: list[torch.Tensor] = []
         kind, window, scale = self._config["attention"], self._config["window"], self._config["qk_scale"]
-        for block in self.blocks:
+        for block in self.block_sequence():
             update, block_weights = block.attention(z, kind, window, scale, self._config["attention_path"], collect)
             z = z + update
             z = z + block.ffn(z)
@@ -308,7 +333,7 @@ class Transformer(nn.Module):
         z = self.embed(x, t)
         out = [z]
         kind, window, scale = self._config["attention"], self._config["window"], self._config["qk_scale"]
-        for block in self.blocks:
+        for block in self.block_sequence():
             z = z + block.attention(z, kind, window, scale, self._config["attention_path"], False)[0]
             z = z + block.ffn(z)
             out.append(z)

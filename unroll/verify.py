@@ -2,10 +2,10 @@
 
 For one GP, diffusion time ``t`` and a batch ``x (batch, H, d)`` (default: samples of the noised data
 ``x_t``), with ``y* = C_t^{-1} x`` (exact), ``y*_J = C_{t,J}^{-1} x`` (truncated fixed point), ``y_L`` the
-L-th plain-GD iterate (``unroll.gd.gd_iterates``, the loop oracle) and ``y_net = -model(x, t)``, every part
-is relative to ``||y*||`` (Frobenius over the whole batch):
+L-th iterate of the construction's step schedule (``unroll.gd.unrolled_iterates``, the loop oracle: plain GD or
+Chebyshev steps) and ``y_net = -model(x, t)``, every part is relative to ``||y*||`` (Frobenius over the whole batch):
 
-    gd    = ||y_L - y*_J|| / ||y*||      L GD steps vs their own fixed point
+    gd    = ||y_L - y*_J|| / ||y*||      L steps vs their own fixed point
     trunc = ||y*_J - y*|| / ||y*||      truncated vs full temporal covariance
     net   = ||y_net - y_L|| / ||y*||    network vs the GD iterate it unrolls
     total = ||y_net - y*|| / ||y*||     <= gd + trunc + net (triangle inequality)
@@ -30,9 +30,9 @@ from unroll._validate import check_diffusion_time, check_finite, check_int, chec
 __all__ = ["verify", "VerificationReport", "ErrorPart"]
 
 PART_MEANINGS = {
-    "gd": "L GD steps on Gamma_J vs their fixed point",
+    "gd": "L steps on Gamma_J vs their fixed point",
     "trunc": "fixed point with Gamma_J vs with Gamma",
-    "net": "network vs the GD iterate it unrolls",
+    "net": "network vs the iterate it unrolls",
     "total": "network vs closed-form score",
 }
 
@@ -59,8 +59,8 @@ class VerificationReport:
     taper: str | None
     mode: str
     kappa: float
-    contraction: float
-    step_size: float
+    contraction: float  # per-step factor of GD (for Chebyshev steps: rho_C, the geometric mean rate)
+    step_size: float  # eta_t of GD (the centre of the Chebyshev schedule)
     lambda_min: float  # of C_{t,J}
     lambda_max: float
     lambda_min_gamma: float  # of Gamma_J
@@ -71,6 +71,8 @@ class VerificationReport:
     config: dict[str, Any]
     description: str = ""
     multiplier_peak: float | None = None  # paper mode: max |c| + |v| fed to the multiplier
+    steps: str = "gd"  # step schedule of the construction (unroll.gd.STEP_RULES)
+    other_schedule_gd_bound: dict[str, float] = field(default_factory=dict)  # {"gd" or "chebyshev": E_gd bound}
     construction: Any = field(default=None, repr=False)
     x: torch.Tensor | None = field(default=None, repr=False)
 
@@ -90,9 +92,12 @@ class VerificationReport:
         for name, part in self.parts.items():
             flag = "  BOUND VIOLATED" if part.bound is not None and part.measured > part.bound else ""
             lines.append(f"{name:<7}{fmt(part.measured):>12}{fmt(part.bound):>12}  {part.meaning}{flag}")
-        lines.append(f"certificate  max_k |net_k - gd_k| / |gd_k| over {self.blocks} blocks: "
+        lines.append(f"certificate  max_k |net_k - y_k| / |y_k| over {self.blocks} blocks ({self.steps} steps): "
                      f"{self.certificate:.3e}")
-        lines.append(f"kappa(C_tJ) = {self.kappa:.4g}   contraction = {self.contraction:.4f}   "
+        for name, value in self.other_schedule_gd_bound.items():
+            lines.append(f"gd part bound with {name} steps at the same L: {value:.3e}")
+        rate = "rho_C" if self.steps == "chebyshev" else "contraction"
+        lines.append(f"kappa(C_tJ) = {self.kappa:.4g}   {rate} = {self.contraction:.4f}   "
                      f"step size = {self.step_size:.4g}   lambda_min(C_tJ) = {self.lambda_min:.4g}   "
                      f"lambda_min(Gamma_J) = {self.lambda_min_gamma:.4g}   ||y*|| = {self.solution_norm:.4g}")
         s = self.size
@@ -120,7 +125,7 @@ def _multiplier_peak(model: Any, x: torch.Tensor, diffusion_time: float) -> floa
     with torch.no_grad():
         z = model.embed(x_in, t)
         peak = 0.0
-        for block in model.blocks:
+        for block in model.block_sequence():
             z = z + block.attention(z, kind, window, scale)[0]
             parts = layout.decode(z.to(torch.float64))
             c = parts["phi"].abs().amax()
@@ -158,9 +163,10 @@ def verify(gp: Any, model: Any, diffusion_time: float, x: torch.Tensor | None = 
     construction = getattr(model, "construction", None)
     if construction is not None:
         bands, taper, mode = construction.bands, construction.taper, construction.mode
+        steps = getattr(construction, "steps", "gd")
     else:
         bands = gp.frames - 1 if bands is None else check_int("bands", bands, minimum=0, maximum=gp.frames - 1)
-        mode = "trained"
+        mode, steps = "trained", "gd"
     blocks = int(model.config["blocks"])
     if x is None:
         batch = check_int("batch", batch, minimum=1)
@@ -175,7 +181,7 @@ def verify(gp: Any, model: Any, diffusion_time: float, x: torch.Tensor | None = 
     lambda_min_gamma = gd.check_truncation(gd.factors(gp).gamma, bands, taper, on_indefinite="raise")
     y_star = gp.precision_apply(x, t)
     y_trunc = gd.fixed_point(gp, x, t, bands, taper)
-    oracle = gd.gd_iterates(gp, x, t, blocks, bands, taper)
+    oracle = gd.unrolled_iterates(gp, x, t, blocks, bands, taper, steps=steps)
     with torch.no_grad():
         model_dtype = next(model.parameters()).dtype
         readouts = [r.to(torch.float64) for r in model.readouts(x.to(model_dtype), t)]
@@ -194,6 +200,7 @@ def verify(gp: Any, model: Any, diffusion_time: float, x: torch.Tensor | None = 
     }
     lam_min, lam_max = gd.spectrum(gp, t, bands, taper)
     kappa = float(lam_max / lam_min)
+    rate = (math.sqrt(kappa) - 1) / (math.sqrt(kappa) + 1) if steps == "chebyshev" else float(gd.contraction(kappa))
     size = model.size() if hasattr(model, "size") else {"D": model.config["width"], "L": blocks,
                                                        "M": model.config["heads"],
                                                        "ffn_width": model.config["ffn_width"],
@@ -201,15 +208,15 @@ def verify(gp: Any, model: Any, diffusion_time: float, x: torch.Tensor | None = 
                                                        "B_entry": model.max_weight_norm()["entry"]}
     kernel = getattr(gp, "kernel", None)
     description = (f"unroll verify: {kernel!r} H={gp.frames} d={gp.dim} J={bands} L={blocks} t={t:g} "
-                   f"mode={mode} taper={taper} dtype={str(model_dtype).replace('torch.', '')} "
+                   f"mode={mode} steps={steps} taper={taper} dtype={str(model_dtype).replace('torch.', '')} "
                    f"batch={x.shape[0]}")
     report = VerificationReport(
         parts=parts, certificate=max(gaps), block_gaps=gaps, diffusion_time=t, bands=bands, blocks=blocks,
-        taper=taper, mode=mode, kappa=kappa, contraction=float(gd.contraction(kappa)),
+        taper=taper, mode=mode, kappa=kappa, contraction=rate,
         step_size=float(gd.step_size(gp, t, bands, taper)), lambda_min=float(lam_min),
         lambda_max=float(lam_max), lambda_min_gamma=lambda_min_gamma, solution_norm=scale,
         batch=int(x.shape[0]), dtype=str(model_dtype).replace("torch.", ""), size=size,
-        config=dict(model.config), description=description, construction=construction, x=x,
+        config=dict(model.config), description=description, construction=construction, x=x, steps=steps,
     )
     if construction is not None and construction.multiplier is not None:
         report.multiplier_peak = _multiplier_peak(model, x.to(model_dtype), t)

@@ -2,12 +2,15 @@
 
 Prints the assumption table (holds / margin), each bound's formula (plain text, or LaTeX with
 ``--latex``) with its value, the family tail bound against the exact tail, the J and L needed for
-``--epsilon``, and the t -> 0 behaviour.  No network is built (use ``unroll verify`` for measurements).
+``--epsilon``, and the t -> 0 behaviour.  The gd part and the blocks needed are printed for both step schedules,
+plain gradient descent and Chebyshev steps (``unroll verify --steps``).  No network is built (use ``unroll verify``
+for measurements).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 
 from unroll.cli.options import add_gp_arguments, gp_from_arguments
@@ -46,24 +49,31 @@ def run(args: argparse.Namespace) -> int:
     values = theory.symbol_values(config)
     values["epsilon"] = epsilon
     show = (lambda b: b.latex()) if args.latex else (lambda b: b.text())
+    chebyshev = dataclasses.replace(config, steps="chebyshev")
+    chebyshev_values = theory.symbol_values(chebyshev)
+    chebyshev_values["epsilon"] = epsilon
     print("bounds (numbers for this configuration; float64 model)")
-    names = ["kappa_t", "kappa_J", "contraction", "gd", "trunc",
-             "net_exact" if config.mode == "exact" else "net_paper", "blocks_needed"]
+    net = "net_exact" if config.mode == "exact" else "net_paper"
+    names = ["kappa_t", "kappa_J", "contraction", "gd", "trunc", net, "blocks_needed",
+             "contraction_chebyshev", "gd_chebyshev", f"{net}_chebyshev", "blocks_needed_chebyshev"]
+    print(f"  (Chebyshev steps: sub-product bounds A_pre = {chebyshev_values['A_pre']:.4g}, A_suf = "
+          f"{chebyshev_values['A_suf']:.4g}, A_all = {chebyshev_values['A_all']:.4g}; 1 for gd)")
     results = {}
     for name in names:
         bound = theory.BOUNDS[name]
-        if name == "net_paper":
+        if name.startswith("net_paper"):
             results[name] = math.nan
             value_text = "needs a run (unroll verify): depends on |y*| and the multiplier peak"
         else:
-            results[name] = bound.evaluate(values)
+            results[name] = bound.evaluate(chebyshev_values if name.endswith("chebyshev") else values)
             value_text = f"{results[name]:.4g}"
         print(f"  {name:<14} = {value_text}")
         print(f"      formula: {show(bound)}")
         print(f"      needs: {', '.join(bound.needs) or 'none'}; uses: {bound.inequalities}")
     if config.mode == "exact":
-        total = results["gd"] + results["trunc"] + results["net_exact"]
-        print(f"  {'total':<14} = {total:.4g}   (gd + trunc + net, triangle inequality)")
+        for label, suffix in (("total", ""), ("total_chebyshev", "_chebyshev")):
+            total = results[f"gd{suffix}"] + results["trunc"] + results[f"net_exact{suffix}"]
+            print(f"  {label:<14} = {total:.4g}   (gd + trunc + net, triangle inequality)")
     family = config.family
     print()
     print(f"tail T_J (J={config.bands}): exact sum {config.tail:.4g}; family bound "

@@ -6,6 +6,10 @@ The spatial covariance Sigma is a seeded random SPD d x d matrix (``unroll.cli.o
 ``Q diag(mu) Q^T``, random orthogonal ``Q``, eigenvalues log-uniform in ``[1, --spatial-condition]``,
 default 4); the data are ``--batch`` draws of the noised GP at ``--time`` (seed ``--seed``).
 
+``--steps chebyshev`` unrolls Chebyshev step sizes (block k takes its own step ``eta_k(t)``, Leja order) instead of
+plain gradient descent; the table prints the gd-part bound of both schedules at the same L.  ``--looped`` shares
+one block's weights across all L blocks (plain GD only).
+
 ``--mode softmax`` builds the softmax variant (one softmax head per block over all frames,
 ``unroll.softmax_construction``; ``--bands`` and ``--taper`` do not apply) and adds its row-normalisation
 (boundary) error to the table; theory's bounds do not cover it, so its parts carry no bound.
@@ -42,6 +46,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "(one softmax head per block; boundary error reported)")
     group.add_argument("--taper", choices=("none", "triangular"), default="none",
                        help="band truncation: plain cut (none) or triangular taper")
+    group.add_argument("--steps", choices=("gd", "chebyshev"), default="gd",
+                       help="step schedule: plain gradient descent (gd) or Chebyshev steps, one per block")
+    group.add_argument("--looped", action="store_true",
+                       help="one block's weights applied L times (weight sharing; --steps gd only)")
     group.add_argument("--frame-frequency", choices=("window", "sequence"), default="window",
                        help="frame embedding frequency w = pi/min(H, J+2) (window, default: weight norm "
                             "independent of H) or pi/H (sequence)")
@@ -69,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
         return _run_softmax(args, gp, generator, start)
     taper = None if args.taper == "none" else args.taper
     model = construct_unrolled(gp, blocks=args.blocks, bands=args.bands, mode=args.mode, taper=taper,
-                               paper_knots=args.knots, paper_range=args.value_range,
+                               steps=args.steps, looped=args.looped, paper_knots=args.knots,
+                               paper_range=args.value_range,
                                frame_frequency=args.frame_frequency, dtype=DTYPES[args.dtype])
     report = verify(gp, model, args.time, generator=generator, batch=args.batch)
     print(report.table())
