@@ -48,7 +48,8 @@ class Configuration:
         gamma: lag values ``gamma(m)``, ``m = 0..H-1``, shape ``(H,)``.
         spatial_eigenvalues: eigenvalues of ``Sigma``, shape ``(d,)``, positive.
         bands: ``J``; blocks: ``L``; taper: ``None`` or ``"triangular"``; diffusion_time: ``t > 0``.
-        family, nu, ell: the kernel family (``None`` for a user lag function) and its parameters.
+        family, nu, ell: the kernel family (``None`` for a user lag function) and its parameters; period: the
+            damped cosine's period (``nan`` otherwise; its ``nu`` is ``nan``).
         t0: early-stopping time of the theory; max_condition: allowed ``kappa(Sigma)``.
         lag_values: ``c_m = e_i . e_j`` for ``|i-j| = m`` (the frame-embedding inner products, shape ``(H,)``)
             if known, else ``None``.
@@ -64,6 +65,7 @@ class Configuration:
     family: str | None = None
     nu: float = math.nan
     ell: float = math.nan
+    period: float = math.nan
     t0: float = DEFAULT_T0
     max_condition: float = DEFAULT_MAX_CONDITION
     lag_values: np.ndarray | None = None
@@ -105,7 +107,7 @@ class Configuration:
         return cls(gamma=gamma, spatial_eigenvalues=np.linalg.eigvalsh(spatial), bands=bands, blocks=blocks,
                    diffusion_time=diffusion_time, taper=taper, family=_family_of(kernel),
                    nu=float(getattr(kernel, "nu", math.nan)), ell=float(getattr(kernel, "ell", math.nan)),
-                   **kwargs)
+                   period=float(getattr(kernel, "period", math.nan)), **kwargs)
 
     @classmethod
     def from_gp(cls, gp: Any, *, bands: int, blocks: int, diffusion_time: float, taper: str | None = None,
@@ -245,7 +247,10 @@ class Configuration:
         return tails.tail_bound(self.family, self.nu, self.ell, self.bands, self.frames)
 
     def describe(self) -> str:
-        kernel = f"{self.family or 'lag-function'}(nu={self.nu:g}, ell={self.ell:g})"
+        if self.family == "damped-cosine":
+            kernel = f"damped-cosine(ell={self.ell:g}, period={self.period:g})"
+        else:
+            kernel = f"{self.family or 'lag-function'}(nu={self.nu:g}, ell={self.ell:g})"
         return (f"{kernel}, H={self.frames}, d={self.dim}, J={self.bands}, L={self.blocks}, "
                 f"taper={self.taper}, t={self.diffusion_time:g}, mode={self.mode}")
 
