@@ -23,7 +23,7 @@ import numpy as np
 import scipy.linalg
 
 from theory import tails
-from unroll._validate import check_int, check_positive
+from unroll._validate import NOT_TOEPLITZ_MESSAGE, check_int, check_positive
 
 __all__ = ["Configuration", "UNIT_ROUNDOFF", "DEFAULT_T0", "DEFAULT_MAX_CONDITION"]
 
@@ -112,9 +112,23 @@ class Configuration:
     @classmethod
     def from_gp(cls, gp: Any, *, bands: int, blocks: int, diffusion_time: float, taper: str | None = None,
                 **kwargs: Any) -> Configuration:
-        """From an ``unroll.GaussianProcess``."""
-        return cls.from_kernel(gp.kernel, gp.frames, gp.spatial, bands=bands, blocks=blocks,
-                               diffusion_time=diffusion_time, taper=taper, **kwargs)
+        """From an ``unroll.GaussianProcess``.
+
+        Raises ``ValueError`` for a non-stationary GP (Gamma not Toeplitz): everything here reads the lag
+        values.  A stationary GP whose Gamma is not its kernel on the frames ``0..H-1`` (frame times
+        ``c + s i``, or ``GaussianProcess.from_temporal``) gets the lag values ``Gamma[0, :]`` and no family
+        (the family tail bounds are for unit lags).
+        """
+        if not getattr(gp, "stationary", True):
+            raise ValueError(f"{NOT_TOEPLITZ_MESSAGE}; got {gp!r}")
+        if getattr(gp, "unit_frame_times", True):
+            return cls.from_kernel(gp.kernel, gp.frames, gp.spatial, bands=bands, blocks=blocks,
+                                   diffusion_time=diffusion_time, taper=taper, **kwargs)
+        spatial = gp.spatial.detach().cpu().numpy() if hasattr(gp.spatial, "detach") else np.asarray(gp.spatial)
+        gamma = np.asarray(gp.temporal[0].detach().cpu().numpy() if hasattr(gp.temporal, "detach")
+                           else gp.temporal[0], dtype=np.float64)
+        return cls(gamma=gamma, spatial_eigenvalues=np.linalg.eigvalsh(np.asarray(spatial, dtype=np.float64)),
+                   bands=bands, blocks=blocks, diffusion_time=diffusion_time, taper=taper, **kwargs)
 
     @classmethod
     def from_model(cls, gp: Any, model: Any, diffusion_time: float, **kwargs: Any) -> Configuration:
