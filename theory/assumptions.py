@@ -129,6 +129,8 @@ def _tail_summable(c: Configuration) -> tuple[bool, float, str]:
         return c.nu > 1, c.nu - 1.0, f"polynomial decay (1+r/ell)^-nu needs nu > 1, nu = {c.nu:g}"
     if c.family == "logarithmic":
         return False, -math.inf, "logarithmic decay: sum_m gamma(m) diverges for every nu; J must grow with H"
+    if c.family == "damped-cosine":
+        return True, math.inf, "damped-cosine: |gamma(m)| <= exp(-m/ell), summable for every period"
     return True, math.inf, f"{c.family}: exponential decay, summable"
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.linalg
 
 from theory import tails
-from unroll._validate import check_int, check_positive
+from unroll._validate import NOT_TOEPLITZ_MESSAGE, check_int, check_positive
 
 __all__ = ["Configuration", "UNIT_ROUNDOFF", "DEFAULT_T0", "DEFAULT_MAX_CONDITION"]
 
@@ -48,7 +48,8 @@ class Configuration:
         gamma: lag values ``gamma(m)``, ``m = 0..H-1``, shape ``(H,)``.
         spatial_eigenvalues: eigenvalues of ``Sigma``, shape ``(d,)``, positive.
         bands: ``J``; blocks: ``L``; taper: ``None`` or ``"triangular"``; diffusion_time: ``t > 0``.
-        family, nu, ell: the kernel family (``None`` for a user lag function) and its parameters.
+        family, nu, ell: the kernel family (``None`` for a user lag function) and its parameters; period: the
+            damped cosine's period (``nan`` otherwise; its ``nu`` is ``nan``).
         t0: early-stopping time of the theory; max_condition: allowed ``kappa(Sigma)``.
         lag_values: ``c_m = e_i . e_j`` for ``|i-j| = m`` (the frame-embedding inner products, shape ``(H,)``)
             if known, else ``None``.
@@ -65,6 +66,7 @@ class Configuration:
     family: str | None = None
     nu: float = math.nan
     ell: float = math.nan
+    period: float = math.nan
     t0: float = DEFAULT_T0
     max_condition: float = DEFAULT_MAX_CONDITION
     lag_values: np.ndarray | None = None
@@ -109,14 +111,28 @@ class Configuration:
         return cls(gamma=gamma, spatial_eigenvalues=np.linalg.eigvalsh(spatial), bands=bands, blocks=blocks,
                    diffusion_time=diffusion_time, taper=taper, family=_family_of(kernel),
                    nu=float(getattr(kernel, "nu", math.nan)), ell=float(getattr(kernel, "ell", math.nan)),
-                   **kwargs)
+                   period=float(getattr(kernel, "period", math.nan)), **kwargs)
 
     @classmethod
     def from_gp(cls, gp: Any, *, bands: int, blocks: int, diffusion_time: float, taper: str | None = None,
                 **kwargs: Any) -> Configuration:
-        """From an ``unroll.GaussianProcess``."""
-        return cls.from_kernel(gp.kernel, gp.frames, gp.spatial, bands=bands, blocks=blocks,
-                               diffusion_time=diffusion_time, taper=taper, **kwargs)
+        """From an ``unroll.GaussianProcess``.
+
+        Raises ``ValueError`` for a non-stationary GP (Gamma not Toeplitz): everything here reads the lag
+        values.  A stationary GP whose Gamma is not its kernel on the frames ``0..H-1`` (frame times
+        ``c + s i``, or ``GaussianProcess.from_temporal``) gets the lag values ``Gamma[0, :]`` and no family
+        (the family tail bounds are for unit lags).
+        """
+        if not getattr(gp, "stationary", True):
+            raise ValueError(f"{NOT_TOEPLITZ_MESSAGE}; got {gp!r}")
+        if getattr(gp, "unit_frame_times", True):
+            return cls.from_kernel(gp.kernel, gp.frames, gp.spatial, bands=bands, blocks=blocks,
+                                   diffusion_time=diffusion_time, taper=taper, **kwargs)
+        spatial = gp.spatial.detach().cpu().numpy() if hasattr(gp.spatial, "detach") else np.asarray(gp.spatial)
+        gamma = np.asarray(gp.temporal[0].detach().cpu().numpy() if hasattr(gp.temporal, "detach")
+                           else gp.temporal[0], dtype=np.float64)
+        return cls(gamma=gamma, spatial_eigenvalues=np.linalg.eigvalsh(np.asarray(spatial, dtype=np.float64)),
+                   bands=bands, blocks=blocks, diffusion_time=diffusion_time, taper=taper, **kwargs)
 
     @classmethod
     def from_model(cls, gp: Any, model: Any, diffusion_time: float, **kwargs: Any) -> Configuration:
@@ -287,7 +303,10 @@ class Configuration:
         return tails.tail_bound(self.family, self.nu, self.ell, self.bands, self.frames)
 
     def describe(self) -> str:
-        kernel = f"{self.family or 'lag-function'}(nu={self.nu:g}, ell={self.ell:g})"
+        if self.family == "damped-cosine":
+            kernel = f"damped-cosine(ell={self.ell:g}, period={self.period:g})"
+        else:
+            kernel = f"{self.family or 'lag-function'}(nu={self.nu:g}, ell={self.ell:g})"
         return (f"{kernel}, H={self.frames}, d={self.dim}, J={self.bands}, L={self.blocks}, "
                 f"taper={self.taper}, t={self.diffusion_time:g}, mode={self.mode}, steps={self.steps}")
 

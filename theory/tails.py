@@ -1,7 +1,7 @@
 """Truncation tails ``T_J = sum_{J < m <= H-1} |gamma(m)|`` per kernel family: sympy forms, numbers, J(eps).
 
-Every family in ``unroll.kernels`` is positive and non-increasing in the lag ``r``, so two elementary
-inequalities hold for all of them (``f`` = gamma as a function of a real lag):
+The four decay families of ``unroll.kernels`` are positive and non-increasing in the lag ``r``, so two
+elementary inequalities hold for them (``f`` = gamma as a function of a real lag):
 
 * (I)  integral bound  ``sum_{m=J+1}^{N} f(m) <= int_J^N f(r) dr``   (f non-increasing);
 * (F)  finite bound    ``sum_{m=J+1}^{H-1} f(m) <= (H-1-J) f(J+1)``  (f non-increasing).
@@ -26,6 +26,14 @@ Family bounds on the infinite tail ``sum_{m>J} gamma(m)`` (``inf`` where it dive
   finite bound (F) is available and J must grow with H.
 
 The bound used for a configuration with H frames is ``min(family bound, (F))`` (and 0 once ``J >= H-1``).
+
+The damped cosine ``exp(-r/ell) cos(2 pi r/period)`` is neither positive nor monotone, so (I) and (F) do not
+apply to it; instead ``|gamma(m)| <= q^m``, ``q = exp(-1/ell)``, and the geometric sum gives, for every period,
+
+    T_J <= sum_{m=J+1}^{H-1} q^m = q^(J+1) (1 - q^(H-1-J)) / (1 - q)      (H-free: q^(J+1) / (1 - q)),
+
+which is below ``(H-1-J) q^(J+1)``, so it is the bound used.  Its ``nu`` argument is ignored (it has none);
+the functions that evaluate gamma itself (``lag_values``, ``tail_sum``, ``taper_bias_sum``) need ``period``.
 """
 
 from __future__ import annotations
@@ -54,17 +62,19 @@ __all__ = [
     "summable",
 ]
 
-FAMILIES = ("gamma-exponential", "matern", "polynomial", "logarithmic")
+FAMILIES = ("gamma-exponential", "matern", "polynomial", "logarithmic", "damped-cosine")
+_DAMPED_COSINE = "damped-cosine"  # the family without a decay exponent nu
 
 r = sp.Symbol("r", nonnegative=True)
 nu = sp.Symbol("nu", positive=True)
 ell = sp.Symbol("ell", positive=True)
+period = sp.Symbol("period", positive=True)
 J = sp.Symbol("J", integer=True, nonnegative=True)
 H = sp.Symbol("H", integer=True, positive=True)
 eps = sp.Symbol("epsilon", positive=True)
 
 #: the symbols of this module by name
-SYMBOLS = {"r": r, "nu": nu, "ell": ell, "J": J, "H": H, "epsilon": eps}
+SYMBOLS = {"r": r, "nu": nu, "ell": ell, "period": period, "J": J, "H": H, "epsilon": eps}
 
 
 def _check_family(family: str) -> str:
@@ -73,9 +83,26 @@ def _check_family(family: str) -> str:
     return family
 
 
-def lag_expression(family: str) -> sp.Expr:
-    """``gamma(r)`` of a family as a sympy expression in ``r, nu, ell`` (same formulas as unroll.kernels)."""
+def _check_period(family: str, period_value: float | None) -> float:
+    if period_value is None:
+        raise ValueError(f"family {family!r} needs period > 0 (gamma(m) = exp(-m/ell) cos(2 pi m/period))")
+    return check_positive("period", period_value)
+
+
+def _check_parameters(family: str, nu_value: float, ell_value: float) -> None:
+    """``ell > 0``, and ``nu > 0`` for the families that have one (the damped cosine's nu is ignored)."""
     _check_family(family)
+    if family != _DAMPED_COSINE:
+        check_positive("nu", nu_value)
+    check_positive("ell", ell_value)
+
+
+def lag_expression(family: str) -> sp.Expr:
+    """``gamma(r)`` of a family as a sympy expression in ``r, nu, ell`` (and ``period`` for the damped cosine;
+    same formulas as unroll.kernels)."""
+    _check_family(family)
+    if family == _DAMPED_COSINE:
+        return sp.exp(-r / ell) * sp.cos(2 * sp.pi * r / period)
     if family == "gamma-exponential":
         return sp.exp(-((r / ell) ** nu))
     if family == "polynomial":
@@ -86,10 +113,14 @@ def lag_expression(family: str) -> sp.Expr:
     return 2 ** (1 - nu) / sp.gamma(nu) * x**nu * sp.besselk(nu, x)
 
 
-def lag_values(family: str, nu_value: float, ell_value: float, lags: np.ndarray) -> np.ndarray:
-    """``gamma(lags)`` (float64) for a family, computed here independently of ``unroll.kernels``."""
+def lag_values(family: str, nu_value: float, ell_value: float, lags: np.ndarray,
+               period: float | None = None) -> np.ndarray:
+    """``gamma(lags)`` (float64) for a family, computed here independently of ``unroll.kernels``
+    (``period`` only, and required, for the damped cosine)."""
     _check_family(family)
     lags = np.abs(np.asarray(lags, dtype=np.float64))
+    if family == _DAMPED_COSINE:
+        return np.exp(-lags / ell_value) * np.cos(2.0 * math.pi * lags / _check_period(family, period))
     if family == "gamma-exponential":
         return np.exp(-((lags / ell_value) ** nu_value))
     if family == "polynomial":
@@ -109,7 +140,7 @@ def lag_values(family: str, nu_value: float, ell_value: float, lags: np.ndarray)
 
 
 def summable(family: str, nu_value: float) -> bool:
-    """Whether ``sum_m gamma(m)`` converges (an H-independent tail bound exists)."""
+    """Whether ``sum_m |gamma(m)|`` converges (an H-independent tail bound exists)."""
     _check_family(family)
     if family == "logarithmic":
         return False
@@ -125,35 +156,48 @@ def _check_bands_frames(bands: int, frames: int | None) -> tuple[int, int | None
     return bands, frames
 
 
-def tail_sum(family: str, nu_value: float, ell_value: float, bands: int, frames: int) -> float:
-    """Exact finite tail ``sum_{m=J+1}^{H-1} gamma(m)`` by summation (the oracle for the bounds)."""
+def tail_sum(family: str, nu_value: float, ell_value: float, bands: int, frames: int,
+             period: float | None = None) -> float:
+    """Exact finite tail ``sum_{m=J+1}^{H-1} |gamma(m)|`` by summation (the oracle for the bounds)."""
     bands, frames = _check_bands_frames(bands, frames)
     if bands >= frames - 1:
         return 0.0
     lags = np.arange(bands + 1, frames, dtype=np.float64)
-    return float(np.sum(lag_values(family, nu_value, ell_value, lags)))
+    return float(np.sum(np.abs(lag_values(family, nu_value, ell_value, lags, period))))
 
 
-def taper_bias_sum(family: str, nu_value: float, ell_value: float, bands: int, frames: int) -> float:
-    """``sum_{m=1}^{min(J, H-1)} gamma(m) m/(J+1)``: what the triangular taper removes inside the band."""
+def taper_bias_sum(family: str, nu_value: float, ell_value: float, bands: int, frames: int,
+                   period: float | None = None) -> float:
+    """``sum_{m=1}^{min(J, H-1)} |gamma(m)| m/(J+1)``: what the triangular taper removes inside the band."""
     bands, frames = _check_bands_frames(bands, frames)
     top = min(bands, frames - 1)
     if top < 1:
         return 0.0
     lags = np.arange(1, top + 1, dtype=np.float64)
-    return float(np.sum(lag_values(family, nu_value, ell_value, lags) * lags / (bands + 1)))
+    return float(np.sum(np.abs(lag_values(family, nu_value, ell_value, lags, period)) * lags / (bands + 1)))
+
+
+def _geometric_tail(ell_value: float, bands: int, frames: int | None) -> float:
+    """``sum_{m=J+1}^{H-1} q^m`` (``H = inf`` if ``frames`` is None), ``q = exp(-1/ell)``."""
+    first = math.exp(-(bands + 1) / ell_value)
+    if frames is None:
+        return first / -math.expm1(-1.0 / ell_value)
+    if bands >= frames - 1:
+        return 0.0
+    return first * -math.expm1(-(frames - 1 - bands) / ell_value) / -math.expm1(-1.0 / ell_value)
 
 
 def family_tail_bound(family: str, nu_value: float, ell_value: float, bands: int,
                       frames: int | None = None) -> float:
-    """The family's bound on ``sum_{m>J} gamma(m)`` (module docstring); ``inf`` if none exists.
+    """The family's bound on ``sum_{m>J} |gamma(m)|`` (module docstring); ``inf`` if none exists.
 
     For the polynomial family the integral is taken up to ``H-1`` when ``frames`` is given (so it is finite
-    for every nu), else to infinity.
+    for every nu), else to infinity; the damped cosine's geometric bound likewise (its ``nu`` is ignored).
     """
     bands, frames = _check_bands_frames(bands, frames)
-    check_positive("nu", nu_value)
-    check_positive("ell", ell_value)
+    _check_parameters(family, nu_value, ell_value)
+    if family == _DAMPED_COSINE:
+        return _geometric_tail(ell_value, bands, frames)
     j = float(bands)
     if family == "gamma-exponential":
         a = 1.0 / nu_value
@@ -185,10 +229,14 @@ def family_tail_bound(family: str, nu_value: float, ell_value: float, bands: int
 
 
 def tail_bound(family: str, nu_value: float, ell_value: float, bands: int, frames: int | None = None) -> float:
-    """Bound on the tail ``T_J``: ``min(family bound, (H-1-J) gamma(J+1))``; 0 once ``J >= H-1``."""
+    """Bound on the tail ``T_J``: ``min(family bound, (H-1-J) gamma(J+1))``; 0 once ``J >= H-1``.
+
+    For the damped cosine: the geometric bound alone (``(F)`` does not hold for it, and its envelope form
+    ``(H-1-J) q^(J+1)`` is never smaller).
+    """
     bands, frames = _check_bands_frames(bands, frames)
     family_bound = family_tail_bound(family, nu_value, ell_value, bands, frames)
-    if frames is None:
+    if frames is None or family == _DAMPED_COSINE:
         return family_bound
     if bands >= frames - 1:
         return 0.0
@@ -203,6 +251,11 @@ def tail_bound_expression(family: str, finite: bool = True) -> sp.Expr:
     Symbols: ``J, nu, ell`` (and ``H``).  ``lambdify(..., modules="scipy")`` evaluates it.
     """
     _check_family(family)
+    if family == _DAMPED_COSINE:
+        q = sp.exp(-1 / ell)
+        if not finite:
+            return q ** (J + 1) / (1 - q)
+        return sp.Piecewise((0, J >= H - 1), (q ** (J + 1) * (1 - q ** (H - 1 - J)) / (1 - q), True))
     first = lag_expression(family).subs(r, J + 1)
     if family == "gamma-exponential":
         family_bound = ell / nu * sp.uppergamma(1 / nu, (J / ell) ** nu)
@@ -274,9 +327,13 @@ def bands_needed_expression(family: str) -> sp.Expr:
     * polynomial, nu > 1: solving ``ell/(nu-1) (1+J/ell)^(1-nu) = eps`` exactly;
     * gamma-exponential: ``J ~ ell * log(ell/(nu eps))^(1/nu)`` (exact for nu = 1: ``ell log(ell/eps)``);
     * Matérn: ``J ~ ell/sqrt(2 nu) * log(1/eps)`` (the exponential rate of the tail);
-    * logarithmic: no H-free J exists (``oo``): J must grow with H.
+    * logarithmic: no H-free J exists (``oo``): J must grow with H;
+    * damped cosine: solving ``q^(J+1)/(1-q) = eps`` exactly, ``J = ell log(1/(eps (1 - e^(-1/ell)))) - 1``
+      (for every period).
     """
     _check_family(family)
+    if family == _DAMPED_COSINE:
+        return ell * sp.log(1 / (eps * (1 - sp.exp(-1 / ell)))) - 1
     if family == "polynomial":
         return sp.Piecewise((ell * ((ell / (eps * (nu - 1))) ** (1 / (nu - 1)) - 1), nu > 1), (sp.oo, True))
     if family == "gamma-exponential":

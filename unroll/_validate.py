@@ -8,6 +8,11 @@ from typing import Any
 import numpy as np
 import torch
 
+#: the error of the consumers that need a stationary (Toeplitz) temporal covariance (``unroll.gd``, the constructor,
+#: ``theory``) when given a non-stationary GP
+NOT_TOEPLITZ_MESSAGE = ("Gamma is not Toeplitz (non-stationary GP): the banded construction needs a stationary "
+                        "kernel")
+
 
 def check_positive(name: str, value: float, *, upper: float | None = None, closed_upper: bool = True) -> float:
     """Return ``value`` as a float if ``0 < value`` (and ``value <= upper``), else raise ``ValueError``."""

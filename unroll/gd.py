@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from unroll import diffusion
-from unroll._validate import check_diffusion_time, check_finite, check_int
+from unroll._validate import NOT_TOEPLITZ_MESSAGE, check_diffusion_time, check_finite, check_int
 
 __all__ = [
     "Factors",
@@ -123,7 +123,7 @@ def _toeplitz_first_row(matrix: torch.Tensor) -> torch.Tensor:
     row = matrix[0]
     index = torch.arange(matrix.shape[0])
     if not torch.allclose(row[(index[:, None] - index[None, :]).abs()], matrix, rtol=0, atol=1e-12):
-        raise ValueError("temporal covariance matrix must be symmetric Toeplitz (stationary)")
+        raise ValueError(f"{NOT_TOEPLITZ_MESSAGE}: the temporal covariance matrix must be symmetric Toeplitz")
     return row
 
 
@@ -133,10 +133,16 @@ def factors(gp_or_factors: Any) -> Factors:
     Accepts a ``GaussianProcess`` (anything with ``.temporal`` (H, H) and ``.spatial`` (d, d)), a
     :class:`Factors`, or a pair ``(temporal, spatial)`` with ``temporal`` either the lag values
     ``(H,)`` or the symmetric Toeplitz matrix ``(H, H)``.
+
+    Raises:
+        ValueError: for a non-stationary GP (``gp.stationary`` false, e.g. warped frame times) or a temporal
+            matrix that is not symmetric Toeplitz: everything here acts on the lag values ``gamma(m)``.
     """
     if isinstance(gp_or_factors, Factors):
         return gp_or_factors
     if hasattr(gp_or_factors, "temporal") and hasattr(gp_or_factors, "spatial"):
+        if getattr(gp_or_factors, "stationary", True) is False:
+            raise ValueError(f"{NOT_TOEPLITZ_MESSAGE}; got {gp_or_factors!r}")
         temporal, spatial = gp_or_factors.temporal, gp_or_factors.spatial
     elif isinstance(gp_or_factors, (tuple, list)) and len(gp_or_factors) == 2:
         temporal, spatial = gp_or_factors

@@ -25,8 +25,17 @@ block-diagonalises it, ``Q^T Gamma Q = diag(Gamma_sym, Gamma_skew)``:
     Gamma_skew[i, j] = Gamma[i, j] - Gamma[i, H-1-j]            (i, j < n).
 
 Two half-size ``eigh`` (about 4x cheaper than one of size H) give the eigenpairs; ``precision_apply``
-rotates by the halves (``H^2 d`` instead of ``2 H^2 d`` multiply-adds per sample).  A ``temporal`` that is not
-exactly centrosymmetric (e.g. replaced by hand) falls back to one full ``eigh``.
+rotates by the halves (``H^2 d`` instead of ``2 H^2 d`` multiply-adds per sample).  The split needs only
+``Gamma`` symmetric and centrosymmetric (not Toeplitz); a ``temporal`` that is not exactly centrosymmetric
+(warped frame times, a user matrix, one replaced by hand) falls back to one full ``eigh``.
+
+**Non-stationary data.**  ``GaussianProcess(kernel, H, Sigma, times=tau)`` puts the stationary kernel on
+strictly increasing frame times ``tau_0 < ... < tau_{H-1}``: ``Gamma[i, j] = k(|tau_i - tau_j|)``, no longer
+Toeplitz (``power_warp`` gives ``tau_i = (H-1) (i/(H-1))**p``).  ``GaussianProcess.from_temporal(Gamma, Sigma)``
+takes any symmetric positive-semidefinite ``Gamma``.  Everything here (sampling, the score, densities) only
+uses the eigendecomposition of Gamma, so it holds unchanged; the banded construction (``unroll.gd``,
+``unroll.constructor``, ``theory``) needs a Toeplitz Gamma and raises for a non-stationary one
+(``GaussianProcess.stationary``).  ``lag_profile()`` gives the mean of Gamma over each diagonal.
 """
 
 from __future__ import annotations
@@ -43,15 +52,55 @@ from unroll._validate import (
     check_diffusion_time,
     check_finite,
     check_int,
+    check_positive,
     check_sample_shape,
     check_spd,
 )
 from unroll.kernels import Kernel
 
-__all__ = ["GaussianProcess"]
+__all__ = ["GaussianProcess", "power_warp"]
 
 #: an eigenvalue of Gamma below -INDEFINITE_TOLERANCE * lambda_max means Gamma is not positive semidefinite
 INDEFINITE_TOLERANCE = 1e-10
+#: |Gamma - toeplitz(Gamma[0])| <= TOEPLITZ_TOLERANCE entrywise counts as Toeplitz (as in ``unroll.gd.factors``)
+TOEPLITZ_TOLERANCE = 1e-12
+
+
+def power_warp(frames: int, power: float) -> np.ndarray:
+    """Frame times ``tau_i = (H-1) (i/(H-1))**p = i**p (H-1)**(1-p)``, ``i = 0..H-1`` (float64 ``(H,)``).
+
+    Strictly increasing for ``p > 0``, from ``tau_0 = 0`` to ``tau_{H-1} = H-1``; ``p = 1`` gives exactly
+    ``0, 1, ..., H-1`` (the stationary GP), ``p > 1`` frames that start dense and spread out.
+    """
+    frames = check_int("frames", frames, minimum=1)
+    power = check_positive("power", power)
+    index = np.arange(frames, dtype=np.float64)
+    if frames == 1 or power == 1.0:
+        return index
+    return index**power * float(frames - 1) ** (1.0 - power)
+
+
+def _frame_times(times: Any, frames: int) -> np.ndarray:
+    array = np.asarray(times.detach().cpu().numpy() if isinstance(times, torch.Tensor) else times,
+                       dtype=np.float64)
+    if array.shape != (frames,):
+        raise ValueError(f"times must have shape (frames,) = ({frames},), got {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError("times must be finite numbers")
+    steps = np.diff(array)
+    if steps.size and not np.all(steps > 0):
+        first = int(np.argmax(steps <= 0))
+        raise ValueError(f"times must be strictly increasing, got times[{first}] = {array[first]!r} >= "
+                         f"times[{first + 1}] = {array[first + 1]!r}")
+    return array
+
+
+def _kernel_matrix(kernel: Kernel, times: np.ndarray) -> np.ndarray:
+    """``k(|tau_i - tau_j|)`` as an ``(H, H)`` float64 array, evaluating ``k`` once per distinct lag (so unit
+    times ``0..H-1`` give exactly ``kernel.toeplitz(H)``, and the matrix is exactly symmetric)."""
+    lags = np.abs(times[:, None] - times[None, :])
+    distinct, inverse = np.unique(lags, return_inverse=True)
+    return np.asarray(kernel(distinct), dtype=np.float64)[inverse].reshape(lags.shape)
 
 
 def _apply_left(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -74,23 +123,92 @@ class GaussianProcess:
         kernel: temporal covariance ``gamma`` (``unroll.kernels``); ``Gamma[i, j] = gamma(|i - j|)``.
         frames: number of frames ``H >= 1``.
         spatial: ``Sigma``, a symmetric positive-definite ``(d, d)`` matrix (array-like or tensor).
+        times: optional strictly increasing frame times ``tau`` (``(H,)``, e.g. :func:`power_warp`): then
+            ``Gamma[i, j] = gamma(|tau_i - tau_j|)``, a non-stationary GP (module docstring).  The kernel must
+            then be positive definite on the real line: every ``unroll.kernels`` family is (see their
+            ``positive_definite_reason``); a ``LagFunction`` is checked only through ``lambda_min(Gamma)``.
+
+    Attributes:
+        kernel: the kernel (``None`` for :meth:`from_temporal`).  For warped times ``kernel(np.arange(H))`` is
+            *not* Gamma's lag profile (use :meth:`lag_profile`).
+        times: the frame times, float64 ``(H,)`` (``0..H-1`` by default; ``None`` for :meth:`from_temporal`).
+        temporal: ``Gamma``, float64 ``(H, H)``.
 
     Raises:
-        ValueError: ``frames < 1``, ``spatial`` not square / symmetric / positive definite / finite, or
-            ``Gamma`` indefinite (possible only for a user-supplied ``LagFunction``).
+        ValueError: ``frames < 1``, ``spatial`` not square / symmetric / positive definite / finite, ``times``
+            of the wrong shape, not finite or not strictly increasing, or ``Gamma`` indefinite (possible only for
+            a user-supplied ``LagFunction`` or matrix; raised by :meth:`validate` or on first use).
     """
 
-    def __init__(self, kernel: Kernel, frames: int, spatial: Any) -> None:
+    def __init__(self, kernel: Kernel, frames: int, spatial: Any, *, times: Any = None) -> None:
         if not isinstance(kernel, Kernel):
             raise ValueError(f"kernel must be an unroll.kernels.Kernel, got {type(kernel).__name__}")
-        self.kernel = kernel
+        self.kernel: Kernel | None = kernel
         self.frames = check_int("frames", frames, minimum=1)
         self.spatial = check_spd("spatial", as_tensor("spatial", spatial))
         self.dim = int(self.spatial.shape[0])
-        self.temporal = torch.from_numpy(kernel.toeplitz(self.frames))
+        if times is None:
+            self.times: np.ndarray | None = np.arange(self.frames, dtype=np.float64)
+            self.temporal = torch.from_numpy(kernel.toeplitz(self.frames))
+        else:
+            self.times = _frame_times(times, self.frames)
+            self.temporal = torch.from_numpy(_kernel_matrix(kernel, self.times))
+
+    @classmethod
+    def from_temporal(cls, temporal: Any, spatial: Any) -> GaussianProcess:
+        """A GP with a given temporal covariance ``Gamma`` (``(H, H)``, symmetric positive semidefinite, not
+        necessarily Toeplitz); ``kernel`` and ``times`` are ``None``.
+
+        ``Gamma`` is symmetrised (``(Gamma + Gamma^T)/2``) after checking it is symmetric to ``1e-12`` of its
+        largest entry; positive semidefiniteness is checked by :meth:`validate` (or on first use).
+        """
+        matrix = as_tensor("temporal", temporal)
+        if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] < 1:
+            raise ValueError(f"temporal must be a square (H, H) matrix with H >= 1, got shape {tuple(matrix.shape)}")
+        scale = max(float(matrix.abs().max()), 1.0)
+        asymmetry = float((matrix - matrix.T).abs().max())
+        if asymmetry > 1e-12 * scale:
+            raise ValueError(f"temporal must be symmetric; max |temporal - temporal^T| = {asymmetry:.3g}")
+        gp = cls.__new__(cls)
+        gp.kernel = None
+        gp.times = None
+        gp.frames = int(matrix.shape[0])
+        gp.spatial = check_spd("spatial", as_tensor("spatial", spatial))
+        gp.dim = int(gp.spatial.shape[0])
+        gp.temporal = 0.5 * (matrix + matrix.T)
+        return gp
 
     def __repr__(self) -> str:
-        return f"GaussianProcess({self.kernel!r}, frames={self.frames}, dim={self.dim})"
+        if self.kernel is None:
+            return f"GaussianProcess(temporal=<{self.frames}x{self.frames} matrix>, dim={self.dim})"
+        times = ""
+        if self.times is not None and not np.array_equal(self.times, np.arange(self.frames)):
+            shown = ", ".join(f"{value:.4g}" for value in self.times[:2])
+            times = f", times=[{shown}, ..., {self.times[-1]:.4g}]" if self.frames > 3 else (
+                f", times=[{', '.join(f'{value:.4g}' for value in self.times)}]")
+        return f"GaussianProcess({self.kernel!r}, frames={self.frames}, dim={self.dim}{times})"
+
+    # ----------------------------------------------------------------- stationarity
+    @property
+    def stationary(self) -> bool:
+        """Whether Gamma is symmetric Toeplitz (to ``1e-12`` entrywise, the test of ``unroll.gd.factors``):
+        what the banded construction and ``theory`` need."""
+        row = self.temporal[0]
+        index = torch.arange(self.frames)
+        toeplitz = row[(index[:, None] - index[None, :]).abs()]
+        return bool(torch.allclose(toeplitz, self.temporal, rtol=0.0, atol=TOEPLITZ_TOLERANCE))
+
+    @property
+    def unit_frame_times(self) -> bool:
+        """Whether Gamma is ``kernel`` on the frames ``0..H-1`` (so ``kernel(m)`` is its lag-``m`` value)."""
+        return (self.kernel is not None and self.times is not None
+                and np.array_equal(self.times, np.arange(self.frames, dtype=np.float64)))
+
+    def lag_profile(self) -> torch.Tensor:
+        """``g(m) = mean_i Gamma[i, i+m]``, ``m = 0..H-1``: the average of Gamma over the ``m``-th diagonal
+        (float64 ``(H,)``).  For a stationary GP it is ``gamma(m)`` (up to rounding); for a non-stationary one
+        it is the lag profile to compare against a stationary kernel or an attention map."""
+        return torch.stack([torch.diagonal(self.temporal, offset=lag).mean() for lag in range(self.frames)])
 
     # ----------------------------------------------------------------- factorisations (cached)
     @cached_property
@@ -159,8 +277,9 @@ class GaussianProcess:
 
     def _check_semidefinite(self, smallest: float, largest: float) -> None:
         if smallest < -INDEFINITE_TOLERANCE * largest:
+            source = "the given matrix" if self.kernel is None else f"{self.kernel!r}"
             raise ValueError(
-                f"temporal covariance Gamma of {self.kernel!r} with frames={self.frames} is not positive "
+                f"temporal covariance Gamma of {source} with frames={self.frames} is not positive "
                 f"semidefinite: lambda_min(Gamma) = {smallest:.3g} (lambda_max = {largest:.3g})"
             )
 

@@ -1,14 +1,19 @@
 """Stationary temporal covariance functions ``gamma(lag)`` and their Toeplitz matrices (docs/design.md §2).
 
-Every family has a decay exponent ``nu > 0`` and a length scale ``ell > 0`` and is normalised so that
-``gamma(0) = 1``; the spatial covariance ``Sigma`` carries the scale.  Positive definiteness of the
+Every decay family has a decay exponent ``nu > 0`` and a length scale ``ell > 0`` (the damped cosine has
+``ell`` and a ``period`` instead), and every kernel is normalised so that ``gamma(0) = 1``; the spatial
+covariance ``Sigma`` carries the scale.  Positive definiteness of the
 H x H Toeplitz matrix ``Gamma[i, j] = gamma(|i - j|)``, for every H, is guaranteed in the ranges stated
 per family (the reason is in each class's ``positive_definite_reason``).  It is a guarantee in exact
 arithmetic: for very smooth kernels (Gaussian, large Matérn ``nu``) with long length scales the smallest
 eigenvalue of Gamma underflows to rounding level, so ``GaussianProcess`` always measures
 ``lambda_min(Gamma)``.
 
-Families (lag ``r >= 0``):
+Families (lag ``r >= 0``).  Each but ``LagFunction`` is positive definite as a function on the real line
+(gamma-exponential for ``nu <= 2`` and Matérn by Bochner, polynomial and logarithmic as completely monotone
+mixtures of ``exp(-s r)`` (they are also convex decreasing: Pólya), the damped cosine as a product of
+characteristic functions), so it also gives a valid Gamma on any increasing frame times,
+``GaussianProcess(kernel, H, Sigma, times=...)``:
 
 =====================  ======================================  ==============  ======================
 class                  gamma(r)                                nu range        decay of the tail
@@ -18,8 +23,12 @@ class                  gamma(r)                                nu range        d
                                                                ``0 < nu <= 100`` exponential
 ``Polynomial``         ``(1 + r/ell)**(-nu)``                  ``nu > 0``       polynomial
 ``Logarithmic``        ``(1 + log(1 + r/ell))**(-nu)``         ``nu > 0``       logarithmic
+``DampedCosine``       ``exp(-r/ell) cos(2 pi r/period)``      — (no ``nu``)    exponential, oscillating
 ``LagFunction``        any user function with ``gamma(0) = 1``  —               no guarantee
 =====================  ======================================  ==============  ======================
+
+``KERNEL_FAMILIES`` holds the four decay families, which all take ``(nu, ell)``; ``NAMED_KERNELS`` adds the
+damped cosine (``(ell, period)``, no decay exponent), the control whose correlation is not monotone in the lag.
 """
 
 from __future__ import annotations
@@ -41,8 +50,10 @@ __all__ = [
     "Matern",
     "Polynomial",
     "Logarithmic",
+    "DampedCosine",
     "LagFunction",
     "KERNEL_FAMILIES",
+    "NAMED_KERNELS",
     "kernel_from_name",
 ]
 
@@ -192,6 +203,58 @@ class Logarithmic(Kernel):
         return (1.0 + np.log1p(lags / self.ell)) ** (-self.nu)
 
 
+class DampedCosine(Kernel):
+    """``gamma(r) = exp(-r/ell) * cos(2 pi r / period)``, ``ell > 0``, ``period > 0``.
+
+    A correlation that is not monotone in the lag: it changes sign near ``r = period/4`` and oscillates
+    under the envelope ``exp(-r/ell)`` (the control on which a purely positional decay predicts the wrong
+    shape).  It has no decay exponent: ``nu`` is ``nan`` (as for a ``LagFunction``) and ``params()`` is
+    ``{"ell", "period"}``.
+
+    **Positive definite for every H**, with ``lambda_min(Gamma) >= (1 - q)/(1 + q)``, ``q = exp(-1/ell)``:
+
+    * ``A[i, j] = q**|i-j|`` is positive definite: its symbol ``sum_m q**|m| e^{-i w m}`` is the Poisson
+      kernel ``(1 - q^2)/(1 - 2 q cos w + q^2)``, whose minimum (at ``w = pi``) is ``(1 - q)/(1 + q) > 0``,
+      and ``v^T A v = (1/2 pi) int |sum_j v_j e^{i j w}|^2 P(w) dw >= min P |v|^2``;
+    * ``B[i, j] = cos(w0 (i - j))``, ``w0 = 2 pi/period``, is positive semidefinite of rank <= 2 with unit
+      diagonal: ``cos(w0 (i - j)) = cos(w0 i) cos(w0 j) + sin(w0 i) sin(w0 j)``;
+    * ``Gamma = A ∘ B`` (entrywise) and ``A - lambda_min(A) I >= 0``, so by the Schur product theorem
+      ``(A - lambda_min(A) I) ∘ B >= 0``, i.e. ``Gamma >= lambda_min(A) (I ∘ B) = lambda_min(A) I``.
+      Likewise ``lambda_max(Gamma) <= lambda_max(A) <= (1 + q)/(1 - q)``.
+
+    The same argument on the real line (Bochner: ``exp(-|r|/ell)`` is the characteristic function of a
+    Cauchy law and ``cos(w0 r)`` that of the two-point law at ``+-w0``; their product is the characteristic
+    function of the convolution, whose density is positive) makes it positive definite on any frame times.
+    """
+
+    name = "damped-cosine"
+    decay = "exponential, oscillating"
+    #: no decay exponent (kept for code that reports ``kernel.nu``)
+    nu = math.nan
+    positive_definite_reason = (
+        "Gamma = A ∘ B with A[i, j] = q^|i-j|, q = exp(-1/ell), positive definite (its symbol, the Poisson kernel "
+        "(1-q^2)/(1-2q cos w+q^2), is >= (1-q)/(1+q)) and B[i, j] = cos(2 pi (i-j)/period) = cos cos + sin sin "
+        "positive semidefinite with unit diagonal; by Schur's theorem lambda_min(A ∘ B) >= lambda_min(A) min_i "
+        "B_ii >= (1-q)/(1+q) for every H. On the real line: the product of the characteristic functions of a "
+        "Cauchy law and of the two-point law at +-2 pi/period (Bochner)"
+    )
+
+    def __init__(self, *, period: float, ell: float = 1.0) -> None:
+        self.ell = check_positive("ell", ell)
+        self.period = check_positive("period", period)
+
+    def _values(self, lags: np.ndarray) -> np.ndarray:
+        return np.exp(-lags / self.ell) * np.cos(2.0 * math.pi * lags / self.period)
+
+    def params(self) -> dict[str, float]:
+        return {"ell": self.ell, "period": self.period}
+
+    def lambda_min_bound(self) -> float:
+        """``(1 - q)/(1 + q)``, ``q = exp(-1/ell)``: a lower bound on ``lambda_min(Gamma)`` for every H (class
+        docstring); ``tanh(1/(2 ell))``."""
+        return math.tanh(0.5 / self.ell)
+
+
 class LagFunction(Kernel):
     """A user-supplied ``gamma``: a vectorised function of a float64 array of lags ``>= 0``.
 
@@ -238,16 +301,31 @@ class LagFunction(Kernel):
         return id(self)
 
 
+#: the decay families: each is built as ``family(nu=..., ell=...)``
 KERNEL_FAMILIES: dict[str, type[Kernel]] = {
     cls.name: cls for cls in (GammaExponential, Matern, Polynomial, Logarithmic)
 }
+#: every kernel that has a name: the families plus ``"damped-cosine"`` (built as ``DampedCosine(ell=..., period=...)``)
+NAMED_KERNELS: dict[str, type[Kernel]] = {**KERNEL_FAMILIES, DampedCosine.name: DampedCosine}
 
 
-def kernel_from_name(name: str, *, nu: float, ell: float) -> Kernel:
-    """Build a kernel from its family name (``"gamma-exponential"``, ``"matern"``, ``"polynomial"``,
-    ``"logarithmic"``)."""
-    try:
-        family = KERNEL_FAMILIES[name]
-    except KeyError:
-        raise ValueError(f"kernel must be one of {sorted(KERNEL_FAMILIES)}, got {name!r}") from None
-    return family(nu=nu, ell=ell)
+def kernel_from_name(name: str, *, nu: float | None = None, ell: float, period: float | None = None) -> Kernel:
+    """Build a kernel from its name (a key of ``NAMED_KERNELS``).
+
+    The families (``"gamma-exponential"``, ``"matern"``, ``"polynomial"``, ``"logarithmic"``) need ``nu`` and
+    ``ell``; ``"damped-cosine"`` needs ``ell`` and ``period`` and has no ``nu``.  A parameter the kernel does not
+    take, or a missing one, raises ``ValueError``.
+    """
+    if name not in NAMED_KERNELS:
+        raise ValueError(f"kernel must be one of {sorted(NAMED_KERNELS)}, got {name!r}")
+    if name == DampedCosine.name:
+        if period is None:
+            raise ValueError("kernel 'damped-cosine' needs period > 0 (gamma(m) = exp(-m/ell) cos(2 pi m/period))")
+        if nu is not None:
+            raise ValueError(f"kernel 'damped-cosine' has no decay exponent nu (got nu={nu!r}); give ell and period")
+        return DampedCosine(ell=ell, period=period)
+    if nu is None:
+        raise ValueError(f"kernel {name!r} needs a decay exponent nu > 0")
+    if period is not None:
+        raise ValueError(f"period applies only to the 'damped-cosine' kernel, not to {name!r} (got period={period!r})")
+    return KERNEL_FAMILIES[name](nu=nu, ell=ell)

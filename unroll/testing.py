@@ -1,6 +1,7 @@
 """Hypothesis strategies for property tests, in the style of ``hypothesis.extra.numpy``.
 
-* :func:`kernels` — temporal kernels of the given families with ``nu`` and ``ell`` in given ranges;
+* :func:`kernels` — temporal kernels of the given families with ``nu``, ``ell`` (and, for the damped cosine,
+  ``period``) in given ranges;
 * :func:`spatial_covariances` — symmetric positive-definite ``Sigma (d, d)`` (torch float64) with a bounded
   condition number;
 * :func:`configurations` — whole configurations (GP, bands J, blocks L, taper, diffusion time, mode) with
@@ -49,7 +50,7 @@ __all__ = [
     "FAMILIES",
 ]
 
-FAMILIES = ("gamma-exponential", "matern", "polynomial", "logarithmic")
+FAMILIES = ("gamma-exponential", "matern", "polynomial", "logarithmic", "damped-cosine")
 #: assumptions a "satisfying" configuration must meet (the bounds need them)
 REQUIRED_ASSUMPTIONS = ("gamma_pd", "truncated_pd", "gd_converges", "lags_separated", "spatial_bounded",
                         "time_after_t0")
@@ -94,15 +95,20 @@ def _log_uniform(low: float, high: float) -> st.SearchStrategy[float]:
 
 @st.composite
 def kernels(draw: st.DrawFn, families: Sequence[str] | str | None = None, nu: tuple[float, float] = (0.3, 3.0),
-            ell: tuple[float, float] = (0.5, 8.0)) -> Any:
+            ell: tuple[float, float] = (0.5, 8.0), period: tuple[float, float] = (2.0, 16.0)) -> Any:
     """A kernel of one of ``families`` with ``nu`` in ``nu`` (clipped to ``(0, 2]`` for the
-    gamma-exponential family) and ``ell`` log-uniform in ``ell``."""
+    gamma-exponential family) and ``ell`` log-uniform in ``ell``; the damped cosine (no ``nu``) gets a
+    ``period`` log-uniform in ``period``."""
     from unroll.kernels import kernel_from_name
 
     chosen = _families(families)
     nu_low, nu_high = _range("nu", nu)
     ell_low, ell_high = _range("ell", ell)
+    period_low, period_high = _range("period", period)
     family = draw(st.sampled_from(chosen))
+    if family == "damped-cosine":
+        return kernel_from_name(family, ell=draw(_log_uniform(ell_low, ell_high)),
+                                period=draw(_log_uniform(period_low, period_high)))
     low, high = nu_low, nu_high
     if family == "gamma-exponential":
         high = min(high, 2.0)
@@ -194,8 +200,10 @@ def configurations(draw: st.DrawFn, families: Sequence[str] | str | None = None,
                    tapers: Sequence[str | None] = (None, "triangular"), modes: Sequence[str] = ("exact",),
                    max_condition: float = 10.0, t0: float = 1e-3,
                    satisfying_assumptions: bool = True,
-                   required: Sequence[str] = REQUIRED_ASSUMPTIONS) -> DrawnConfiguration:
-    """A whole configuration.  ``bands=None`` draws ``J`` in ``[0, H-1]``.
+                   required: Sequence[str] = REQUIRED_ASSUMPTIONS,
+                   period: tuple[float, float] = (2.0, 16.0)) -> DrawnConfiguration:
+    """A whole configuration.  ``bands=None`` draws ``J`` in ``[0, H-1]``; ``period`` is the damped cosine's
+    (see :func:`kernels`).
 
     ``satisfying_assumptions=True``: only configurations meeting every assumption in ``required``
     (a plain cut that is indefinite is redrawn with the triangular taper when allowed, then filtered);
@@ -204,7 +212,7 @@ def configurations(draw: st.DrawFn, families: Sequence[str] | str | None = None,
     import theory
     from unroll.gp import GaussianProcess
 
-    kernel = draw(kernels(families, nu, ell))
+    kernel = draw(kernels(families, nu, ell, period))
     h_low, h_high = _int_range("frames", frames, 2)
     frames_value = draw(st.integers(h_low, h_high))
     sigma = draw(spatial_covariances(dim, max_condition))

@@ -1,4 +1,4 @@
-"""Command-line options shared by sub-commands: the Gaussian process (kernel, nu, ell, frames, dim)."""
+"""Command-line options shared by sub-commands: the Gaussian process (kernel, nu, ell, period, frames, dim)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ import argparse
 import torch
 
 from unroll.gp import GaussianProcess
-from unroll.kernels import KERNEL_FAMILIES, kernel_from_name
+from unroll.kernels import NAMED_KERNELS, DampedCosine, kernel_from_name
+
+#: --nu when not given, for the kernels that have a decay exponent
+DEFAULT_NU = 1.0
+#: --period when not given, for the damped cosine (frames per oscillation)
+DEFAULT_PERIOD = 6.0
 
 
 def random_spatial_covariance(dim: int, seed: int, condition: float = 4.0) -> torch.Tensor:
@@ -23,12 +28,16 @@ def random_spatial_covariance(dim: int, seed: int, condition: float = 4.0) -> to
 
 
 def add_gp_arguments(parser: argparse.ArgumentParser, *, frames: int = 32, dim: int = 4) -> None:
-    """Add ``--kernel --nu --ell --frames --dim --spatial-condition --seed``."""
+    """Add ``--kernel --nu --ell --period --frames --dim --spatial-condition --seed``."""
     group = parser.add_argument_group("Gaussian process")
-    group.add_argument("--kernel", choices=sorted(KERNEL_FAMILIES), default="gamma-exponential",
-                       help="temporal covariance family (default gamma-exponential)")
-    group.add_argument("--nu", type=float, default=1.0, help="decay exponent nu > 0 (default 1)")
+    group.add_argument("--kernel", choices=sorted(NAMED_KERNELS), default="gamma-exponential",
+                       help="temporal covariance family (default gamma-exponential); damped-cosine is "
+                            "exp(-m/ell) cos(2 pi m/period)")
+    group.add_argument("--nu", type=float, default=None,
+                       help=f"decay exponent nu > 0 (default {DEFAULT_NU:g}; not for damped-cosine, which has none)")
     group.add_argument("--ell", type=float, default=2.0, help="length scale ell > 0 (default 2)")
+    group.add_argument("--period", type=float, default=None,
+                       help=f"damped-cosine only: period > 0 in frames (default {DEFAULT_PERIOD:g})")
     group.add_argument("--frames", type=int, default=frames, help=f"frames H (default {frames})")
     group.add_argument("--dim", type=int, default=dim, help=f"dimension d of a frame (default {dim})")
     group.add_argument("--spatial-condition", type=float, default=4.0,
@@ -38,7 +47,12 @@ def add_gp_arguments(parser: argparse.ArgumentParser, *, frames: int = 32, dim: 
 
 def gp_from_arguments(args: argparse.Namespace) -> GaussianProcess:
     """Build the ``GaussianProcess`` the options describe (Sigma drawn from ``--seed``)."""
-    kernel = kernel_from_name(args.kernel, nu=args.nu, ell=args.ell)
+    if args.kernel == DampedCosine.name:
+        period = DEFAULT_PERIOD if args.period is None else args.period
+        kernel = kernel_from_name(args.kernel, nu=args.nu, ell=args.ell, period=period)
+    else:
+        nu = DEFAULT_NU if args.nu is None else args.nu
+        kernel = kernel_from_name(args.kernel, nu=nu, ell=args.ell, period=args.period)
     if args.dim < 1:
         raise ValueError(f"--dim must satisfy dim >= 1, got {args.dim}")
     if args.spatial_condition < 1:
