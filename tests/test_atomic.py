@@ -48,3 +48,19 @@ def test_torch_checkpoint_round_trip(tmp_path):
     atomic_torch_save(state, tmp_path / "ckpt.pt")
     loaded = torch.load(tmp_path / "ckpt.pt", weights_only=True)
     assert loaded["step"] == 7 and torch.equal(loaded["weight"], state["weight"])
+
+
+def test_json_is_strict_and_numpy_free(tmp_path):
+    import json
+
+    import numpy as np
+
+    from unroll._atomic import write_json_atomic
+    from unroll.training import compare
+
+    assert compare.write_json_atomic is write_json_atomic  # still importable where it was
+    write_json_atomic({"nan": float("nan"), "inf": np.float32("inf"), 1: (np.int64(2), np.float64(0.5))},
+                      tmp_path / "r.json")
+    text = (tmp_path / "r.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"nan": None, "inf": None, "1": [2, 0.5]}

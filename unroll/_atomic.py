@@ -4,14 +4,22 @@ The content is written to a temporary file in the destination's folder, flushed 
 permissions (``0666`` minus the umask; ``mkstemp`` would leave ``0600``) and renamed onto the destination
 with ``os.replace``, which is atomic on POSIX and Windows. An interrupted run therefore leaves either the
 previous file or the new one, never a truncated one, and no temporary file behind.
+
+Results are written as strict JSON (``write_json_atomic``): NaN and infinities become ``null`` rather than the
+non-standard ``NaN`` tokens other readers reject.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 
 def _default_permissions() -> int:
@@ -54,3 +62,22 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
             stream.write(text)
 
     return atomic_write(path, write)
+
+
+def strict_json(obj: Any) -> Any:
+    """Replace NaN/inf floats by None (strict JSON) and numpy scalars by Python ones, recursively
+    (dict keys become strings, tuples lists); anything else is returned unchanged."""
+    if isinstance(obj, dict):
+        return {str(k): strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        return float(obj) if math.isfinite(float(obj)) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def write_json_atomic(obj: Any, path: str | os.PathLike) -> None:
+    """Write ``obj`` as strict JSON (NaN/inf -> null, ``strict_json``) to ``path`` atomically."""
+    write_text_atomic(path, json.dumps(strict_json(obj), indent=2, allow_nan=False) + "\n")

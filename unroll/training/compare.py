@@ -13,8 +13,6 @@ times, which is the ``score_error`` reported per model. ``run_comparison`` is wh
 from __future__ import annotations
 
 import copy
-import json
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,7 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from unroll._atomic import write_text_atomic
+# the strict-JSON writer lives in unroll._atomic (shared with unroll.executor); re-exported here
+from unroll._atomic import strict_json as _finite  # noqa: F401  (kept importable)
+from unroll._atomic import write_json_atomic
 from unroll._validate import check_int, check_positive
 from unroll.gp import GaussianProcess
 from unroll.kernels import kernel_from_name
@@ -226,24 +226,6 @@ def train_score_model(kind: str, data: torch.Tensor, options: dict, train_config
     info = {"parameters": parameter_count(model), "train_seconds": result.seconds, "steps": result.steps,
             "final_loss": float(np.mean(tail)), "first_loss": float(result.losses[0]) if result.losses else None}
     return result.model, info
-
-
-def _finite(obj: Any) -> Any:
-    """Replace NaN/inf floats by None (strict JSON) and numpy scalars by Python ones, recursively."""
-    if isinstance(obj, dict):
-        return {str(k): _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        return float(obj) if math.isfinite(float(obj)) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
-
-
-def write_json_atomic(obj: Any, path: str | os.PathLike) -> None:
-    """Write ``obj`` as strict JSON (NaN/inf -> null) to ``path`` atomically (``unroll._atomic``)."""
-    write_text_atomic(path, json.dumps(_finite(obj), indent=2, allow_nan=False) + "\n")
 
 
 def _log(message: str, enabled: bool) -> None:
