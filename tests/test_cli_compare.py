@@ -8,7 +8,7 @@ import pytest
 
 from unroll.cli import main
 
-MODELS = ("constructed", "relu_transformer", "dit", "unet")
+MODELS = ("constructed", "constructed_chebyshev", "relu_transformer", "dit", "unet")
 
 
 @pytest.mark.slow
@@ -37,6 +37,8 @@ def test_compare_tiny_run_writes_results_with_required_keys(tmp_path):
         assert name in on_disk and isinstance(on_disk[name]["score_error"], float)
     assert on_disk["n_sweep"]["points"] == 3
     assert results["distribution"]["constructed"]["kl_to_data"] > 0
+    for name in ("exact_score", "constructed", "constructed_chebyshev"):
+        assert on_disk["distribution"][name]["kl_to_data"] > 0
     assert not list(tmp_path.glob("*.tmp"))
     pytest.importorskip("matplotlib")
     assert (tmp_path / "attention_maps.png").stat().st_size > 0

@@ -117,6 +117,14 @@ def _gamma_n(count: sp.Expr, unit: sp.Expr) -> sp.Expr:
     return count * unit / (1 - count * unit)
 
 
+def _growth_power(rate: float, exponent: float) -> float:
+    """``(1 + rate)^exponent`` for ``rate >= 0``, ``inf`` where it overflows (a vacuous bound, not an exception)."""
+    try:
+        return math.exp(exponent * math.log1p(rate))
+    except OverflowError:
+        return math.inf
+
+
 def _gamma_num(count: float, unit: float) -> float:
     value = count * unit
     return math.inf if value >= 1 else value / (1 - value)
@@ -177,8 +185,8 @@ def _num_common(v: dict[str, float]) -> dict[str, float]:
     step_work = 1 + out["eta_max"] * (v["a"] * v["Sigma_F"] * (1 + 2 * v["S_J"]) + v["s"])
     g_loop = _gamma_num(2 * v["J"] + v["d"] + 8, v["u64"])
     out["loop_floor_C"] = g_loop * v["L"] * v["A_suf"] * (
-        (1 + v["A_pre"]) * out["G"] * step_work + out["eta_max"] * out["c_max"]) * (
-        1 + v["A_all"] * g_loop * step_work) ** v["L"]
+        (1 + v["A_pre"]) * out["G"] * step_work + out["eta_max"] * out["c_max"]) * _growth_power(
+        v["A_all"] * g_loop * step_work, v["L"])
     return out
 
 
@@ -367,9 +375,10 @@ def _gd_cheb(v: dict[str, float]) -> float:
 def _net_cheb_common(v: dict[str, float], c: dict[str, float], delta_block: float, growth: float) -> float:
     """``A_suf L delta (1 + A_all g)^L`` + reference-loop floor + step-size mismatch (any schedule)."""
     blocks, unit = v["L"], 20 * (v["u"] + v["u64"])
-    mismatch = unit * blocks * v["A_suf"] * v["A_pre"] * c["kappa_J"] * (
-        1 + unit * v["A_all"] * c["kappa_J"]) ** blocks * c["G"]
-    return v["A_suf"] * blocks * delta_block * (1 + v["A_all"] * growth) ** blocks + c["loop_floor_C"] + mismatch
+    mismatch = unit * blocks * v["A_suf"] * v["A_pre"] * c["kappa_J"] * _growth_power(
+        unit * v["A_all"] * c["kappa_J"], blocks) * c["G"]
+    return (v["A_suf"] * blocks * delta_block * _growth_power(v["A_all"] * growth, blocks) + c["loop_floor_C"]
+            + mismatch)
 
 
 def _net_exact_cheb(v: dict[str, float]) -> float:

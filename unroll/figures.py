@@ -7,6 +7,8 @@ name                   what it shows                                            
                        read off a constructed network's query/key weights
 ``gamma_truncation``   ``Gamma`` beside the plain-cut and triangular-taper ``Gamma_J``           < 1 s
 ``error_vs_blocks``    ``unroll.verify`` parts vs blocks L: ``gd`` and ``total`` with bounds      seconds
+``schedules``          gd part vs blocks L at t = 0.01, gradient descent vs Chebyshev steps,     seconds
+                       measured and bound
 ``error_vs_bands``     ``trunc`` part vs bands J for the four kernel families, with bounds      seconds
 ``attention_maps``     constructed band heads vs maps learned by a trained ReLU transformer     ~1 min
                        and DiT, each beside its positional-only control (trained on white data)
@@ -35,7 +37,8 @@ import numpy as np
 import torch
 
 __all__ = ["FIGURES", "FigureSettings", "generate_figures", "tents_figure", "gamma_truncation_figure",
-           "error_vs_blocks_figure", "error_vs_bands_figure", "attention_maps_figure", "sample_complexity_figure"]
+           "error_vs_blocks_figure", "schedules", "schedules_figure", "error_vs_bands_figure",
+           "attention_maps_figure", "sample_complexity_figure"]
 
 #: colours of the four error parts / families (matplotlib's default cycle, fixed so figures agree)
 _COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"]
@@ -392,12 +395,61 @@ def sample_complexity_figure(path: str | os.PathLike, settings: FigureSettings |
     return _save(figure, path)
 
 
+def schedules(blocks: Sequence[int] = (1, 5, 10, 20, 30, 40, 50, 60, 80, 100, 120, 160, 200, 240),
+              diffusion_time: float = 0.01) -> dict[str, Any]:
+    """gd part measured (eigenbasis iterates, ``unroll.gd.spectral_iterates``) and bound (``theory``) vs blocks L for
+    gradient descent and Chebyshev steps: ``unroll verify``'s default GP (gamma-exponential nu=1 ell=2, H=32, d=4,
+    Sigma seed 0), all bands, 8 seeded draws at ``diffusion_time``."""
+    import theory
+    from unroll import gd
+    from unroll.cli.options import random_spatial_covariance
+    from unroll.gp import GaussianProcess
+    from unroll.kernels import GammaExponential
+
+    gp = GaussianProcess(GammaExponential(nu=1.0, ell=2.0), 32, random_spatial_covariance(4, 0))
+    bands, t = gp.frames - 1, diffusion_time
+    generator = torch.Generator().manual_seed(0)
+    x = gp.noised(gp.sample(8, generator=generator), t, generator=generator)
+    scale, fixed = float(gp.precision_apply(x, t).norm()), gd.fixed_point(gp, x, t, bands)
+    rows: dict[str, dict[str, list[float]]] = {}
+    for steps, bound_name in (("gd", "gd"), ("chebyshev", "gd_chebyshev")):
+        measured, bound = [], []
+        for count in blocks:
+            last = gd.spectral_iterates(gp, x, t, int(count), bands, steps=steps)[-1]
+            measured.append(float((last - fixed).norm()) / scale)
+            config = theory.Configuration.from_gp(gp, bands=bands, blocks=int(count), diffusion_time=t, steps=steps)
+            bound.append(theory.BOUNDS[bound_name].evaluate(config))
+        rows[steps] = {"measured": measured, "bound": bound}
+    return {"blocks": list(blocks), "rows": rows, "gp": gp, "diffusion_time": t,
+            "kappa": float(gd.condition_number(gp, t, bands))}
+
+
+def schedules_figure(path: str | os.PathLike, **kwargs: Any) -> str:
+    """The gd part vs blocks L, gradient descent vs Chebyshev steps (measured solid, bound dashed, :func:`schedules`)"""
+    plt = _plt()
+    data = schedules(**kwargs)
+    figure, ax = plt.subplots(figsize=(6, 4))
+    for colour, steps in zip(_COLOURS, ("gd", "chebyshev"), strict=False):
+        row = data["rows"][steps]
+        ax.semilogy(data["blocks"], np.maximum(row["measured"], 1e-17), "o-", color=colour, ms=3,
+                    label=f"{steps} measured")
+        ax.semilogy(data["blocks"], row["bound"], "--", color=colour, lw=1, label=f"{steps} bound")
+    ax.axhline(1e-6, color="0.6", lw=0.8, ls=":")
+    ax.set_xlabel("blocks L")
+    ax.set_ylabel("gd part |y_L - y*_J| / |y*|")
+    ax.set_title(f"{data['gp'].kernel!r}, H = {data['gp'].frames}, all bands, t = {data['diffusion_time']:g}, "
+                 f"kappa = {data['kappa']:.3g}", fontsize=9)
+    ax.legend(fontsize=7)
+    return _save(figure, path)
+
+
 # ------------------------------------------------------------------------------------------ all of them
 #: figure name -> ``draw(path, settings) -> path``
 FIGURES: dict[str, Callable[..., str]] = {
     "tents": lambda path, settings: tents_figure(path, diffusion_time=settings.diffusion_time),
     "gamma_truncation": lambda path, settings: gamma_truncation_figure(path),
     "error_vs_blocks": lambda path, settings: error_vs_blocks_figure(path, diffusion_time=settings.diffusion_time),
+    "schedules": lambda path, settings: schedules_figure(path),
     "error_vs_bands": lambda path, settings: error_vs_bands_figure(path, diffusion_time=settings.diffusion_time),
     "attention_maps": lambda path, settings: attention_maps_figure(path, settings),
     "sample_complexity": lambda path, settings: sample_complexity_figure(path, settings),

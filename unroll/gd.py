@@ -84,6 +84,8 @@ __all__ = [
 TAPERS = (None, "triangular")
 #: step schedules of the unrolled solver: plain gradient descent, Chebyshev step sizes (module docstring)
 STEP_RULES = ("gd", "chebyshev")
+#: log-scores of the Leja order closer than this are ties (broken by the smallest node index)
+LEJA_TIE = 1e-9
 #: lambda_min(Gamma_J) <= INDEFINITE_TOLERANCE * lambda_max(Gamma_J) counts as "not positive definite"
 INDEFINITE_TOLERANCE = 1e-12
 
@@ -355,7 +357,9 @@ def chebyshev_order(blocks: int) -> torch.Tensor:
     """Leja order of the ``L`` Chebyshev nodes ``cos theta_k``, ``theta_k = (2k+1) pi / (2L)``: ``(L,)`` long.
 
     Entry ``j`` is the node index ``k`` used at step ``j``.  The first node is the one of largest ``|cos theta_k|``
-    (``k = 0``); each next one maximises ``sum_{used i} log |cos theta_k - cos theta_i|`` (ties: smallest k).
+    (``k = 0``); each next one maximises ``sum_{used i} log |cos theta_k - cos theta_i|``.  The nodes are symmetric
+    about 0, so exact ties are the rule: scores within ``LEJA_TIE`` of the best count as tied, and the smallest k
+    wins, so that rounding does not pick the order.
     """
     blocks = check_int("blocks", blocks, minimum=1)
     nodes = np.cos((2 * np.arange(blocks) + 1) * np.pi / (2 * blocks))
@@ -365,7 +369,8 @@ def chebyshev_order(blocks: int) -> torch.Tensor:
     with np.errstate(divide="ignore"):  # log 0 = -inf at the nodes already used, which are masked anyway
         score = np.log(np.abs(nodes - nodes[0]))
         for _ in range(blocks - 1):
-            k = int(np.argmax(np.where(used, -np.inf, score)))
+            candidates = np.where(used, -np.inf, score)
+            k = int(np.flatnonzero(candidates >= candidates.max() - LEJA_TIE)[0])
             order.append(k)
             used[k] = True
             score = score + np.log(np.abs(nodes - nodes[k]))

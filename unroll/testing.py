@@ -158,6 +158,7 @@ class DrawnConfiguration:
     mode: str
     batch: int = 2
     paper_knots: int = 65
+    steps: str = "gd"
     config: Any = field(default=None, repr=False)
     assumptions: Any = field(default=None, repr=False)
 
@@ -169,7 +170,7 @@ class DrawnConfiguration:
         from unroll.constructor import construct_unrolled
 
         return construct_unrolled(self.gp, blocks=self.blocks, bands=self.bands, mode=self.mode, taper=self.taper,
-                                  paper_knots=self.paper_knots, dtype=dtype)
+                                  steps=self.steps, paper_knots=self.paper_knots, dtype=dtype)
 
     def verify(self, dtype: torch.dtype = torch.float64, seed: int = 0) -> Any:
         """Construct the model and return ``unroll.verify``'s report (bounds attached)."""
@@ -188,7 +189,7 @@ class DrawnConfiguration:
 
     def __repr__(self) -> str:
         return (f"DrawnConfiguration({self.gp!r}, J={self.bands}, L={self.blocks}, taper={self.taper}, "
-                f"t={self.diffusion_time:.4g}, mode={self.mode}, failed={self.failed})")
+                f"t={self.diffusion_time:.4g}, mode={self.mode}, steps={self.steps}, failed={self.failed})")
 
 
 @st.composite
@@ -201,9 +202,10 @@ def configurations(draw: st.DrawFn, families: Sequence[str] | str | None = None,
                    max_condition: float = 10.0, t0: float = 1e-3,
                    satisfying_assumptions: bool = True,
                    required: Sequence[str] = REQUIRED_ASSUMPTIONS,
-                   period: tuple[float, float] = (2.0, 16.0)) -> DrawnConfiguration:
+                   period: tuple[float, float] = (2.0, 16.0),
+                   steps: Sequence[str] = ("gd",)) -> DrawnConfiguration:
     """A whole configuration.  ``bands=None`` draws ``J`` in ``[0, H-1]``; ``period`` is the damped cosine's
-    (see :func:`kernels`).
+    (see :func:`kernels`); ``steps`` the step schedules to draw from (``unroll.gd.STEP_RULES``).
 
     ``satisfying_assumptions=True``: only configurations meeting every assumption in ``required``
     (a plain cut that is indefinite is redrawn with the triangular taper when allowed, then filtered);
@@ -227,14 +229,18 @@ def configurations(draw: st.DrawFn, families: Sequence[str] | str | None = None,
     t_value = draw(_log_uniform(t_low, t_high))
     taper = draw(st.sampled_from(list(tapers)))
     mode = draw(st.sampled_from(list(modes)))
+    unknown = [s for s in steps if s not in ("gd", "chebyshev")]
+    if not steps or unknown:
+        raise ValueError(f"steps must be a non-empty subset of ('gd', 'chebyshev'), got {tuple(steps)!r}")
+    schedule = draw(st.sampled_from(list(steps)))
     gp = GaussianProcess(kernel, frames_value, sigma)
 
     def make(taper_choice: str | None) -> DrawnConfiguration:
         config = theory.Configuration.from_gp(gp, bands=bands_value, blocks=blocks_value,
                                               diffusion_time=t_value, taper=taper_choice, mode=mode,
-                                              t0=t0, max_condition=max_condition)
-        return DrawnConfiguration(gp, bands_value, blocks_value, taper_choice, t_value, mode, config=config,
-                                  assumptions=theory.check_assumptions(config))
+                                              t0=t0, max_condition=max_condition, steps=schedule)
+        return DrawnConfiguration(gp, bands_value, blocks_value, taper_choice, t_value, mode, steps=schedule,
+                                  config=config, assumptions=theory.check_assumptions(config))
 
     drawn = make(taper)
     if satisfying_assumptions:
