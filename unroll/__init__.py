@@ -19,6 +19,7 @@ _LAZY = {
     "Transformer": "unroll.transformer",
     "construct_unrolled": "unroll.constructor",
     "verify": "unroll.verify",
+    "linear_response": "unroll.linear_response",
 }
 
 __all__ = sorted(_LAZY)
