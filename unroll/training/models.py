@@ -147,19 +147,26 @@ class DiT(nn.Module):
     conditioned on ``c = MLP(time_features(t))``, final adaLN LayerNorm and a zero-initialised linear
     read-out to the predicted noise; the score is ``-noise / sigma_t``.
     Shapes: ``x (batch, H, d)``, ``diffusion_time`` scalar or ``(batch,)`` -> ``(batch, H, d)``.
+
+    ``position="none"`` drops the frame embedding: the network is then equivariant under permutations of the
+    frames and cannot know which frames are neighbours — the *no-position* control, in which any lag structure
+    of an attention map or a Jacobian must come from the input alone.
     """
 
     def __init__(self, frames: int, dim: int, width: int = 64, blocks: int = 3, heads: int = 4,
-                 mlp_ratio: int = 2, time_embedding: int = 32):
+                 mlp_ratio: int = 2, time_embedding: int = 32, position: str = "sinusoidal"):
         super().__init__()
+        if position not in POSITIONS:
+            raise ValueError(f"position must be one of {POSITIONS}, got {position!r}")
         self.config = dict(frames=check_int("frames", frames, minimum=1), dim=check_int("dim", dim, minimum=1),
                            width=check_int("width", width, minimum=2), blocks=check_int("blocks", blocks, minimum=1),
                            heads=check_int("heads", heads, minimum=1),
                            mlp_ratio=check_int("mlp_ratio", mlp_ratio, minimum=1),
-                           time_embedding=check_int("time_embedding", time_embedding, minimum=2))
+                           time_embedding=check_int("time_embedding", time_embedding, minimum=2),
+                           position=position)
         self.frames, self.dim = frames, dim
         self.embed = nn.Linear(dim, width)
-        self.position = nn.Linear(width, width, bias=False)
+        self.position = nn.Linear(width, width, bias=False) if position == "sinusoidal" else None
         self.time = _TimeEmbedder(width, time_embedding)
         self.blocks = nn.ModuleList(_DiTBlock(width, heads, mlp_ratio) for _ in range(blocks))
         self.final_norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
@@ -173,8 +180,10 @@ class DiT(nn.Module):
         if x.ndim != 3 or x.shape[-1] != self.dim:
             raise ValueError(f"x must have shape (batch, H, d={self.dim}), got {tuple(x.shape)}")
         t = _batch_times(diffusion_time, x.shape[0], x)
-        pe = frame_features(x.shape[1], self.config["width"], x.dtype, x.device)
-        return self.embed(x) + self.position(pe)[None], self.time(t), t
+        tokens = self.embed(x)
+        if self.config["position"] == "sinusoidal":
+            tokens = tokens + self.position(frame_features(x.shape[1], self.config["width"], x.dtype, x.device))[None]
+        return tokens, self.time(t), t
 
     def noise(self, x: torch.Tensor, diffusion_time: Any) -> torch.Tensor:
         """Predicted noise ``(batch, H, d)``."""
@@ -188,6 +197,15 @@ class DiT(nn.Module):
         noise = self.noise(x, diffusion_time)
         t = _batch_times(diffusion_time, x.shape[0], x)
         return -noise / diffusion_sigma(t)[:, None, None]
+
+    def hidden_states(self, x: torch.Tensor, diffusion_time: Any) -> list[torch.Tensor]:
+        """Residual streams ``(batch, H, width)`` after the input map and after each block (``blocks + 1``)."""
+        h, c, _ = self._tokens(x, diffusion_time)
+        states = [h]
+        for block in self.blocks:
+            h = block(h, c)
+            states.append(h)
+        return states
 
     @torch.no_grad()
     def attention_weights(self, x: torch.Tensor, diffusion_time: Any) -> list[torch.Tensor]:
@@ -316,6 +334,8 @@ def parameter_count(model: nn.Module) -> int:
 
 
 MODEL_KINDS = ("relu_transformer", "dit", "unet")
+#: frame-embedding choices of the DiT: the fixed sinusoidal embedding, or none (the no-position control)
+POSITIONS = ("sinusoidal", "none")
 
 
 def build_model(kind: str, frames: int, dim: int, /, **options: Any) -> nn.Module:
