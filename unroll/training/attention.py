@@ -21,7 +21,7 @@ import torch
 
 from unroll.training.video import lag_profile_of_matrix
 
-__all__ = ["AttentionMaps", "attention_maps", "lag_profile", "lag_alignment", "alignment_summary"]
+__all__ = ["AttentionMaps", "attention_maps", "lag_profile", "lag_alignment", "alignment_summary", "input_dependence"]
 
 
 @dataclass
@@ -103,3 +103,23 @@ def alignment_summary(maps: AttentionMaps, gamma_values: np.ndarray, *, max_lag:
         "median_head_offdiag": float(np.median(finite)) if finite else float("nan"),
         "total_lag_profile": lag_profile(maps.total).tolist(),
     }
+
+
+def input_dependence(model: Any, x: torch.Tensor, diffusion_time: Any, generator: torch.Generator | None = None
+                     ) -> dict[str, float]:
+    """Is an attention pattern computed from the input, or a fixed positional bias?
+
+    The sample-averaged map on the data ``x`` (``(batch, H, d)``) against the map on zero inputs and on white
+    noise with the data's per-coordinate variance (from ``generator``): ``zero = ||A_data - A_zero||_F /
+    ||A_data||_F`` and ``white`` likewise, on the total map (mean over blocks, summed over heads).  Near 0: the
+    map is the same whatever the input (a positional bias); large: the pattern is computed from the input.
+    """
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    scale = x.to(torch.float64).std(dim=0, keepdim=True)
+    white = torch.randn(x.shape, generator=generator, dtype=torch.float64) * scale
+    data = attention_maps(model, x, diffusion_time).total
+    norm = float(data.norm())
+    out = {}
+    for name, other in (("zero", torch.zeros_like(x)), ("white", white.to(x.dtype))):
+        out[name] = float((attention_maps(model, other, diffusion_time).total - data).norm()) / max(norm, 1e-300)
+    return out

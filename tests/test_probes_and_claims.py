@@ -1,0 +1,129 @@
+"""Layer probes, the statistics that decide claims, the no-position DiT and the input-dependence probe.
+
+Oracles: the constructed network holds GD iterate b in its y slot after block b (so the probe must find it);
+intervals against scipy written out by hand; a map that ignores its input against one that does not.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from unroll import construct_unrolled
+from unroll.training import attention
+from unroll.training.claims import (
+    mean_interval,
+    normalised_profile_distance,
+    paired_difference,
+    verdict_for_difference,
+    verdict_for_slope,
+)
+from unroll.training.compare import make_gp
+from unroll.training.models import DiT
+from unroll.training.probes import layer_probes, residual_streams
+
+
+@pytest.fixture(scope="module")
+def gp():
+    return make_gp("gamma-exponential", 1.0, 4.0, 10, 2)
+
+
+def test_probes_find_iterate_b_in_block_b_of_the_construction(gp):
+    model = construct_unrolled(gp, blocks=8, bands=gp.frames - 1)
+    result = layer_probes(model, gp, 0.5, probe=192, heldout=96, iterates=12)
+    for block in range(2, 9):
+        assert result.best_iterate["gd"][block] == block
+        assert result.best_error["gd"][block] <= 1e-5
+        others = [e for k, e in zip(result.iterates, result.errors["gd"][block], strict=True) if k != block]
+        assert min(others) > 1e-3  # the match is specific: no other iterate is held
+    # before any block the stream holds only the input frame: nothing beyond the frame-local map
+    assert min(result.errors["gd"][0]) > 0.9
+    assert result.errors_fixed_point[-1] < result.errors_fixed_point[2] < result.errors_fixed_point[0]
+
+
+def test_probe_of_a_network_that_ignores_its_neighbours(gp):
+    """A score that never mixes frames (-x) holds no iterate beyond y_1: every normalised error is ~1."""
+    model = DiT(gp.frames, gp.dim, width=16, blocks=2, heads=2).double()
+    with torch.no_grad():  # zero attention outputs: the stream stays frame-local
+        for block in model.blocks:
+            block.attn.proj.weight.zero_()
+            block.attn.proj.bias.zero_()
+    result = layer_probes(model, gp, 0.5, probe=192, heldout=96, iterates=6)
+    assert min(min(row) for row in result.errors["gd"]) > 0.9
+
+
+def test_residual_streams_of_each_model_kind(gp):
+    x = gp.sample(3, generator=torch.Generator().manual_seed(0))
+    dit = DiT(gp.frames, gp.dim, width=16, blocks=3, heads=2).double()
+    assert [tuple(s.shape) for s in residual_streams(dit, x, 0.3)] == [(3, gp.frames, 16)] * 4
+    built = construct_unrolled(gp, blocks=2, bands=2, taper="triangular")
+    assert len(residual_streams(built, x, 0.3)) == 3
+    with pytest.raises(ValueError, match="residual streams"):
+        residual_streams(torch.nn.Linear(2, 2), x, 0.3)
+    with pytest.raises(ValueError, match="iterates"):
+        layer_probes(built, gp, 0.3, iterates=1)
+
+
+def test_no_position_dit_is_permutation_equivariant(gp):
+    model = DiT(gp.frames, gp.dim, width=16, blocks=2, heads=2, position="none").double()
+    with torch.no_grad():  # leave the zero initialisation of the read-out, so the output is not trivially 0
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=torch.Generator().manual_seed(3), dtype=p.dtype))
+    x = gp.sample(2, generator=torch.Generator().manual_seed(1))
+    order = torch.randperm(gp.frames, generator=torch.Generator().manual_seed(2))
+    assert torch.allclose(model(x[:, order], 0.4), model(x, 0.4)[:, order], atol=1e-12)
+    positioned = DiT(gp.frames, gp.dim, width=16, blocks=2, heads=2).double()
+    assert positioned.position is not None and model.position is None
+    with pytest.raises(ValueError, match="position"):
+        DiT(gp.frames, gp.dim, position="learned")
+
+
+def test_input_dependence_tells_a_positional_bias_from_a_computed_pattern(gp):
+    x = gp.noised(gp.sample(16, generator=torch.Generator().manual_seed(0)), 0.5)
+    # the construction's heads see only frame embeddings and t: its maps do not depend on the input
+    built = construct_unrolled(gp, blocks=2, bands=3, taper="triangular")
+    fixed = attention.input_dependence(built, x, 0.5)
+    assert fixed["zero"] <= 1e-12 and fixed["white"] <= 1e-12
+    model = DiT(gp.frames, gp.dim, width=16, blocks=2, heads=2, position="none").double()
+    computed = attention.input_dependence(model, x, 0.5)
+    assert computed["zero"] > 1e-3 and computed["white"] > 1e-3
+
+
+# ------------------------------------------------------------------ statistics
+def test_mean_interval_matches_the_t_formula():
+    values = [0.3, 0.5, 0.2, 0.45, 0.35]
+    interval = mean_interval(values)
+    half = stats.t.ppf(0.975, 4) * np.std(values, ddof=1) / math.sqrt(5)
+    assert interval.mean == pytest.approx(np.mean(values))
+    assert interval.low == pytest.approx(np.mean(values) - half)
+    assert interval.high == pytest.approx(np.mean(values) + half)
+    with pytest.raises(ValueError, match="finite"):
+        mean_interval([1.0, float("nan")])
+    with pytest.raises(ValueError, match="pair"):
+        paired_difference([1.0, 2.0], [1.0])
+
+
+def test_verdicts_read_the_interval():
+    clear = paired_difference([0.5, 0.6, 0.55, 0.58, 0.52], [0.1, 0.12, 0.09, 0.11, 0.13])
+    assert verdict_for_difference(clear)["verdict"] == "supported"
+    assert verdict_for_difference(clear, predicted_sign=-1)["verdict"] == "not supported"
+    noisy = paired_difference([0.5, 0.1, 0.4, 0.0, 0.3], [0.2, 0.3, 0.1, 0.3, 0.2])
+    verdict = verdict_for_difference(noisy)
+    assert verdict["verdict"] == "undecided" and verdict["seeds_to_decide"] > 5
+    assert verdict_for_slope(mean_interval([-0.52, -0.48, -0.55]))["verdict"] == "supported"
+    assert verdict_for_slope(mean_interval([-0.1, -0.12, -0.08]))["verdict"] == "not supported"
+    assert verdict_for_slope(mean_interval([-0.6, 0.1, -0.3]))["verdict"] == "undecided"
+
+
+def test_normalised_profile_distance_is_scale_aware():
+    gamma = np.exp(-np.arange(8) / 2.0)
+    assert normalised_profile_distance(3.0 * gamma, gamma) == pytest.approx(0.0, abs=1e-15)
+    flat = 1.0 - 0.03 * np.arange(8) / 7  # moves 3% over the lags: correlates perfectly, but is far
+    assert np.corrcoef(flat[1:], gamma[1:])[0, 1] > 0.9
+    expected = math.sqrt(np.mean((flat[1:] / flat[0] - gamma[1:]) ** 2))
+    assert normalised_profile_distance(flat, gamma) == pytest.approx(expected)
+    assert expected > 0.5
