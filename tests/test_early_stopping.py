@@ -257,3 +257,22 @@ def test_bad_inputs_raise_value_errors_naming_the_parameter():
         train(model, data, config, validation=torch.full_like(data, float("inf")))
     with pytest.raises(ValueError, match="plateau"):
         train(model, data, TrainConfig(steps=2, schedule="plateau", progress=False))
+
+
+def test_a_checkpoint_written_before_the_early_stopping_settings_existed_still_resumes(tmp_path):
+    data = _data(32, 0)
+    config = TrainConfig(steps=8, batch_size=8, warmup=2, seed=1, progress=False)
+    straight = train(seeded_model(_build, 0), data, config)
+    path = tmp_path / "ckpt.pt"
+    train(seeded_model(_build, 0), data, config, checkpoint=path, stop_after=4)
+    state = torch.load(path, weights_only=False)
+    for name in ("schedule", "eval_every", "patience", "min_delta", "validation_repeats", "validation_seed",
+                 "plateau_factor", "plateau_patience"):
+        del state["settings"][name]
+    del state["validation_fingerprint"], state["early_stopping"]
+    torch.save(state, path)
+    resumed = train(seeded_model(_build, 3), data, config, checkpoint=path)
+    assert resumed.resumed_from == 4 and _equal_states(resumed.model, straight.model)
+    with pytest.raises(ValueError, match="settings"):  # ... but not into a run with other settings
+        train(seeded_model(_build, 0), data, TrainConfig(**{**config.__dict__, "schedule": "constant"}),
+              checkpoint=path)

@@ -352,7 +352,9 @@ def train(
 
     if checkpoint is not None and resume and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint)
-        if state["settings"] != settings:
+        # A checkpoint from before a setting existed was written with that setting's default behaviour.
+        defaults = {k: v for k, v in asdict(TrainConfig()).items() if k not in _RESUMABLE_CHANGES}
+        if {**defaults, **state["settings"]} != settings:
             raise ValueError(f"checkpoint {checkpoint} was written with training settings {state['settings']}, "
                              f"not {settings}; use another --out or delete it to start afresh")
         if state["data_fingerprint"] != fingerprint:
