@@ -276,3 +276,16 @@ def test_a_checkpoint_written_before_the_early_stopping_settings_existed_still_r
     with pytest.raises(ValueError, match="settings"):  # ... but not into a run with other settings
         train(seeded_model(_build, 0), data, TrainConfig(**{**config.__dict__, "schedule": "constant"}),
               checkpoint=path)
+
+
+def test_seeded_model_gives_the_same_init_in_concurrent_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    def build():
+        return torch.nn.Sequential(*[torch.nn.Linear(64, 64) for _ in range(8)])
+
+    flat = lambda m: torch.cat([p.detach().reshape(-1) for p in m.parameters()])  # noqa: E731
+    expected = {seed: flat(seeded_model(build, seed)) for seed in range(16)}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        built = list(pool.map(lambda seed: (seed, flat(seeded_model(build, seed))), list(range(16)) * 4))
+    assert all(torch.equal(values, expected[seed]) for seed, values in built)

@@ -42,6 +42,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -232,9 +233,16 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+_GLOBAL_RNG_LOCK = threading.Lock()
+
+
 def seeded_model(build: Any, seed: int) -> nn.Module:
-    """Call ``build()`` with torch's global RNG seeded by ``seed`` (restored afterwards)."""
-    with torch.random.fork_rng(devices=[]):
+    """Call ``build()`` with torch's global RNG seeded by ``seed`` (restored afterwards).
+
+    The global RNG is shared by threads: a lock keeps two builds in a thread pool from drawing from each
+    other's seeded stream (which made thread-pool runs differ from sequential ones).
+    """
+    with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build()
 
