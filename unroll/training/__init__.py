@@ -2,7 +2,9 @@
 
 Sub-modules: ``models`` (softmax DiT, temporal U-Net, wrappers), ``relu`` (the generic ReLU
 ``unroll.Transformer`` as a trainable score model), ``trainer`` (denoising score matching with exact
-resume), ``attention`` (attention maps and their alignment with the temporal kernel), ``compare``
-(held-out score errors), ``sweeps`` (error vs n, H, model size, decay), ``distribution`` (sampling,
-covariance error, exact KL for linear scores), ``video`` (moving-ball clips), ``figures``.
+resume and early stopping), ``attention`` (attention maps and their alignment with the temporal kernel),
+``compare`` (held-out score errors), ``sweeps`` (error vs n, H, model size, decay),
+``sample_complexity`` (the error-vs-n design: early stopping, an infinite-data floor, a verdict on the
+n^(-1/2) rate), ``distribution`` (sampling, covariance error, exact KL for linear scores), ``video``
+(moving-ball clips), ``figures``.
 """

@@ -214,17 +214,31 @@ def _bands(config: CompareConfig) -> int:
     return config.frames - 1 if config.bands is None else config.bands
 
 
-def train_score_model(kind: str, data: torch.Tensor, options: dict, train_config: TrainConfig,
-                      checkpoint: str | os.PathLike | None = None) -> tuple[torch.nn.Module, dict]:
-    """Build (seeded by ``train_config.seed``) and train one model; returns ``(model, info)``."""
+def train_score_model(kind: str, data: torch.Tensor | None, options: dict, train_config: TrainConfig,
+                      checkpoint: str | os.PathLike | None = None, *, validation: torch.Tensor | None = None,
+                      sampler: Any = None) -> tuple[torch.nn.Module, dict]:
+    """Build (seeded by ``train_config.seed``) and train one model; returns ``(model, info)``.
+
+    ``data`` ``(n, H, d)`` or ``None`` with ``sampler`` (the infinite-data arm); ``validation`` enables
+    early stopping (``unroll.training.trainer.train``). ``info`` has the parameter count, seconds, steps
+    run, first and final (mean of the last 50) training losses, and with validation ``best_step``,
+    ``best_validation_loss``, ``stopped_early`` and the validation curve.
+    """
     from unroll.training.models import build_model, parameter_count
 
-    frames, dim = data.shape[1], data.shape[2]
+    reference = data if data is not None else (validation if validation is not None
+                                               else sampler(1, torch.Generator().manual_seed(0)))
+    frames, dim = reference.shape[1], reference.shape[2]
     model = seeded_model(lambda: build_model(kind, frames, dim, **options), train_config.seed)
-    result = train(model, data, train_config, checkpoint=checkpoint, model_kind=kind)
+    result = train(model, data, train_config, checkpoint=checkpoint, model_kind=kind, validation=validation,
+                   sampler=sampler)
     tail = result.losses[-min(50, len(result.losses)):]
     info = {"parameters": parameter_count(model), "train_seconds": result.seconds, "steps": result.steps,
             "final_loss": float(np.mean(tail)), "first_loss": float(result.losses[0]) if result.losses else None}
+    if validation is not None:
+        info.update(best_step=result.best_step, best_validation_loss=result.best_validation_loss,
+                    stopped_early=result.stopped_early, validation_steps=result.validation_steps,
+                    validation_losses=result.validation_losses, lr_reduced_at=result.lr_reduced_at)
     return result.model, info
 
 
