@@ -12,14 +12,15 @@ name                   what it shows                                            
 ``error_vs_bands``     ``trunc`` part vs bands J for the four kernel families, with bounds      seconds
 ``attention_maps``     constructed band heads vs maps learned by a trained ReLU transformer     ~1 min
                        and DiT, each beside its positional-only control (trained on white data)
-``sample_complexity``  held-out score error vs training-set size n, fitted log-log slope        ~1 min
-                       with its 95% interval beside the theory's n^(-1/2)
+``comparison_*``       drawn from a finished ``unroll compare`` run (``unroll figures --results``):     seconds
+                       attention and linear-response lag profiles of learned models and
+                       controls, the sample-complexity fit, the layer probes
 =====================  ========================================================================  =========
 
 matplotlib is optional: it is imported inside the functions (``unroll.training.figures.require_matplotlib``
 raises an ImportError that says how to install it) and every file is written atomically
 (``unroll.training.figures.save_atomic``: temporary file in the same folder, then ``os.replace``).
-The two training figures reuse ``unroll.training`` (``compare``, ``attention``, ``sweeps``) at reduced
+The training figure reuses ``unroll.training`` (``compare``, ``attention``, ``sweeps``) at reduced
 settings (``FigureSettings``); they are illustrations of the method, not the measurements of record
 (``unroll compare`` is).
 """
@@ -38,7 +39,7 @@ import torch
 
 __all__ = ["FIGURES", "FigureSettings", "generate_figures", "tents_figure", "gamma_truncation_figure",
            "error_vs_blocks_figure", "schedules", "schedules_figure", "error_vs_bands_figure",
-           "attention_maps_figure", "sample_complexity_figure"]
+           "attention_maps_figure", "comparison_figures_from"]
 
 #: colours of the four error parts / families (matplotlib's default cycle, fixed so figures agree)
 _COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"]
@@ -51,8 +52,6 @@ class FigureSettings:
     diffusion_time: float = 0.5
     train_steps: int = 200  # attention maps: optimisation steps per trained model (and per control)
     train_size: int = 1024
-    sweep_sizes: tuple[int, ...] = (32, 128, 512, 2048)
-    sweep_steps: int = 600  # at 150 steps the error is optimisation-limited (fitted slope -0.05)
     seed: int = 0
     progress: bool = False
 
@@ -272,10 +271,8 @@ def error_vs_bands_figure(path: str | os.PathLike, **kwargs: Any) -> str:
 def _compare_config(settings: FigureSettings) -> Any:
     from unroll.training.compare import CompareConfig
 
-    return CompareConfig.quick(steps=settings.train_steps, control_steps=settings.train_steps,
-                               train_size=settings.train_size, sweep_sizes=tuple(settings.sweep_sizes),
-                               sweep_steps=settings.sweep_steps, seed=settings.seed, progress=settings.progress,
-                               figures=False)
+    return CompareConfig.quick(steps=settings.train_steps, train_size=settings.train_size, seed=settings.seed,
+                               progress=settings.progress, figures=False)
 
 
 def attention_maps_data(settings: FigureSettings | None = None) -> dict[str, Any]:
@@ -360,41 +357,6 @@ def attention_maps_figure(path: str | os.PathLike, settings: FigureSettings | No
     return _save(figure, path)
 
 
-def sample_complexity_data(settings: FigureSettings | None = None) -> dict[str, Any]:
-    """``unroll.training.sweeps.n_sweep`` at the figure settings (DiT, nested training sets)."""
-    from unroll.training.compare import heldout_set, make_gp
-    from unroll.training.sweeps import n_sweep
-
-    settings = settings or FigureSettings()
-    config = _compare_config(settings)
-    gp = make_gp(config.kernel, config.nu, config.ell, config.frames, config.dim, config.spatial_correlation)
-    held = heldout_set(gp, config.heldout, config.eval_times, seed=config.seed + 1000)
-    return {"gp": gp, "sweep": n_sweep(config, gp, held), "settings": settings}
-
-
-def sample_complexity_figure(path: str | os.PathLike, settings: FigureSettings | None = None) -> str:
-    """Held-out score error vs n on log-log axes, the fitted slope with its 95% interval, and n^(-1/2)."""
-    plt = _plt()
-    data = sample_complexity_data(settings)
-    sweep = data["sweep"]
-    sizes = np.asarray(sweep["sizes"], dtype=np.float64)
-    errors = np.asarray(sweep["score_error"], dtype=np.float64)
-    fit = np.exp(sweep["intercept"]) * sizes ** sweep["slope"]
-    low, high = sweep["slope_ci95"]
-    figure, ax = plt.subplots(figsize=(5.6, 4))
-    ax.loglog(sizes, errors, "o", color=_COLOURS[0], label=f"{sweep['model']}: held-out score error")
-    ax.loglog(sizes, fit, "-", color=_COLOURS[0],
-              label=f"fit: slope {sweep['slope']:.2f}, 95% CI [{low:.2f}, {high:.2f}]")
-    ax.loglog(sizes, fit[0] * (sizes / sizes[0]) ** -0.5, "k:",
-              label="theory's rate n^(-1/2) (through the first fit point)")
-    ax.set_xlabel("training-set size n")
-    ax.set_ylabel("relative score error (mean over t)")
-    ax.set_title(f"{data['gp'].kernel!r}, H = {data['gp'].frames}, {sweep['steps']} steps per n "
-                 "(small settings: an illustration)", fontsize=8)
-    ax.legend(fontsize=7)
-    return _save(figure, path)
-
-
 def schedules(blocks: Sequence[int] = (1, 5, 10, 20, 30, 40, 50, 60, 80, 100, 120, 160, 200, 240),
               diffusion_time: float = 0.01) -> dict[str, Any]:
     """gd part measured (eigenbasis iterates, ``unroll.gd.spectral_iterates``) and bound (``theory``) vs blocks L for
@@ -452,8 +414,22 @@ FIGURES: dict[str, Callable[..., str]] = {
     "schedules": lambda path, settings: schedules_figure(path),
     "error_vs_bands": lambda path, settings: error_vs_bands_figure(path, diffusion_time=settings.diffusion_time),
     "attention_maps": lambda path, settings: attention_maps_figure(path, settings),
-    "sample_complexity": lambda path, settings: sample_complexity_figure(path, settings),
 }
+
+
+def comparison_figures_from(results_path: str | os.PathLike, out: str | os.PathLike) -> dict[str, str]:
+    """The comparison figures (``unroll.training.figures.comparison_figures``) of a finished ``unroll compare`` run,
+    from its ``results.json`` and the task records beside it (``tasks/``), written into ``out``."""
+    import json
+
+    from unroll.training.figures import _read_tasks, comparison_figures
+
+    results_path = Path(results_path)
+    if not results_path.is_file():
+        raise ValueError(f"results must be the results.json of an unroll compare run, got {str(results_path)!r}")
+    results = json.loads(results_path.read_text(encoding="utf-8"))
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return comparison_figures(out, results, _read_tasks(results_path.parent / "tasks"))
 
 
 def generate_figures(out: str | os.PathLike, names: Sequence[str] | None = None,

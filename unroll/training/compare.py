@@ -1,21 +1,48 @@
-"""Held-out score errors of the constructed and trained networks, side by side.
+"""The comparison of record: trained score networks against the construction, with the statistics that decide the
+paper's claims (``unroll compare``).
 
-``heldout_set(gp, n, times, seed)`` draws clean held-out samples once and noises them at each diffusion
-time with a fixed generator, so every model is scored on the same ``(x_t, s(x_t, t))`` pairs.
-``score_error(score, heldout)`` is the relative Frobenius error over the whole batch at each time,
+Every training is an independent task (``unroll.training.experiments.train_and_measure`` or
+``unroll.training.sample_complexity.train_task``) run through one ``concurrent.futures.Executor``
+(``unroll.executor``: local processes by default, a Dask cluster when given a scheduler) and cached in
+``OUT/tasks/<name>.json`` as soon as it finishes, so an interrupted run resumes where it stopped.  Every arm trains
+with the same procedure: early stopping on a validation set (plateau learning-rate schedule, the best parameters
+restored), the same budget of ``steps``, the same seeds.
 
-    e(t) = |s_model(x_t, t) - s(x_t, t)|_F / |s(x_t, t)|_F,
+For each kernel in ``kernels`` (by default the gamma-exponential and the damped cosine, whose correlation is not
+monotone in the lag, so that a positional decay predicts the wrong shape):
 
-evaluated in float64 (trained float32 models are copied to float64 first), and its mean over the
-times, which is the ``score_error`` reported per model. ``run_comparison`` is what ``unroll compare`` runs.
+- **(a) attention follows the kernel.**  ``alignment_seeds`` seeds of each model in ``alignment_models`` trained on
+  the GP (*learned*), on white data with the same ``Sigma`` (*white* control) and, for the DiT, without frame
+  embeddings (*no-position* control).  Statistics: the scale-aware distance between the attention lag profile and
+  ``|gamma|`` (``claims.normalised_profile_distance``), and the linear-response lag-profile error against the exact
+  precision (``unroll.linear_response``); reported as control minus learned with a 95% interval over the paired
+  seeds and a verdict.  The input-dependence probe says whether the learned pattern is computed from the input.
+- **(c) error falls like n^(-1/2).**  ``unroll.training.sample_complexity``: ``sweep_sizes`` x ``sweep_seeds`` with
+  early stopping, the infinite-data floor, the fit of the statistical part where statistically limited, the slope
+  with its interval over seeds, the Kronecker plug-in estimator through the same metric.
+- **(d) DiT vs U-Net.**  Parameter counts matched (``parameter_match`` checks 10%), a learning-rate grid per
+  architecture (the rate of lowest mean validation loss is kept), ``architecture_seeds`` seeds: U-Net minus DiT of
+  the lag-profile error (primary), the linear-response error, the score error and the distance of the generated
+  samples' lag profile to ``gamma``.
+
+Beside them: the construction with both step schedules (score error, linear response, layer probes, the sampler's
+exact KL), layer probes of the trained transformers, length generalisation (``lengths``), a non-stationary GP
+(``warp``: the kernel on warped frame times), and a ReLU transformer initialised at the construction and trained
+(tent fidelity before and after).  ``results.json`` holds every number; ``verdicts.md`` the verdict table.
+
+``heldout_set(gp, n, times, seed)`` draws clean held-out samples once and noises them at each diffusion time with a
+fixed generator, so every model is scored on the same ``(x_t, s(x_t, t))`` pairs; ``score_error(score, heldout)``
+is the relative Frobenius error over the whole batch at each time, ``e(t) = |s_model - s|_F / |s|_F``, evaluated
+in float64, and its mean over the times.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,103 +51,184 @@ import torch
 
 # the strict-JSON writer lives in unroll._atomic (shared with unroll.executor); re-exported here
 from unroll._atomic import strict_json as _finite  # noqa: F401  (kept importable)
-from unroll._atomic import write_json_atomic
+from unroll._atomic import write_json_atomic, write_text_atomic
 from unroll._validate import check_int, check_positive
 from unroll.gp import GaussianProcess
 from unroll.kernels import kernel_from_name
 from unroll.training.trainer import TrainConfig, seeded_model, train
 
 __all__ = ["CompareConfig", "HeldOut", "make_gp", "heldout_set", "score_error", "float64_score",
-           "white_gp", "train_score_model", "run_comparison", "write_json_atomic", "model_options"]
+           "white_gp", "train_score_model", "run_comparison", "write_json_atomic", "model_options", "run_task",
+           "comparison_tasks", "verdict_table", "parameter_match"]
+
+DEFAULT_SIZES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 
 
 @dataclass
 class CompareConfig:
-    """Settings of one comparison (defaults: the default ``unroll compare`` run, minutes on 2 cores)."""
+    """Settings of the comparison (defaults: the comparison of record, ~1 h on 2 cores; ``quick()``: minutes)."""
 
-    kernel: str = "gamma-exponential"
+    kernel: str = "gamma-exponential"  # the primary kernel
+    control_kernel: str | None = "damped-cosine"  # the non-monotone one (None: primary kernel only)
     nu: float = 1.0
     ell: float = 4.0
+    period: float = 6.0  # damped cosine
     frames: int = 16
     dim: int = 2
     spatial_correlation: float = 0.5  # Sigma[a, b] = rho^|a-b|
     train_size: int = 2048
+    validation_size: int = 512
     heldout: int = 256
     eval_times: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+    response_time: float = 0.5
     map_time: float = 0.5
-    steps: int = 1200
+    probe_time: float = 0.5
+    # training, the same for every arm: early stopping on the validation set
+    steps: int = 6000  # budget
     batch_size: int = 64
     learning_rate: float = 2e-3
+    schedule: str = "plateau"
+    warmup: int = 50
+    eval_every: int = 100
+    patience: int = 8
+    plateau_patience: int = 3
     seed: int = 0
     device: str = "cpu"
-    construct_blocks: int = 40
-    bands: int | None = None  # None: all lags H-1
-    relu_blocks: int = 4
-    relu_bands: int = 4  # the trained ReLU net has the size of construct_unrolled(blocks=4, bands=4, taper)
-    relu_width: int = 32
-    dit_width: int = 48
+    # models (DiT and U-Net parameter counts within 10%)
+    dit_width: int = 40
     dit_blocks: int = 3
     dit_heads: int = 4
     unet_channels: int = 16
     unet_levels: int = 2
-    control_steps: int | None = 600  # None: same as steps
+    relu_blocks: int = 4
+    relu_bands: int = 4  # the trained ReLU net has the size of construct_unrolled(blocks=4, bands=4, taper)
+    relu_width: int = 32
+    # claim (a)
+    alignment_seeds: int = 5
+    alignment_models: tuple[str, ...] = ("dit", "relu_transformer")
+    # claim (c)
     sweep_model: str = "dit"
-    sweep_sizes: tuple[int, ...] = (32, 128, 512, 2048)
-    sweep_steps: int = 600
-    sweeps: tuple[str, ...] = ("n",)
+    sweep_sizes: tuple[int, ...] = DEFAULT_SIZES
+    sweep_seeds: int = 3
+    floor_seeds: int = 3
+    # claim (d)
+    learning_rates: tuple[float, ...] = (1e-3, 2e-3, 4e-3)
+    architecture_seeds: int = 3
+    generated_samples: int = 1000
+    # beyond
+    lengths: tuple[int, ...] = (24, 32)
+    warp: float | None = 1.5
+    init_seeds: int = 3
+    construct_blocks: int = 40
+    bands: int | None = None  # of the construction; None: all lags H-1
     sampler_steps: int = 60
-    sampler_samples: int = 1000
     t_start: float = 8.0
     t0: float = 1e-2
-    video: bool = True
+    # extra (not part of the verdicts): the older sweeps and the video experiment
+    sweeps: tuple[str, ...] = ()
+    sweep_steps: int = 600
+    video: bool = False
     video_size: int = 5
     video_steps: int = 600
+    # execution
+    workers: int = 1
+    scheduler: str | None = None
     figures: bool = True
     progress: bool = True
 
     @classmethod
     def quick(cls, **overrides: Any) -> CompareConfig:
-        """A reduced comparison that runs in well under two minutes."""
-        settings = dict(train_size=512, heldout=128, steps=150, construct_blocks=20, relu_blocks=2,
-                        dit_blocks=2, eval_times=(0.1, 0.5, 2.0), sweep_sizes=(64, 256, 1024), sweep_steps=100,
-                        sampler_steps=40, sampler_samples=500, video=False, control_steps=150)
+        """The same design at a size that runs in a few minutes on 2 cores (primary kernel only, 2 seeds, short
+        budgets): every key of the record run's ``results.json``, none of its power to decide."""
+        settings = dict(control_kernel=None, train_size=512, validation_size=256, heldout=128, steps=400,
+                        eval_every=50, patience=4, plateau_patience=2, alignment_seeds=2, sweep_sizes=(16, 32, 64, 128),
+                        sweep_seeds=2, floor_seeds=2, learning_rates=(2e-3,), architecture_seeds=2,
+                        generated_samples=200, lengths=(24,), warp=None, init_seeds=1, construct_blocks=20,
+                        sampler_steps=40, eval_times=(0.1, 0.5, 2.0))
         settings.update(overrides)
         return cls(**settings)
 
+    @property
+    def kernels(self) -> tuple[str, ...]:
+        return (self.kernel,) if self.control_kernel is None else (self.kernel, self.control_kernel)
+
+    def gp_spec(self, kernel: str | None = None, **changes: Any) -> dict[str, Any]:
+        """The GP of ``kernel`` (default the primary) as a spec for ``experiments.gp_from_spec``."""
+        kernel = kernel or self.kernel
+        damped = kernel == "damped-cosine"
+        spec = dict(kernel=kernel, nu=None if damped else self.nu, ell=self.ell, period=self.period if damped else None,
+                    frames=self.frames, dim=self.dim, spatial_correlation=self.spatial_correlation, warp=None)
+        spec.update(changes)
+        return spec
+
     def validate(self) -> CompareConfig:
+        from unroll.kernels import NAMED_KERNELS
+
+        for name in self.kernels:
+            if name not in NAMED_KERNELS:
+                raise ValueError(f"kernel must be one of {sorted(NAMED_KERNELS)}, got {name!r}")
         check_int("frames", self.frames, minimum=2, maximum=256)
         check_int("dim", self.dim, minimum=1, maximum=256)
         check_positive("nu", self.nu)
         check_positive("ell", self.ell)
+        check_positive("period", self.period)
         if not -1 < self.spatial_correlation < 1:
             raise ValueError(f"spatial_correlation must satisfy -1 < rho < 1, got {self.spatial_correlation}")
         check_int("train_size", self.train_size, minimum=1)
+        check_int("validation_size", self.validation_size, minimum=1)
         check_int("heldout", self.heldout, minimum=2)
-        for t in self.eval_times:
-            check_positive("eval_times", t)
-        check_positive("map_time", self.map_time)
+        for t in (*self.eval_times, self.response_time, self.map_time, self.probe_time):
+            check_positive("diffusion times", t)
         check_int("steps", self.steps, minimum=1)
+        check_int("alignment_seeds", self.alignment_seeds, minimum=2)
+        unknown = set(self.alignment_models) - {"dit", "relu_transformer"}
+        if unknown:
+            raise ValueError(f"alignment_models must be among dit, relu_transformer; got {sorted(unknown)}")
+        if self.sweep_model not in ("relu_transformer", "dit", "unet"):
+            raise ValueError(f"sweep_model must be relu_transformer, dit or unet, got {self.sweep_model!r}")
+        if len(set(self.sweep_sizes)) < 3:
+            raise ValueError(f"sweep_sizes needs >= 3 distinct sizes for a slope with an interval, "
+                             f"got {self.sweep_sizes}")
+        check_int("sweep_seeds", self.sweep_seeds, minimum=2)
+        check_int("floor_seeds", self.floor_seeds, minimum=2)
+        if not self.learning_rates:
+            raise ValueError("learning_rates must hold at least one learning rate")
+        for rate in self.learning_rates:
+            check_positive("learning_rates", rate)
+        check_int("architecture_seeds", self.architecture_seeds, minimum=2)
+        check_int("generated_samples", self.generated_samples, minimum=0)
+        for length in self.lengths:
+            check_int("lengths", length, minimum=2)
+        if self.warp is not None:
+            check_positive("warp", self.warp)
+        check_int("init_seeds", self.init_seeds, minimum=0)
         check_int("construct_blocks", self.construct_blocks, minimum=1)
         if self.bands is not None:
             check_int("bands", self.bands, minimum=0, maximum=self.frames - 1)
-        if self.sweep_model not in ("relu_transformer", "dit", "unet"):
-            raise ValueError(f"sweep_model must be relu_transformer, dit or unet, got {self.sweep_model!r}")
-        unknown = set(self.sweeps) - {"n", "H", "size", "decay"}
-        if unknown:
-            raise ValueError(f"sweeps must be a subset of n, H, size, decay; got unknown {sorted(unknown)}")
-        if len(self.sweep_sizes) < 3 and "n" in self.sweeps:
-            raise ValueError(f"sweep_sizes needs >= 3 sizes for a slope with an interval, got {self.sweep_sizes}")
         check_int("sampler_steps", self.sampler_steps, minimum=1)
-        check_int("sampler_samples", self.sampler_samples, minimum=2)
         if not 0 < self.t0 < self.t_start:
             raise ValueError(f"t0 must satisfy 0 < t0 < t_start = {self.t_start}, got {self.t0}")
+        unknown = set(self.sweeps) - {"H", "size", "decay"}
+        if unknown:
+            raise ValueError(f"sweeps must be a subset of H, size, decay; got unknown {sorted(unknown)}")
+        check_int("workers", self.workers, minimum=0)
+        TrainConfig(**self.train_settings()).validate()
         return self
 
+    def train_settings(self, learning_rate: float | None = None) -> dict[str, Any]:
+        """The ``TrainConfig`` fields every arm trains with (early stopping on the validation set)."""
+        return dict(steps=self.steps, batch_size=self.batch_size,
+                    learning_rate=self.learning_rate if learning_rate is None else learning_rate,
+                    warmup=self.warmup, schedule=self.schedule, eval_every=self.eval_every, patience=self.patience,
+                    plateau_patience=self.plateau_patience, t_min=self.t0, t_max=self.t_start, device=self.device,
+                    checkpoint_every=10**9)
+
     def train_config(self, steps: int | None = None, seed_offset: int = 0) -> TrainConfig:
-        return TrainConfig(steps=steps or self.steps, batch_size=self.batch_size,
-                           learning_rate=self.learning_rate, warmup=min(50, max((steps or self.steps) // 10, 1)),
-                           t_min=self.t0, t_max=self.t_start, seed=self.seed + seed_offset, device=self.device,
-                           progress=self.progress)
+        """A fixed-budget ``TrainConfig`` (cosine schedule, no early stopping) for the extra sweeps and figures."""
+        budget = steps or self.steps
+        return TrainConfig(steps=budget, batch_size=self.batch_size, learning_rate=self.learning_rate,
+                           warmup=min(50, max(budget // 10, 1)), t_min=self.t0, t_max=self.t_start,
+                           seed=self.seed + seed_offset, device=self.device, progress=self.progress)
 
 
 @dataclass
@@ -242,167 +350,460 @@ def train_score_model(kind: str, data: torch.Tensor | None, options: dict, train
     return result.model, info
 
 
+def parameter_match(config: CompareConfig) -> dict[str, Any]:
+    """Parameter counts of the DiT and the U-Net of claim (d) and whether they are within 10% of each other."""
+    from unroll.training.models import build_model, parameter_count
+
+    dit = parameter_count(build_model("dit", config.frames, config.dim, **model_options("dit", config, None)))
+    unet = parameter_count(build_model("unet", config.frames, config.dim, **model_options("unet", config, None)))
+    ratio = unet / dit
+    return {"dit": dit, "unet": unet, "ratio_unet_to_dit": ratio, "within_10_percent": bool(abs(ratio - 1) <= 0.1)}
+
+
+# ------------------------------------------------------------------------------------------------ tasks
+def run_task(job: str, **kwargs: Any) -> Any:
+    """The executor's one task function: ``job`` names what to run (a top-level function, so any executor can
+    import it): ``"train"`` (``experiments.train_and_measure``), ``"sample_complexity"``
+    (``sample_complexity.train_task``), ``"plugin"`` (``sample_complexity.kronecker_plugin_error``)."""
+    if job == "train":
+        from unroll.training.experiments import train_and_measure
+
+        return train_and_measure(**kwargs)
+    if job == "sample_complexity":
+        from unroll.training.sample_complexity import train_task
+
+        return train_task(**kwargs)
+    if job == "plugin":
+        from unroll.training.sample_complexity import kronecker_plugin_error
+
+        return kronecker_plugin_error(**kwargs)
+    raise ValueError(f"job must be train, sample_complexity or plugin, got {job!r}")
+
+
+def _tag(kernel: str) -> str:
+    return {"gamma-exponential": "gexp", "damped-cosine": "dcos"}.get(kernel, kernel)
+
+
+def sample_complexity_config(config: CompareConfig, kernel: str) -> Any:
+    """The ``SampleComplexityConfig`` of claim (c) for ``kernel`` (the comparison's model, data and training)."""
+    from unroll.training.sample_complexity import SampleComplexityConfig
+
+    spec = config.gp_spec(kernel)
+    return SampleComplexityConfig(
+        kernel=kernel, nu=config.nu, ell=config.ell, period=spec["period"], frames=config.frames, dim=config.dim,
+        spatial_correlation=config.spatial_correlation, model=config.sweep_model,
+        model_options=model_options(config.sweep_model, config, None), sizes=tuple(config.sweep_sizes),
+        seeds=tuple(range(config.seed, config.seed + config.sweep_seeds)),
+        floor_seeds=tuple(range(config.seed, config.seed + config.floor_seeds)), heldout=config.heldout,
+        eval_times=tuple(config.eval_times), validation_size=config.validation_size, steps=config.steps,
+        batch_size=config.batch_size, learning_rate=config.learning_rate, warmup=config.warmup,
+        schedule=config.schedule, eval_every=config.eval_every, patience=config.patience,
+        plateau_patience=config.plateau_patience, t_min=config.t0, t_max=config.t_start).validate()
+
+
+def comparison_tasks(config: CompareConfig) -> dict[str, dict[str, Any]]:
+    """Every task of the comparison, ``{name: kwargs of run_task}``, the longest first (the sample-complexity floor
+    and largest sizes); tasks that two sections share (the DiT at the default learning rate is both the learned arm
+    of claim (a) and a point of claim (d)'s grid) appear once."""
+    from unroll.training.experiments import task
+
+    tasks: dict[str, dict[str, Any]] = {}
+    seeds = range(config.seed, config.seed + max(config.alignment_seeds, config.architecture_seeds))
+    first = config.seed
+    base_eval = dict(times=tuple(config.eval_times), heldout=config.heldout, response_time=config.response_time,
+                     map_time=config.map_time)
+
+    def evaluate(kind: str, seed: int, arm: str = "data", variant: str = "") -> dict[str, Any]:
+        settings = dict(base_eval)
+        if arm == "data" and not variant and seed == first:
+            settings.update(probe_time=config.probe_time, lengths=tuple(config.lengths))
+        if arm == "data" and not variant and kind in ("dit", "unet") and config.generated_samples:
+            settings.update(generated=config.generated_samples, sampler_steps=config.sampler_steps)
+        return settings
+
+    for kernel in config.kernels:
+        gp = config.gp_spec(kernel)
+        tag = _tag(kernel)
+        sc = sample_complexity_config(config, kernel)
+        settings = asdict(sc)
+        for seed in sc.floor_seeds:
+            tasks[f"{tag}.sc.floor.s{seed}"] = dict(job="sample_complexity", settings=settings, n=None, seed=seed)
+        for n in sorted(sc.sizes, reverse=True):
+            for seed in sc.seeds:
+                tasks[f"{tag}.sc.n{n}.s{seed}"] = dict(job="sample_complexity", settings=settings, n=n, seed=seed)
+
+        def add(kind: str, seed: int, arm: str = "data", variant: str = "", learning_rate: float | None = None,
+                kernel: str = kernel, gp: dict[str, Any] = gp, tag: str = tag) -> None:
+            options = model_options(kind, config, None if kind != "relu_transformer" else _gp(config, kernel))
+            if variant == "nopos":
+                options = {**options, "position": "none"}
+            rate = config.learning_rate if learning_rate is None else learning_rate
+            name = f"{tag}.{kind}{'-' + variant if variant else ''}.{arm}.lr{rate:g}.s{seed}"
+            tasks[name] = dict(job="train", **task(gp, kind, options, config.train_settings(rate), seed, arm=arm,
+                                                    train_size=config.train_size,
+                                                    validation_size=config.validation_size,
+                                                    evaluate=evaluate(kind, seed, arm, variant)))
+
+        for seed in seeds:
+            if seed < first + config.alignment_seeds:
+                for kind in config.alignment_models:
+                    add(kind, seed)
+                    add(kind, seed, arm="white")
+                    if kind == "dit":
+                        add(kind, seed, variant="nopos")
+            if seed < first + config.architecture_seeds:
+                for kind in ("dit", "unet"):
+                    for rate in config.learning_rates:
+                        add(kind, seed, learning_rate=rate)
+        for seed in range(first, first + config.init_seeds):
+            options = dict(blocks=config.relu_blocks, bands=min(config.relu_bands, config.frames - 1))
+            name = f"{tag}.relu_transformer-init.data.lr{config.learning_rate:g}.s{seed}"
+            tasks[name] = dict(job="train", **task(gp, "relu_transformer", options, config.train_settings(), seed,
+                                                    arm="data", train_size=config.train_size,
+                                                    validation_size=config.validation_size,
+                                                    evaluate=dict(base_eval), init="construction"))
+        for seed in range(first, first + config.sweep_seeds):
+            for n in sc.sizes:
+                tasks[f"{tag}.sc.plugin.n{n}.s{seed}"] = dict(job="plugin", settings=settings, n=n, seed=seed)
+        if kernel == config.kernel:
+            if config.warp is not None:
+                warped = config.gp_spec(kernel, warp=config.warp)
+                for seed in range(first, first + config.architecture_seeds):
+                    name = f"{tag}-warp{config.warp:g}.dit.data.lr{config.learning_rate:g}.s{seed}"
+                    tasks[name] = dict(job="train", **task(warped, "dit", model_options("dit", config, None),
+                                                            config.train_settings(), seed, arm="data",
+                                                            train_size=config.train_size,
+                                                            validation_size=config.validation_size,
+                                                            evaluate=dict(base_eval)))
+    return tasks
+
+
+def _gp(config: CompareConfig, kernel: str) -> GaussianProcess:
+    from unroll.training.experiments import gp_from_spec
+
+    return gp_from_spec(config.gp_spec(kernel))
+
+
+# ------------------------------------------------------------------------------------------------ analysis
+def _runs(results: dict[str, Any], kernel: str, kind: str, arm: str = "data", variant: str = "",
+          learning_rate: float | None = None, config: CompareConfig | None = None) -> list[dict[str, Any]]:
+    """The task records of one arm, in seed order."""
+    rate = config.learning_rate if learning_rate is None else learning_rate
+    prefix = f"{_tag(kernel)}.{kind}{'-' + variant if variant else ''}.{arm}.lr{rate:g}.s"
+    found = sorted(((int(name[len(prefix):]), record) for name, record in results.items()
+                    if name.startswith(prefix) and name[len(prefix):].isdigit()), key=lambda item: item[0])
+    return [record for _, record in found]
+
+
+def _statistics(record: dict[str, Any]) -> dict[str, float | None]:
+    """The per-run numbers the claims compare."""
+    attention = record.get("attention") or {}
+    samples = record.get("samples") or {}
+    return {"score_error": record["score_error"]["score_error"],
+            "linear_response_error": record["linear_response"]["error"],
+            "lag_profile_error": record["linear_response"]["lag_profile_error"],
+            "nonlinearity": record["linear_response"]["nonlinearity"],
+            "attention_distance": attention.get("distance_to_gamma"),
+            "input_dependence_zero": (attention.get("input_dependence") or {}).get("zero"),
+            "input_dependence_white": (attention.get("input_dependence") or {}).get("white"),
+            "samples_distance": samples.get("distance_to_gamma"),
+            "best_validation_loss": record["train"]["best_validation_loss"],
+            "steps": record["train"]["steps"]}
+
+
+def _summary(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and 95% interval over seeds of every statistic (``None`` where a statistic is missing)."""
+    from unroll.training.claims import mean_interval
+
+    out: dict[str, Any] = {"seeds": len(records)}
+    if not records:
+        return out
+    rows = [_statistics(r) for r in records]
+    for key in rows[0]:
+        values = [row[key] for row in rows]
+        if any(v is None or not math.isfinite(v) for v in values):
+            out[key] = None
+            continue
+        out[key] = mean_interval(values).to_dict()
+    out["parameters"] = records[0]["train"]["parameters"]
+    return out
+
+
+def _compare(control: list[dict[str, Any]], learned: list[dict[str, Any]], statistic: str, *, claim: str,
+             kernel: str, against: str, predicted_sign: int = 1) -> dict[str, Any]:
+    """Control minus learned of one statistic, paired by seed, with its verdict."""
+    from unroll.training.claims import paired_difference, verdict_for_difference
+
+    pairs = [(_statistics(c)[statistic], _statistics(lrn)[statistic]) for c, lrn in zip(control, learned, strict=False)]
+    pairs = [(c, lrn) for c, lrn in pairs if c is not None and lrn is not None]
+    row: dict[str, Any] = {"claim": claim, "kernel": kernel, "statistic": statistic, "against": against,
+                           "control": [c for c, _ in pairs], "learned": [lrn for _, lrn in pairs]}
+    if len(pairs) < 2:
+        row.update(verdict="undecided", decide=f"needs >= 2 paired seeds, got {len(pairs)}")
+        return row
+    interval = paired_difference([c for c, _ in pairs], [lrn for _, lrn in pairs])
+    row.update(verdict_for_difference(interval, predicted_sign))
+    return row
+
+
+def _select_rate(results: dict[str, Any], config: CompareConfig, kernel: str, kind: str) -> dict[str, Any]:
+    """The learning rate of lowest mean best validation loss over seeds (claim (d)'s grid), and the grid."""
+    grid = {}
+    for rate in config.learning_rates:
+        runs = _runs(results, kernel, kind, learning_rate=rate, config=config)[: config.architecture_seeds]
+        losses = [r["train"]["best_validation_loss"] for r in runs]
+        grid[f"{rate:g}"] = {"mean_validation_loss": float(np.mean(losses)) if losses else math.inf,
+                             "score_error": float(np.mean([r["score_error"]["score_error"] for r in runs]))
+                             if runs else None}
+    best = min(config.learning_rates, key=lambda rate: grid[f"{rate:g}"]["mean_validation_loss"])
+    return {"grid": grid, "selected": best}
+
+
+def _analyse_kernel(results: dict[str, Any], config: CompareConfig, kernel: str) -> dict[str, Any]:
+    from unroll.training.experiments import lag_values
+    from unroll.training.sample_complexity import analyse, heldout
+
+    out: dict[str, Any] = {"kernel": kernel, "gp": config.gp_spec(kernel),
+                           "gamma": lag_values(_gp(config, kernel)).tolist()}
+    tag = _tag(kernel)
+    learned = {kind: _runs(results, kernel, kind, config=config)[: config.alignment_seeds]
+               for kind in config.alignment_models}
+    arms: dict[str, Any] = {}
+    for kind in config.alignment_models:
+        arms[kind] = {"learned": _summary(learned[kind]),
+                      "white": _summary(_runs(results, kernel, kind, arm="white", config=config))}
+        if kind == "dit":
+            arms[kind]["no_position"] = _summary(_runs(results, kernel, kind, variant="nopos", config=config))
+    out["arms"] = arms
+    rows = []
+    for kind in config.alignment_models:
+        controls = [("white", _runs(results, kernel, kind, arm="white", config=config))]
+        if kind == "dit":
+            controls.append(("no_position", _runs(results, kernel, kind, variant="nopos", config=config)))
+        for against, control in controls:
+            for statistic, claim in (("attention_distance", "(a) attention follows the kernel"),
+                                     ("lag_profile_error", "(a) linear response follows the kernel")):
+                rows.append({"model": kind, **_compare(control, learned[kind], statistic, claim=claim, kernel=kernel,
+                                                        against=against)})
+    # (c)
+    sc = sample_complexity_config(config, kernel)
+    runs = [results[f"{tag}.sc.n{n}.s{s}"] for n in sc.sizes for s in sc.seeds]
+    floor = [results[f"{tag}.sc.floor.s{s}"] for s in sc.floor_seeds]
+    plugin = {(n, s): results.get(f"{tag}.sc.plugin.n{n}.s{s}") for n in sc.sizes for s in sc.seeds}
+    sweep = analyse(sc, runs, floor, score_error(lambda x, t: -x, heldout(sc)), plugin)
+    out["sample_complexity"] = sweep
+    fit = sweep["fit"]
+    rows.append({"claim": "(c) error falls like n^(-1/2)", "kernel": kernel, "model": config.sweep_model,
+                 "statistic": "slope of the statistical error eps(n)", "against": "-1/2 and 0",
+                 "interval": {"mean": fit.get("slope"), "low": (fit.get("slope_ci95") or [None, None])[0],
+                              "high": (fit.get("slope_ci95") or [None, None])[1], "n": fit.get("seeds")},
+                 "verdict": sweep["verdict"]["verdict"], "decide": sweep["verdict"]["reason"]})
+    # (d)
+    selection = {kind: _select_rate(results, config, kernel, kind) for kind in ("dit", "unet")}
+    chosen = {kind: _runs(results, kernel, kind, learning_rate=selection[kind]["selected"],
+                          config=config)[: config.architecture_seeds] for kind in ("dit", "unet")}
+    out["architectures"] = {"selection": selection, "parameters": parameter_match(config),
+                            **{kind: _summary(chosen[kind]) for kind in ("dit", "unet")}}
+    for statistic in ("lag_profile_error", "linear_response_error", "score_error", "samples_distance"):
+        rows.append({"model": "dit vs unet", **_compare(chosen["unet"], chosen["dit"], statistic,
+                                                         claim="(d) DiT beats U-Net", kernel=kernel,
+                                                         against="unet")})
+    out["claims"] = rows
+    # beyond the verdicts
+    first = {kind: (_runs(results, kernel, kind, config=config) or [None])[0] for kind in ("dit", "unet",
+                                                                                          "relu_transformer")}
+    out["probes"] = {kind: record["probes"] for kind, record in first.items() if record and "probes" in record}
+    out["lengths"] = {kind: {"trained_at": config.frames, **record["lengths"]} for kind, record in first.items()
+                      if record and "lengths" in record}
+    init = _runs(results, kernel, "relu_transformer", variant="init", config=config)
+    if init:
+        random_init = _runs(results, kernel, "relu_transformer", config=config)[: len(init)]
+        out["init_at_construction"] = {
+            "tent_fidelity_initial": [r["tents"]["initial"]["mean"] for r in init],
+            "tent_fidelity_trained": [r["tents"]["trained"]["mean"] for r in init],
+            "score_error": [r["score_error"]["score_error"] for r in init],
+            "score_error_random_init": [r["score_error"]["score_error"] for r in random_init],
+            "lag_profile_error": [r["linear_response"]["lag_profile_error"] for r in init],
+            "steps": [r["train"]["steps"] for r in init]}
+    return out
+
+
+def _constructions(config: CompareConfig, kernel: str, progress: bool) -> dict[str, Any]:
+    """The construction with both schedules: score error, linear response, layer probes, the sampler's exact KL."""
+    from unroll import construct_unrolled
+    from unroll.linear_response import linear_response
+    from unroll.training import distribution as dist
+    from unroll.training.probes import layer_probes
+
+    gp = _gp(config, kernel)
+    bands = config.frames - 1 if config.bands is None else config.bands
+    held = heldout_set(gp, config.heldout, config.eval_times, seed=1000)
+    target = gp.covariance()
+    sampler = dict(t_start=config.t_start, t0=config.t0, steps=config.sampler_steps)
+    law = dist.sampler_gaussian_law(gp.score, gp.frames, gp.dim, **sampler)
+    out: dict[str, Any] = {"exact_score": {"kl_to_data": dist.gaussian_kl(law, target),
+                                           "covariance_error": dist.covariance_error(law, target)},
+                           "baseline_minus_x": score_error(lambda x, t: -x, held), "sampler": sampler}
+    for steps in ("gd", "chebyshev"):
+        try:
+            model = construct_unrolled(gp, blocks=config.construct_blocks, bands=bands, steps=steps)
+        except ValueError as error:  # e.g. an indefinite Gamma_J
+            out[f"constructed_{steps}"] = {"error": str(error)}
+            continue
+        score = float64_score(model)
+        response = linear_response(model, gp, config.response_time, samples=8,
+                                   generator=torch.Generator().manual_seed(3000))
+        law = dist.sampler_gaussian_law(score, gp.frames, gp.dim, **sampler)
+        entry = {**score_error(score, held), "linear_response_error": response.error,
+                 "lag_profile_error": response.lag_profile_error, "kl_to_data": dist.gaussian_kl(law, target),
+                 "covariance_error": dist.covariance_error(law, target), "size": model.size()}
+        if steps == "gd":
+            entry["probes"] = layer_probes(model, gp, config.probe_time, probe=512, heldout=256,
+                                           iterates=min(24, max(config.construct_blocks, 2))).to_dict()
+            entry["lengths"] = {}
+            for length in config.lengths:  # the same weights on longer sequences
+                longer = _gp(replace(config, frames=int(length)), kernel)
+                long_held = heldout_set(longer, config.heldout, config.eval_times, seed=1000)
+                entry["lengths"][str(length)] = {"score_error": score_error(score, long_held)["score_error"]}
+        out[f"constructed_{steps}"] = entry
+        _log(f"{kernel}: constructed ({steps}, L={config.construct_blocks}) score error {entry['score_error']:.4g}, "
+             f"KL {entry['kl_to_data']:.4g} (exact score {out['exact_score']['kl_to_data']:.4g})", progress)
+    return out
+
+
+def _nonstationary(results: dict[str, Any], config: CompareConfig) -> dict[str, Any] | None:
+    """The DiT on a non-stationary GP (the kernel on warped frame times) beside the Kronecker plug-in."""
+    if config.warp is None:
+        return None
+    from unroll.linear_response import linear_response
+    from unroll.plugin import plugin_score
+    from unroll.training.experiments import gp_from_spec
+
+    spec = config.gp_spec(config.kernel, warp=config.warp)
+    prefix = f"{_tag(config.kernel)}-warp{config.warp:g}.dit.data.lr{config.learning_rate:g}.s"
+    runs = [record for name, record in sorted(results.items()) if name.startswith(prefix)]
+    gp = gp_from_spec(spec)
+    held = heldout_set(gp, config.heldout, config.eval_times, seed=1000)
+    plugin = []
+    for seed in range(config.seed, config.seed + len(runs)):
+        data = gp.sample(config.train_size, generator=torch.Generator().manual_seed(10_000 + seed))
+        estimate = plugin_score(data)
+        response = linear_response(estimate, gp, config.response_time, samples=8,
+                                   generator=torch.Generator().manual_seed(3000))
+        plugin.append({"score_error": score_error(estimate, held)["score_error"],
+                       "linear_response_error": response.error})
+    return {"gp": spec, "stationary": gp.stationary, "dit": _summary(runs), "plugin_kronecker": plugin}
+
+
+def _all_sizes_fit(sweep: dict[str, Any]) -> dict[str, Any]:
+    """A descriptive fit, not a test: per seed, OLS of log(held-out score error) on log n over every size; the mean
+    slope with its interval over seeds (it mixes the statistical part with the floor, so it flattens at large n)."""
+    from unroll.training.claims import mean_interval
+    from unroll.training.sweeps import fit_loglog
+
+    sizes = [row["n"] for row in sweep["sizes"]]
+    seeds = len(sweep["sizes"][0]["score_error"])
+    slopes = [fit_loglog(sizes, [row["score_error"][k] for row in sweep["sizes"]])["slope"] for k in range(seeds)]
+    interval = mean_interval(slopes)
+    return {"quantity": "slope of log(mean_t e_t) on log n over all sizes, per seed", "slope": interval.mean,
+            "interval": [interval.low, interval.high], "seeds": seeds}
+
+
+def verdict_table(results: dict[str, Any]) -> str:
+    """The verdict table (markdown) of a ``results.json``: one row per claim, kernel and comparison."""
+    lines = ["| claim | kernel | model | statistic | vs | estimate [95% interval] | seeds | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for kernel, entry in results["kernels"].items():
+        for row in entry["claims"]:
+            interval = row.get("interval") or {}
+            mean, low, high = interval.get("mean"), interval.get("low"), interval.get("high")
+            estimate = "-" if mean is None else (f"{mean:+.3g}" if low is None or high is None
+                                                 else f"{mean:+.3g} [{low:+.3g}, {high:+.3g}]")
+            verdict = row["verdict"] + (f" ({row['decide']})" if row.get("decide") and row["verdict"] == "undecided"
+                                        else "")
+            lines.append(f"| {row['claim']} | {kernel} | {row['model']} | {row['statistic']} | {row['against']} | "
+                         f"{estimate} | {interval.get('n', '-')} | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
 def _log(message: str, enabled: bool) -> None:
     if enabled:
         print(message, flush=True)
 
 
-def run_comparison(config: CompareConfig, out: str | os.PathLike) -> dict:
-    """Train the three models, build the construction, compare; write ``out/results.json`` and figures."""
-    from unroll import construct_unrolled
-    from unroll.training import attention as att
-    from unroll.training import distribution as dist
-    from unroll.training.sweeps import n_sweep, run_extra_sweeps
+def run_comparison(config: CompareConfig, out: str | os.PathLike, executor: Any = None) -> dict:
+    """Run every task (module docstring) and the constructions; write ``out/results.json``, ``out/verdicts.md`` and
+    the figures.  ``executor``: any ``concurrent.futures.Executor`` (default ``make_executor(config.workers,
+    config.scheduler)``); the task records are cached in ``out/tasks`` (a rerun resumes)."""
+    from unroll.executor import make_executor, run_tasks
 
     config.validate()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    timings: dict[str, float] = {}
-    verbose = config.progress
-    gp = make_gp(config.kernel, config.nu, config.ell, config.frames, config.dim, config.spatial_correlation)
-    frames, dim = gp.frames, gp.dim
-    data = gp.sample(config.train_size, generator=torch.Generator().manual_seed(config.seed))
-    held = heldout_set(gp, config.heldout, config.eval_times, seed=config.seed + 1000)
-    gamma_values = gp.kernel(np.arange(frames))
-    results: dict[str, Any] = {"config": asdict(config), "gp": {"kernel": config.kernel, "nu": config.nu,
-                               "ell": config.ell, "frames": frames, "dim": dim,
-                               "lambda_min_gamma": gp.lambda_min, "gamma": gamma_values.tolist()},
-                               "models": {}}
-
-    # --- the construction with both step schedules (and one of the trained ReLU net's size)
-    tic = time.perf_counter()
-    constructed = construct_unrolled(gp, blocks=config.construct_blocks, bands=_bands(config))
-    constructed_chebyshev = construct_unrolled(gp, blocks=config.construct_blocks, bands=_bands(config),
-                                               steps="chebyshev")
-    constructed_small = _relu_reference(gp, config)
-    entries: dict[str, Any] = {}
-    for name, model in (("constructed", constructed), ("constructed_chebyshev", constructed_chebyshev),
-                        ("constructed_same_size_as_relu", constructed_small)):
-        errors = score_error(float64_score(model), held)
-        entries[name] = {**errors, "size": model.size()}
-    baseline = score_error(lambda x, t: -x, held)
-    results["baseline_minus_x"] = baseline
-    timings["construction"] = time.perf_counter() - tic
-    _log(f"constructed (L={config.construct_blocks}) score error {entries['constructed']['score_error']:.4g}",
-         verbose)
-
-    # --- the trained models
-    trained: dict[str, torch.nn.Module] = {}
-    for offset, kind in enumerate(("relu_transformer", "dit", "unet")):
+    tasks = comparison_tasks(config)
+    where = "the given executor" if executor is not None else (config.scheduler or f"{config.workers} worker(s)")
+    _log(f"unroll compare: {len(tasks)} tasks on {where}", config.progress)
+    own = executor is None
+    executor = executor if executor is not None else make_executor(
+        None if config.scheduler else config.workers, config.scheduler)
+    try:
+        records = run_tasks(run_task, tasks, executor, cache_dir=out / "tasks", progress=config.progress,
+                            description="trainings")
+    finally:
+        if own:
+            executor.shutdown()
+    task_seconds = time.perf_counter() - started
+    results: dict[str, Any] = {"config": asdict(config), "kernels": {}, "timings_seconds": {"tasks": task_seconds}}
+    for kernel in config.kernels:
         tic = time.perf_counter()
-        options = model_options(kind, config, gp)
-        model, info = train_score_model(kind, data, options, config.train_config(seed_offset=offset),
-                                        checkpoint=out / "checkpoints" / f"{kind}.pt")
-        trained[kind] = model
-        entries[kind] = {**score_error(float64_score(model), held), **info, "options": options}
-        timings[f"train_{kind}"] = time.perf_counter() - tic
-        _log(f"{kind}: score error {entries[kind]['score_error']:.4g} ({info['train_seconds']:.1f} s)", verbose)
+        entry = _analyse_kernel(records, config, kernel)
+        entry["constructions"] = _constructions(config, kernel, config.progress)
+        results["kernels"][kernel] = entry
+        results["timings_seconds"][f"analysis_{_tag(kernel)}"] = time.perf_counter() - tic
+    results["nonstationary"] = _nonstationary(records, config)
+    primary = results["kernels"][config.kernel]
+    models: dict[str, Any] = {}
+    for name in ("constructed_gd", "constructed_chebyshev"):
+        entry = primary["constructions"].get(name, {})
+        if "score_error" in entry:
+            models[name] = {key: entry[key] for key in ("score_error", "per_time", "linear_response_error",
+                                                        "lag_profile_error", "kl_to_data", "covariance_error")}
+    for kind in ("relu_transformer", "dit", "unet"):
+        runs = (_runs(records, config.kernel, kind, config=config)
+                [: config.alignment_seeds if kind != "unet" else config.architecture_seeds])
+        if not runs:
+            continue
+        summary = _summary(runs)
+        models[kind] = {"score_error": summary["score_error"]["mean"],
+                        "linear_response_error": summary["linear_response_error"]["mean"],
+                        "lag_profile_error": summary["lag_profile_error"]["mean"],
+                        "seeds": summary["seeds"], "parameters": summary["parameters"], "intervals": summary}
+    results["models"] = models
+    results.update({name: entry for name, entry in models.items()})  # also top-level: results[name]["score_error"]
+    sweep = primary["sample_complexity"]
+    results["n_sweep"] = {"model": config.sweep_model, "sizes": list(config.sweep_sizes),
+                          "fitted_sizes": sweep["fitted_sizes"], "slope": sweep["fit"].get("slope"),
+                          "interval": sweep["fit"].get("slope_ci95"), "floor": sweep["floor"]["score_error_mean"],
+                          "verdict": sweep["verdict"]["verdict"], "reason": sweep["verdict"]["reason"],
+                          "quantity": sweep["quantity"], "all_sizes": _all_sizes_fit(sweep)}
+    if config.sweeps:
+        from unroll.training.sweeps import run_extra_sweeps
 
-    # --- attention maps and alignment, with positional-only controls
-    tic = time.perf_counter()
-    map_index = int(np.argmin([abs(t - config.map_time) for t in held.times]))
-    map_time, map_x = held.times[map_index], held.noised[map_index]
-    white = white_gp(gp)
-    white_data = white.sample(config.train_size, generator=torch.Generator().manual_seed(config.seed + 7))
-    controls: dict[str, Any] = {}
-    maps: dict[str, Any] = {}
-    for offset, kind in enumerate(("relu_transformer", "dit")):
-        options = model_options(kind, config, gp)
-        learned = att.attention_maps(float64_score(trained[kind]).model, map_x, map_time)
-        from unroll.training.models import build_model
-
-        init_model = seeded_model(lambda k=kind, o=options: build_model(k, frames, dim, **o), config.seed + offset)
-        at_init = att.attention_maps(init_model.to(torch.float64), map_x, map_time)
-        control_model, control_info = train_score_model(
-            kind, white_data, options, config.train_config(config.control_steps, seed_offset=offset),
-            checkpoint=out / "checkpoints" / f"{kind}_control_white.pt")
-        control = att.attention_maps(float64_score(control_model).model, map_x, map_time)
-        maps[kind] = {"learned": learned, "init": at_init, "white": control}
-        # a windowed net (the ReLU Transformer keeps its construction's window) is compared on lags it sees
-        window = options.get("window") if kind == "relu_transformer" else None
-        max_lag = None if window is None or window >= frames - 1 else max(int(window), 2)
-        controls[kind] = {
-            "max_lag": max_lag,
-            "learned": att.alignment_summary(learned, gamma_values, max_lag=max_lag),
-            "control_white_data": att.alignment_summary(control, gamma_values, max_lag=max_lag),
-            "control_at_init": att.alignment_summary(at_init, gamma_values, max_lag=max_lag),
-            "control_train_seconds": control_info["train_seconds"],
-        }
-        entries[kind]["alignment"] = {
-            "lag_corr_offdiag": controls[kind]["learned"]["total"]["lag_corr_offdiag"],
-            "control_white_lag_corr_offdiag": controls[kind]["control_white_data"]["total"]["lag_corr_offdiag"],
-            "control_init_lag_corr_offdiag": controls[kind]["control_at_init"]["total"]["lag_corr_offdiag"],
-        }
-    constructed_maps = att.attention_maps(constructed, map_x, map_time)
-    results["attention"] = {"map_time": map_time, **controls}
-    timings["attention"] = time.perf_counter() - tic
-    _log("attention alignment (learned vs white-data control): " + ", ".join(
-        f"{k} {v['learned']['total']['lag_corr_offdiag']:.3f} vs "
-        f"{v['control_white_data']['total']['lag_corr_offdiag']:.3f}" for k, v in controls.items()), verbose)
-
-    # --- distribution estimation
-    tic = time.perf_counter()
-    target = gp.covariance()
-    early = gp.noised_covariance(config.t0)
-    sampler = dict(t_start=config.t_start, t0=config.t0, steps=config.sampler_steps)
-    floor = dist.covariance_noise_floor(target, config.sampler_samples)
-    distribution: dict[str, Any] = {"sampler": sampler, "samples": config.sampler_samples,
-                                    "covariance_noise_floor": floor}
-    linear_scores = {name: dist.LinearScore(float64_score(model), frames, dim) for name, model in
-                     (("constructed", constructed), ("constructed_chebyshev", constructed_chebyshev))}
-    for name, score in (("exact_score", gp.score), *linear_scores.items(),
-                        *((k, float64_score(m)) for k, m in trained.items())):
-        samples = dist.sample_with_score(score, config.sampler_samples, frames, dim,
-                                         generator=torch.Generator().manual_seed(config.seed + 77), **sampler)
-        record: dict[str, Any] = {"covariance_error": dist.covariance_error(samples, target),
-                                  "covariance_error_vs_t0_law": dist.covariance_error(samples, early)}
-        if name == "exact_score" or name in linear_scores:
-            law = dist.sampler_gaussian_law(score, frames, dim, **sampler)
-            mc, mc_se = dist.monte_carlo_kl(samples, law, target)
-            record.update(exact_covariance_error=dist.covariance_error(law, target),
-                          kl_to_data=dist.gaussian_kl(law, target), kl_to_t0_law=dist.gaussian_kl(law, early),
-                          kl_to_data_monte_carlo=mc, kl_to_data_monte_carlo_se=mc_se)
-        distribution[name] = record
-        if name in entries:
-            entries[name]["covariance_error"] = record["covariance_error"]
-            if "kl_to_data" in record:
-                entries[name]["kl_to_data"] = record["kl_to_data"]
-    results["distribution"] = distribution
-    timings["distribution"] = time.perf_counter() - tic
-    _log("covariance errors: " + ", ".join(f"{k} {v['covariance_error']:.3f}" for k, v in distribution.items()
-                                            if isinstance(v, dict) and "covariance_error" in v)
-         + f" (noise floor {floor:.3f}); exact KL to the data law: exact score "
-         f"{distribution['exact_score']['kl_to_data']:.4g}, constructed (gd) "
-         f"{distribution['constructed']['kl_to_data']:.4g}, constructed (chebyshev) "
-         f"{distribution['constructed_chebyshev']['kl_to_data']:.4g}", verbose)
-
-    # --- sweeps
-    tic = time.perf_counter()
-    if "n" in config.sweeps:
-        results["n_sweep"] = n_sweep(config, gp, held)
-        _log(f"n-sweep slope {results['n_sweep']['slope']:.3f} CI95 {results['n_sweep']['slope_ci95']}", verbose)
-    extra = [s for s in config.sweeps if s != "n"]
-    if extra:
-        results["sweeps"] = run_extra_sweeps(config, extra)
-    timings["sweeps"] = time.perf_counter() - tic
-
-    # --- video
+        results["sweeps"] = run_extra_sweeps(config, list(config.sweeps))
     if config.video:
-        tic = time.perf_counter()
         from unroll.training.sweeps import video_attention
 
-        results["video"], maps["video"] = video_attention(config)
-        timings["video"] = time.perf_counter() - tic
-
-    results["models"] = entries
-    results.update(entries)  # also top-level: results[name]["score_error"]
-    results["timings_seconds"] = {**timings, "total": time.perf_counter() - started}
+        results["video"], _ = video_attention(config)
+    results["verdicts"] = [row for entry in results["kernels"].values() for row in entry["claims"]]
+    table = verdict_table(results)
+    write_text_atomic(out / "verdicts.md", table)
+    results["timings_seconds"]["total"] = time.perf_counter() - started
     if config.figures:
         from unroll.training import figures
 
         try:
-            results["figures"] = figures.comparison_figures(out, gp, constructed_maps, maps, results)
+            results["figures"] = figures.comparison_figures(out, results)
         except ImportError as error:
             results["figures"] = {"skipped": str(error)}
     results["timings_seconds"]["total"] = time.perf_counter() - started

@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["GP_DEFAULTS", "ARMS", "gp_from_spec", "train_and_measure", "task", "sample_lag_profile", "tent_fidelity"]
+__all__ = ["GP_DEFAULTS", "ARMS", "gp_from_spec", "train_and_measure", "task", "lag_values", "sample_lag_profile",
+           "tent_fidelity"]
 
 #: the comparison's GP unless a task says otherwise (``compare.make_gp`` settings, plus ``period`` and ``warp``)
 GP_DEFAULTS: dict[str, Any] = dict(kernel="gamma-exponential", nu=1.0, ell=4.0, period=None, frames=16, dim=2,
@@ -66,7 +67,7 @@ def gp_from_spec(spec: dict[str, Any]) -> Any:
     return GaussianProcess(kernel, s["frames"], spatial, times=times).validate()
 
 
-def _lag_values(gp: Any) -> np.ndarray:
+def lag_values(gp: Any) -> np.ndarray:
     """``gamma(m)`` of a stationary GP (its Gamma's first row), else the mean of Gamma over each diagonal."""
     temporal = gp.temporal.numpy()
     frames = temporal.shape[0]
@@ -195,7 +196,7 @@ def train_and_measure(*, gp: dict[str, Any], kind: str, options: dict[str, Any],
                                samples=settings["response_samples"], generator=torch.Generator().manual_seed(3000))
     out["linear_response"] = {k: response.to_dict()[k] for k in (
         "error", "lag_profile_error", "nonlinearity", "lag_profile_scalar", "exact_lag_profile_scalar")}
-    gamma = _lag_values(evaluation_gp)
+    gamma = lag_values(evaluation_gp)
     if hasattr(score.model, "attention_weights"):
         maps = attention.attention_maps(score.model, map_x, settings["map_time"])
         profile = attention.lag_profile(maps.total)

@@ -60,7 +60,7 @@ import torch
 from unroll._validate import check_int, check_positive
 
 __all__ = ["SampleComplexityConfig", "run_sample_complexity", "train_task", "training_set", "validation_set",
-           "heldout", "analyse", "sample_covariance_plugin_error", "CLAIM"]
+           "heldout", "analyse", "sample_covariance_plugin_error", "kronecker_plugin_error", "CLAIM"]
 
 CLAIM = "the excess score error over the infinite-data floor falls like n^(-1/2)"
 
@@ -78,6 +78,7 @@ class SampleComplexityConfig:
     kernel: str = "gamma-exponential"
     nu: float = 1.0
     ell: float = 4.0
+    period: float | None = None  # damped cosine only
     frames: int = 16
     dim: int = 2
     spatial_correlation: float = 0.5
@@ -148,9 +149,16 @@ class SampleComplexityConfig:
         return self
 
     def gp(self) -> Any:
-        from unroll.training.compare import make_gp
+        from unroll.training.experiments import gp_from_spec
 
-        return make_gp(self.kernel, self.nu, self.ell, self.frames, self.dim, self.spatial_correlation)
+        return gp_from_spec(self.gp_spec())
+
+    def gp_spec(self) -> dict:
+        """The GP as a spec for ``unroll.training.experiments.gp_from_spec``."""
+        damped = self.kernel == "damped-cosine"
+        return dict(kernel=self.kernel, nu=None if damped else self.nu, ell=self.ell,
+                    period=self.period if damped else None, frames=self.frames, dim=self.dim,
+                    spatial_correlation=self.spatial_correlation)
 
     def train_config(self, seed: int) -> Any:
         """The ``TrainConfig`` of a training with seed ``seed`` (SGD draws seeded by ``seed + 11``)."""
@@ -238,6 +246,23 @@ def sample_covariance_plugin_error(config: SampleComplexityConfig, n: int, seed:
         c_t = math.exp(-t) * covariance - math.expm1(-t) * identity
         return -torch.linalg.solve(c_t, x_t.reshape(x_t.shape[0], dim).T).T.reshape(x_t.shape)
 
+    return score_error(score, heldout(config))
+
+
+def kronecker_plugin_error(settings: dict, n: int, seed: int) -> dict | None:
+    """Plug-in reference (``unroll.plugin``): the closed-form score with ``Gamma ⊗ Sigma`` replaced by its Kronecker
+    maximum-likelihood estimate (flip-flop) from ``training_set(config, n, seed)``, scored like the models;
+    ``None`` where the estimate does not exist (``n d < H``).  ``settings`` is ``asdict(SampleComplexityConfig)``."""
+    from unroll.plugin import plugin_score
+    from unroll.training.compare import score_error
+
+    config = SampleComplexityConfig.from_dict(settings)
+    if n * config.dim < config.frames:
+        return None
+    try:
+        score = plugin_score(training_set(config, n, seed))
+    except ValueError:  # the MLE does not exist for this draw (near the n d >= H threshold)
+        return None
     return score_error(score, heldout(config))
 
 

@@ -1,10 +1,8 @@
-"""Sweeps of the held-out score error of a trained model: vs training-set size n, frames H, model size,
-and the kernel's decay (nu, ell); plus the moving-ball video attention experiment.
+"""Sweeps of the held-out score error of a trained model: vs frames H, model size and the kernel's decay
+(nu, ell); the moving-ball video attention experiment; and ``fit_loglog``, the log-log fit with a 95% interval
+(``log y = a + b log x`` by ordinary least squares, ``b ± t_{0.975, k-2} se(b)`` over k points).
 
-The n-sweep fits ``log e = a + b log n`` by ordinary least squares and reports the slope ``b`` with a
-95% Student-t interval ``b ± t_{0.975, k-2} se(b)`` (k sizes); the theory's rate for the distribution
-error is about ``n^(-1/2)``. The training sets are nested (prefixes of one draw), the held-out set and
-the number of optimisation steps are fixed, so only n changes.
+The sample-complexity design that decides the rate in n is ``unroll.training.sample_complexity``.
 """
 
 from __future__ import annotations
@@ -14,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["fit_loglog", "n_sweep", "run_extra_sweeps", "video_attention"]
+__all__ = ["fit_loglog", "run_extra_sweeps", "video_attention"]
 
 
 def fit_loglog(x: Any, y: Any) -> dict:
@@ -33,23 +31,6 @@ def fit_loglog(x: Any, y: Any) -> dict:
     half = float(stats.t.ppf(0.975, dof)) * se if dof > 0 else float("nan")
     return {"slope": float(coef[1]), "intercept": float(coef[0]), "slope_se": se,
             "slope_ci95": [float(coef[1]) - half, float(coef[1]) + half], "points": int(lx.size)}
-
-
-def n_sweep(config: Any, gp: Any, held: Any) -> dict:
-    """Train ``config.sweep_model`` on the first n of one draw for each n in ``config.sweep_sizes``."""
-    from unroll.training.compare import float64_score, model_options, score_error, train_score_model
-
-    sizes = sorted(int(n) for n in config.sweep_sizes)
-    pool = gp.sample(sizes[-1], generator=torch.Generator().manual_seed(config.seed + 4242))
-    options = model_options(config.sweep_model, config, gp)
-    errors, seconds = [], []
-    for n in sizes:
-        model, info = train_score_model(config.sweep_model, pool[:n], options,
-                                        config.train_config(config.sweep_steps, seed_offset=11))
-        errors.append(score_error(float64_score(model), held)["score_error"])
-        seconds.append(info["train_seconds"])
-    return {"model": config.sweep_model, "sizes": sizes, "score_error": errors, "steps": config.sweep_steps,
-            "train_seconds": seconds, **fit_loglog(sizes, errors)}
 
 
 def _trained_error(config: Any, gp: Any, kind: str, options: dict | None = None) -> dict:
