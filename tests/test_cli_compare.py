@@ -8,7 +8,19 @@ import pytest
 
 from unroll.cli import main
 
-MODELS = ("constructed", "constructed_chebyshev", "relu_transformer", "dit", "unet")
+MODELS = ("constructed_gd", "constructed_chebyshev", "relu_transformer", "dit", "unet")
+
+
+def tiny_config(**overrides):
+    """The comparison's whole design at toy size (fast enough for the default suite)."""
+    from unroll.training.compare import CompareConfig
+
+    settings = dict(frames=6, train_size=64, validation_size=32, heldout=16, steps=12, eval_every=4, patience=2,
+                    construct_blocks=4, relu_blocks=1, relu_bands=2, dit_blocks=1, dit_width=16, unet_channels=8,
+                    unet_levels=1, relu_width=12, sweep_sizes=(8, 16, 32), generated_samples=16, sampler_steps=5,
+                    lengths=(8,), warp=1.5, init_seeds=1, eval_times=(0.1, 1.0), workers=0, progress=False)
+    settings.update(overrides)
+    return CompareConfig.quick(**settings)
 
 
 @pytest.mark.slow
@@ -17,32 +29,57 @@ def test_compare_quick_writes_results_with_required_keys(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     for name in MODELS:
         assert 0 <= results[name]["score_error"] < 10
-        assert results["models"][name]["score_error"] == results[name]["score_error"]
-    assert {"slope", "slope_ci95"} <= set(results["n_sweep"])
-    assert "kl_to_data" in results["distribution"]["constructed"]
-    assert "control_white_data" in results["attention"]["dit"]
+        assert {"linear_response_error", "lag_profile_error"} <= set(results["models"][name])
+    assert {"slope", "interval", "verdict"} <= set(results["n_sweep"])
+    assert (tmp_path / "verdicts.md").read_text().startswith("| claim |")
 
 
 def test_compare_tiny_run_writes_results_with_required_keys(tmp_path):
-    """A much smaller run than --quick through the same code path (fast enough for the default suite)."""
-    from unroll.training.compare import CompareConfig, run_comparison
+    """The whole design at toy size through the same code path: every key, every claim, resumable."""
+    from unroll.training.compare import comparison_tasks, run_comparison, verdict_table
 
-    config = CompareConfig.quick(frames=6, train_size=64, heldout=16, steps=8, control_steps=8,
-                                 construct_blocks=4, relu_blocks=1, relu_bands=2, dit_blocks=1, dit_width=16,
-                                 unet_channels=8, unet_levels=1, sweep_sizes=(16, 32, 64), sweep_steps=5,
-                                 sampler_steps=5, sampler_samples=40, relu_width=12, figures=True, progress=False)
+    config = tiny_config(control_kernel="damped-cosine")
     results = run_comparison(config, tmp_path)
     on_disk = json.loads((tmp_path / "results.json").read_text())
     for name in MODELS:
-        assert name in on_disk and isinstance(on_disk[name]["score_error"], float)
-    assert on_disk["n_sweep"]["points"] == 3
-    assert results["distribution"]["constructed"]["kl_to_data"] > 0
-    for name in ("exact_score", "constructed", "constructed_chebyshev"):
-        assert on_disk["distribution"][name]["kl_to_data"] > 0
+        assert isinstance(on_disk[name]["score_error"], float)
+        assert on_disk["models"][name]["linear_response_error"] >= 0
+        assert on_disk["models"][name]["lag_profile_error"] >= 0
+    assert {"slope", "interval", "verdict", "all_sizes"} <= set(on_disk["n_sweep"])
+    assert set(on_disk["kernels"]) == {"gamma-exponential", "damped-cosine"}
+    for entry in on_disk["kernels"].values():
+        claims = {(row["claim"], row["model"], row["against"], row["statistic"]) for row in entry["claims"]}
+        assert ("(a) attention follows the kernel", "dit", "no_position", "attention_distance") in claims
+        assert ("(a) linear response follows the kernel", "dit", "white", "lag_profile_error") in claims
+        assert any(c[0].startswith("(c)") for c in claims) and any(c[0].startswith("(d)") for c in claims)
+        for row in entry["claims"]:
+            assert row["verdict"] in ("supported", "not supported", "undecided")
+        assert entry["architectures"]["parameters"]["dit"] > 0
+        assert entry["constructions"]["exact_score"]["kl_to_data"] > 0
+        assert entry["init_at_construction"]["tent_fidelity_initial"][0] == pytest.approx(1.0, abs=1e-9)
+    assert on_disk["nonstationary"]["stationary"] is False
+    assert set(on_disk["kernels"]["gamma-exponential"]["probes"]) == {"dit", "relu_transformer"}
+    # every task ran once and was cached; a rerun reads them all back (nothing recomputed: same numbers)
+    assert len(list((tmp_path / "tasks").glob("*.json"))) == len(comparison_tasks(config))
+    again = run_comparison(config, tmp_path)
+    assert again["models"]["dit"] == results["models"]["dit"]
+    assert verdict_table(on_disk).count("\n") == 2 + len(on_disk["verdicts"])
     assert not list(tmp_path.glob("*.tmp"))
     pytest.importorskip("matplotlib")
-    assert (tmp_path / "attention_maps.png").stat().st_size > 0
-    assert (tmp_path / "n_sweep.png").stat().st_size > 0
+    for name in ("comparison_attention", "comparison_linear_response", "comparison_sample_complexity",
+                 "comparison_probes"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 0
+    # unroll figures --results draws the same figures from the files alone
+    assert main(["figures", "--results", str(tmp_path / "results.json"), "--out", str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again" / "comparison_probes.png").stat().st_size > 0
+
+
+def test_dit_and_unet_of_the_comparison_are_matched_within_ten_percent():
+    from unroll.training.compare import CompareConfig, parameter_match
+
+    match = parameter_match(CompareConfig())
+    assert match["within_10_percent"], match
+    assert not parameter_match(CompareConfig(dit_width=64))["within_10_percent"]
 
 
 def test_extra_sweeps_run_and_draw_their_figure(tmp_path):
@@ -51,7 +88,7 @@ def test_extra_sweeps_run_and_draw_their_figure(tmp_path):
     from unroll.training.sweeps import run_extra_sweeps
 
     config = CompareConfig.quick(frames=6, train_size=32, heldout=8, construct_blocks=4, dit_width=16,
-                                 sweep_steps=2, sweep_model="dit", progress=False)
+                                 sweep_steps=2, progress=False)
     sweeps = run_extra_sweeps(config, ["H", "size", "decay"])
     decay_points = 4 + sum(nu != config.nu for nu in (0.5, 1.5, 2.0))  # 4 ell values, then the other nu values
     assert [len(sweeps[name]["results"]) for name in ("H", "size", "decay")] == [3, 4, decay_points]
@@ -77,5 +114,9 @@ def test_train_cli_writes_checkpoint_and_resumes(tmp_path, capsys):
 
 
 def test_compare_rejects_bad_arguments(tmp_path, capsys):
-    assert main(["compare", "--quick", "--out", str(tmp_path), "--sweeps", "n,bogus"]) == 2
+    assert main(["compare", "--quick", "--out", str(tmp_path), "--sweeps", "H,bogus"]) == 2
     assert "sweeps" in capsys.readouterr().err
+    assert main(["compare", "--quick", "--out", str(tmp_path), "--control-kernel", "gauss"]) == 2
+    assert "kernel" in capsys.readouterr().err
+    assert main(["compare", "--quick", "--out", str(tmp_path), "--workers", "-1"]) == 2
+    assert "workers" in capsys.readouterr().err

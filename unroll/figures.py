@@ -285,6 +285,7 @@ def attention_maps_data(settings: FigureSettings | None = None) -> dict[str, Any
     """
     from unroll.constructor import construct_unrolled
     from unroll.training import attention as att
+    from unroll.training.claims import normalised_profile_distance
     from unroll.training.compare import (
         float64_score,
         heldout_set,
@@ -313,16 +314,19 @@ def attention_maps_data(settings: FigureSettings | None = None) -> dict[str, Any
         control, _ = train_score_model(kind, white_data, options, train_config)
         maps = att.attention_maps(float64_score(model).model, x, settings.diffusion_time)
         control_maps = att.attention_maps(float64_score(control).model, x, settings.diffusion_time)
+        window = options.get("window") if kind == "relu_transformer" else None
+        last = gp.frames - 1 if window is None or window >= gp.frames - 1 else int(window)
         learned[kind] = {"learned": maps, "control": control_maps,
-                         "alignment": att.alignment_summary(maps, gamma_values)["total"]["lag_corr_offdiag"],
-                         "control_alignment": att.alignment_summary(control_maps, gamma_values
-                                                                    )["total"]["lag_corr_offdiag"]}
+                         "alignment": normalised_profile_distance(att.lag_profile(maps.total), np.abs(gamma_values),
+                                                                  max_lag=last),
+                         "control_alignment": normalised_profile_distance(att.lag_profile(control_maps.total),
+                                                                          np.abs(gamma_values), max_lag=last)}
     return {"gp": gp, "constructed": constructed_maps, "models": learned, "settings": settings}
 
 
 def attention_maps_figure(path: str | os.PathLike, settings: FigureSettings | None = None) -> str:
     """Ground-truth Gamma and constructed band heads (top row); per trained model its learned map beside the
-    control's, titled with their lag-profile correlations with gamma (:func:`attention_maps_data`)."""
+    control's, titled with the scale-aware distance of their lag profiles to |gamma| (:func:`attention_maps_data`)."""
     plt = _plt()
     data = attention_maps_data(settings)
     gp, constructed = data["gp"], data["constructed"]
@@ -335,9 +339,10 @@ def attention_maps_figure(path: str | os.PathLike, settings: FigureSettings | No
            (band_map[2].numpy(), "constructed: band-2 tent heads")]
     rows = [top]
     for kind, entry in data["models"].items():
-        rows.append([(entry["learned"].total.numpy(), f"{kind}: learned\nlag corr (m>=1) {entry['alignment']:.2f}"),
+        rows.append([(entry["learned"].total.numpy(),
+                      f"{kind}: learned\ndistance to |gamma| {entry['alignment']:.2f}"),
                      (entry["control"].total.numpy(),
-                      f"{kind}: control (white data)\nlag corr (m>=1) {entry['control_alignment']:.2f}")])
+                      f"{kind}: control (white data)\ndistance to |gamma| {entry['control_alignment']:.2f}")])
     columns = max(len(r) for r in rows)
     figure, axes = plt.subplots(len(rows), columns, figsize=(2.6 * columns, 2.5 * len(rows)), squeeze=False)
     for r, row in enumerate(rows):
