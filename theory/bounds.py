@@ -309,31 +309,41 @@ def _score_error(v: dict[str, float]) -> float:
     return v["u"] * (40 * v["K"] + 20 * v["c_max"] + 10)
 
 
-def _net_exact(v: dict[str, float]) -> float:
+def _exact_rounding(v: dict[str, float]) -> tuple[dict[str, float], float, float]:
+    """Exact mode's rounding model of one block: ``(common, g, delta)``, the block's deviation from the exact step
+    being ``<= g |y_net,k| + ...``; ``delta`` bounds it with ``|y_k| <= (1 + A_pre) G |y*|`` (``A_pre = 1`` for GD)."""
     c = _num_common(v)
-    if c["cJ_min"] <= 0:
-        return math.inf
     gn = _gamma_num(2 * v["J"] + 1 + v["M"] + v["d"] + 8, v["u"])
     es = _score_error(v)
     band = (4 * es + 4 * gn * (2 * v["K"] + v["c_max"] + 1)) * (1 + 2 * v["S_J"]) * v["Sigma_F"]
     zero = (es + gn * v["c_max"]) * (v["Sigma_F"] + 1)
     growth = band + zero
-    delta = growth * 2 * c["G"] + (es + gn * v["c_max"] + v["u"] * v["c_max"]) * v["X"]
-    return _net_common(v, c, delta, growth)
+    delta = growth * (1 + v["A_pre"]) * c["G"] + (es + gn * v["c_max"] + v["u"] * v["c_max"]) * v["X"]
+    return c, growth, delta
 
 
-def _net_paper(v: dict[str, float]) -> float:
+def _paper_rounding(v: dict[str, float]) -> tuple[dict[str, float], float, float]:
+    """Paper mode's model of one block (rounding of the height-1 tents, times the largest time feature, plus three
+    multiplier products per entry): ``(common, g, delta)`` as :func:`_exact_rounding`."""
     c = _num_common(v)
-    if c["cJ_min"] <= 0:
-        return math.inf
     gn = _gamma_num(2 * v["J"] + 1 + v["M"] + v["d"] + 8, v["u"])
     es = v["u"] * (40 * v["K"] + 30)
     acc = (4 * es + 4 * gn * (2 * v["K"] + 2)) * (1 + 2 * v["S_J"]) * v["Sigma_F"]
     growth = v["phi_max"] * acc
     g_ffn = _gamma_num(v["F_w"] + v["D"] + 8, v["u"])
     per_entry = 3 * v["h"] ** 2 / 16 + g_ffn * 40 * v["R_mult"] ** 2
-    delta = growth * 2 * c["G"] + per_entry * v["root"]
-    return _net_common(v, c, delta, growth)
+    delta = growth * (1 + v["A_pre"]) * c["G"] + per_entry * v["root"]
+    return c, growth, delta
+
+
+def _net_exact(v: dict[str, float]) -> float:
+    c, growth, delta = _exact_rounding(v)
+    return math.inf if c["cJ_min"] <= 0 else _net_common(v, c, delta, growth)
+
+
+def _net_paper(v: dict[str, float]) -> float:
+    c, growth, delta = _paper_rounding(v)
+    return math.inf if c["cJ_min"] <= 0 else _net_common(v, c, delta, growth)
 
 
 def _blocks_needed(v: dict[str, float]) -> float:
@@ -382,30 +392,13 @@ def _net_cheb_common(v: dict[str, float], c: dict[str, float], delta_block: floa
 
 
 def _net_exact_cheb(v: dict[str, float]) -> float:
-    c = _num_common(v)
-    if c["cJ_min"] <= 0:
-        return math.inf
-    gn = _gamma_num(2 * v["J"] + 1 + v["M"] + v["d"] + 8, v["u"])
-    es = _score_error(v)
-    band = (4 * es + 4 * gn * (2 * v["K"] + v["c_max"] + 1)) * (1 + 2 * v["S_J"]) * v["Sigma_F"]
-    zero = (es + gn * v["c_max"]) * (v["Sigma_F"] + 1)
-    growth = band + zero
-    delta = growth * (1 + v["A_pre"]) * c["G"] + (es + gn * v["c_max"] + v["u"] * v["c_max"]) * v["X"]
-    return _net_cheb_common(v, c, delta, growth)
+    c, growth, delta = _exact_rounding(v)
+    return math.inf if c["cJ_min"] <= 0 else _net_cheb_common(v, c, delta, growth)
 
 
 def _net_paper_cheb(v: dict[str, float]) -> float:
-    c = _num_common(v)
-    if c["cJ_min"] <= 0:
-        return math.inf
-    gn = _gamma_num(2 * v["J"] + 1 + v["M"] + v["d"] + 8, v["u"])
-    es = v["u"] * (40 * v["K"] + 30)
-    acc = (4 * es + 4 * gn * (2 * v["K"] + 2)) * (1 + 2 * v["S_J"]) * v["Sigma_F"]
-    growth = v["phi_max"] * acc
-    g_ffn = _gamma_num(v["F_w"] + v["D"] + 8, v["u"])
-    per_entry = 3 * v["h"] ** 2 / 16 + g_ffn * 40 * v["R_mult"] ** 2
-    delta = growth * (1 + v["A_pre"]) * c["G"] + per_entry * v["root"]
-    return _net_cheb_common(v, c, delta, growth)
+    c, growth, delta = _paper_rounding(v)
+    return math.inf if c["cJ_min"] <= 0 else _net_cheb_common(v, c, delta, growth)
 
 
 def _blocks_needed_cheb(v: dict[str, float]) -> float:

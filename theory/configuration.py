@@ -262,12 +262,12 @@ class Configuration:
         spectrum of ``C_{t,J}`` is not known to be positive."""
         from theory.schedules import Amplification, subproduct_bounds
 
+        if self.steps == "gd":  # the GD bounds carry the eigen-solve error in rho_eff instead
+            return Amplification.contracting()
         lo, hi = self.cj_spectrum
         widen = 2 * (self.frames + self.dim + 10) * UNIT_ROUNDOFF * hi
         if lo <= widen:
             return Amplification(math.inf, math.inf, math.inf)
-        if self.steps == "gd":
-            return Amplification.contracting()
         return subproduct_bounds(self.step_sizes, lo - widen, hi + widen)
 
     @property
