@@ -59,6 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group.add_argument("--batch", type=int, default=8, help="sampled sequences (default 8)")
     group.add_argument("--dtype", choices=sorted(DTYPES), default="float64", help="model dtype (default float64)")
     group.add_argument("--json", default=None, metavar="PATH", help="also write the report as JSON")
+    group.add_argument("--threads", type=int, default=1,
+                       help="torch CPU threads (default 1: the tensors are small, and on a shared machine a second "
+                            "thread only adds contention)")
     parser.set_defaults(run=run)
 
 
@@ -67,9 +70,11 @@ def _write_json(path: str, payload: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from unroll._validate import check_int
     from unroll.constructor import construct_unrolled
     from unroll.verify import verify
 
+    torch.set_num_threads(check_int("threads", args.threads, minimum=1))
     start = time.perf_counter()
     gp = gp_from_arguments(args)
     generator = torch.Generator().manual_seed(args.seed)
