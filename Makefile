@@ -37,7 +37,8 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
-BENCHMARKS ?= benchmarks/score_speed.py benchmarks/attention_speed.py benchmarks/scaling.py benchmarks/float32_certificate.py
+BENCHMARKS ?= benchmarks/score_speed.py benchmarks/attention_speed.py benchmarks/scaling.py benchmarks/float32_certificate.py \
+	benchmarks/unrolled_solvers.py benchmarks/chebyshev_stability.py
 
 bench: $(STAMP)
 	for script in $(BENCHMARKS); do echo "== $$script"; $(PY) $$script || exit 1; done

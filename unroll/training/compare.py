@@ -486,8 +486,8 @@ def _gp(config: CompareConfig, kernel: str) -> GaussianProcess:
 
 # ------------------------------------------------------------------------------------------------ analysis
 def _runs(results: dict[str, Any], kernel: str, kind: str, arm: str = "data", variant: str = "",
-          learning_rate: float | None = None, config: CompareConfig | None = None) -> list[dict[str, Any]]:
-    """The task records of one arm, in seed order."""
+          learning_rate: float | None = None, *, config: CompareConfig) -> list[dict[str, Any]]:
+    """The task records of one arm (``learning_rate`` default: the config's), in seed order."""
     rate = config.learning_rate if learning_rate is None else learning_rate
     prefix = f"{_tag(kernel)}.{kind}{'-' + variant if variant else ''}.{arm}.lr{rate:g}.s"
     found = sorted(((int(name[len(prefix):]), record) for name, record in results.items()
