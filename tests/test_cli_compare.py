@@ -57,6 +57,8 @@ def test_compare_tiny_run_writes_results_with_required_keys(tmp_path):
         assert entry["architectures"]["parameters"]["dit"] > 0
         assert entry["constructions"]["exact_score"]["kl_to_data"] > 0
         assert entry["init_at_construction"]["tent_fidelity_initial"][0] == pytest.approx(1.0, abs=1e-9)
+        same_network = entry["init_at_construction"]["random_init_same_network"]
+        assert len(same_network["score_error"]) == 1 and same_network["tent_fidelity_trained"][0] < 1
     assert on_disk["nonstationary"]["stationary"] is False
     assert set(on_disk["kernels"]["gamma-exponential"]["probes"]) == {"dit", "relu_transformer"}
     # every task ran once and was cached; a rerun reads them all back (nothing recomputed: same numbers)
@@ -72,6 +74,20 @@ def test_compare_tiny_run_writes_results_with_required_keys(tmp_path):
     # unroll figures --results draws the same figures from the files alone
     assert main(["figures", "--results", str(tmp_path / "results.json"), "--out", str(tmp_path / "again")]) == 0
     assert (tmp_path / "again" / "comparison_probes.png").stat().st_size > 0
+
+
+def test_every_seed_of_an_arm_starts_from_its_own_initialisation():
+    """The ReLU transformer seeds itself from its config: each task's options must carry the task's seed."""
+    from unroll.training.compare import comparison_tasks
+    from unroll.training.experiments import train_and_measure
+
+    tasks = comparison_tasks(tiny_config())
+    relu = [kwargs for name, kwargs in tasks.items() if ".relu_transformer." in name]
+    assert relu and all(kwargs["options"]["seed"] == kwargs["seed"] for kwargs in relu)
+    wrong = {k: v for k, v in relu[0].items() if k != "job"}
+    wrong["options"] = {**wrong["options"], "seed": wrong["seed"] + 1}
+    with pytest.raises(ValueError, match="seed"):
+        train_and_measure(**wrong)
 
 
 def test_dit_and_unet_of_the_comparison_are_matched_within_ten_percent():

@@ -82,6 +82,17 @@ def test_no_position_dit_is_permutation_equivariant(gp):
         DiT(gp.frames, gp.dim, position="learned")
 
 
+def test_no_position_dit_starts_from_the_same_weights_as_the_dit_of_its_seed(gp):
+    from unroll.training.trainer import seeded_model
+
+    with_position = seeded_model(lambda: DiT(gp.frames, gp.dim, width=16, blocks=2, heads=2), 5)
+    without = seeded_model(lambda: DiT(gp.frames, gp.dim, width=16, blocks=2, heads=2, position="none"), 5)
+    theirs = dict(with_position.named_parameters())
+    for name, value in without.named_parameters():
+        assert torch.equal(value, theirs[name]), name
+    assert set(theirs) - dict(without.named_parameters()).keys() == {"position.weight"}
+
+
 def test_input_dependence_tells_a_positional_bias_from_a_computed_pattern(gp):
     x = gp.noised(gp.sample(16, generator=torch.Generator().manual_seed(0)), 0.5)
     # the construction's heads see only frame embeddings and t: its maps do not depend on the input
@@ -105,6 +116,13 @@ def test_mean_interval_matches_the_t_formula():
         mean_interval([1.0, float("nan")])
     with pytest.raises(ValueError, match="pair"):
         paired_difference([1.0, 2.0], [1.0])
+
+
+def test_seeds_to_decide_uses_the_t_quantile_of_the_new_count():
+    interval = paired_difference([0.5, 0.1, 0.4, 0.0, 0.3], [0.2, 0.3, 0.1, 0.3, 0.2])
+    needed = verdict_for_difference(interval)["seeds_to_decide"]
+    half = lambda n: stats.t.ppf(0.975, n - 1) * interval.sd / math.sqrt(n)  # noqa: E731
+    assert half(needed) < abs(interval.mean) <= half(needed - 1)
 
 
 def test_verdicts_read_the_interval():

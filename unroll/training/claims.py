@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -76,12 +76,17 @@ def paired_difference(control: Sequence[float], learned: Sequence[float]) -> Int
     return mean_interval(control - learned)
 
 
-def _seeds_to_decide(interval: Interval) -> int | None:
-    """Seeds at which the half-width (falling like 1/sqrt(n), same sd) would drop below |mean|; None if mean = 0."""
-    if interval.n < 2 or interval.mean == 0 or not math.isfinite(interval.half_width):
+def _seeds_to_decide(interval: Interval, limit: int = 100_000) -> int | None:
+    """The smallest n whose 95% half-width ``t_{0.975, n-1} sd / sqrt(n)`` (the same sd) is below ``|mean|``;
+    None if the mean is 0 or no n up to ``limit`` does it."""
+    from scipy import stats
+
+    if interval.n < 2 or interval.mean == 0 or not math.isfinite(interval.sd):
         return None
-    needed = interval.n * (interval.half_width / abs(interval.mean)) ** 2
-    return int(math.ceil(needed)) + 1
+    for n in range(max(interval.n, 2), limit + 1):
+        if float(stats.t.ppf(0.975, n - 1)) * interval.sd / math.sqrt(n) < abs(interval.mean):
+            return n
+    return None
 
 
 def verdict_for_difference(interval: Interval, predicted_sign: int = 1) -> dict[str, Any]:
@@ -118,7 +123,7 @@ def verdict_for_slope(interval: Interval, predicted: float = -0.5) -> dict[str, 
         out["verdict"] = "supported"
     else:
         out["verdict"] = "undecided"
-        seeds = int(math.ceil(interval.n * (2 * interval.half_width / abs(predicted)) ** 2))
+        seeds = _seeds_to_decide(replace(interval, mean=abs(predicted) / 2))
         out["decide"] = (f"the interval holds both {predicted} and 0; its half-width must fall below "
                          f"{abs(predicted) / 2:g}, about {seeds} seeds at the same spread")
         out["seeds_to_decide"] = seeds

@@ -62,6 +62,8 @@ __all__ = ["CompareConfig", "HeldOut", "make_gp", "heldout_set", "score_error", 
            "comparison_tasks", "verdict_table", "parameter_match"]
 
 DEFAULT_SIZES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+#: the generated-samples sampler's interval when a task does not say (``experiments.train_and_measure``)
+SAMPLER_START, SAMPLER_END = 8.0, 1e-2
 
 
 @dataclass
@@ -419,6 +421,8 @@ def comparison_tasks(config: CompareConfig) -> dict[str, dict[str, Any]]:
             settings.update(probe_time=config.probe_time, lengths=tuple(config.lengths))
         if arm == "data" and not variant and kind in ("dit", "unet") and config.generated_samples:
             settings.update(generated=config.generated_samples, sampler_steps=config.sampler_steps)
+            if (config.t_start, config.t0) != (SAMPLER_START, SAMPLER_END):  # the task's defaults otherwise
+                settings.update(t_start=config.t_start, t0=config.t0)
         return settings
 
     for kernel in config.kernels:
@@ -435,6 +439,8 @@ def comparison_tasks(config: CompareConfig) -> dict[str, dict[str, Any]]:
         def add(kind: str, seed: int, arm: str = "data", variant: str = "", learning_rate: float | None = None,
                 kernel: str = kernel, gp: dict[str, Any] = gp, tag: str = tag) -> None:
             options = model_options(kind, config, None if kind != "relu_transformer" else _gp(config, kernel))
+            if kind == "relu_transformer":  # unroll.Transformer seeds its own initialisation from its config
+                options = {**options, "seed": seed}
             if variant == "nopos":
                 options = {**options, "position": "none"}
             rate = config.learning_rate if learning_rate is None else learning_rate
@@ -457,11 +463,12 @@ def comparison_tasks(config: CompareConfig) -> dict[str, dict[str, Any]]:
                         add(kind, seed, learning_rate=rate)
         for seed in range(first, first + config.init_seeds):
             options = dict(blocks=config.relu_blocks, bands=min(config.relu_bands, config.frames - 1))
-            name = f"{tag}.relu_transformer-init.data.lr{config.learning_rate:g}.s{seed}"
-            tasks[name] = dict(job="train", **task(gp, "relu_transformer", options, config.train_settings(), seed,
-                                                    arm="data", train_size=config.train_size,
-                                                    validation_size=config.validation_size,
-                                                    evaluate=dict(base_eval), init="construction"))
+            for variant, init in (("init", "construction"), ("shape", "construction-shape")):
+                name = f"{tag}.relu_transformer-{variant}.data.lr{config.learning_rate:g}.s{seed}"
+                tasks[name] = dict(job="train", **task(gp, "relu_transformer", options, config.train_settings(),
+                                                        seed, arm="data", train_size=config.train_size,
+                                                        validation_size=config.validation_size,
+                                                        evaluate=dict(base_eval), init=init))
         for seed in range(first, first + config.sweep_seeds):
             for n in sc.sizes:
                 tasks[f"{tag}.sc.plugin.n{n}.s{seed}"] = dict(job="plugin", settings=settings, n=n, seed=seed)
@@ -534,10 +541,15 @@ def _compare(control: list[dict[str, Any]], learned: list[dict[str, Any]], stati
     """Control minus learned of one statistic, paired by seed, with its verdict."""
     from unroll.training.claims import paired_difference, verdict_for_difference
 
-    pairs = [(_statistics(c)[statistic], _statistics(lrn)[statistic]) for c, lrn in zip(control, learned, strict=False)]
-    pairs = [(c, lrn) for c, lrn in pairs if c is not None and lrn is not None]
+    if len(control) != len(learned):
+        raise ValueError(f"{claim} on {kernel}: {len(control)} control runs do not pair with {len(learned)} "
+                         "learned runs")
+    everything = [(_statistics(c)[statistic], _statistics(lrn)[statistic]) for c, lrn in zip(control, learned,
+                                                                                            strict=True)]
+    pairs = [(c, lrn) for c, lrn in everything if c is not None and lrn is not None]
     row: dict[str, Any] = {"claim": claim, "kernel": kernel, "statistic": statistic, "against": against,
-                           "control": [c for c, _ in pairs], "learned": [lrn for _, lrn in pairs]}
+                           "control": [c for c, _ in pairs], "learned": [lrn for _, lrn in pairs],
+                           "seeds_without_a_value": len(everything) - len(pairs)}
     if len(pairs) < 2:
         row.update(verdict="undecided", decide=f"needs >= 2 paired seeds, got {len(pairs)}")
         return row
@@ -617,14 +629,19 @@ def _analyse_kernel(results: dict[str, Any], config: CompareConfig, kernel: str)
                       if record and "lengths" in record}
     init = _runs(results, kernel, "relu_transformer", variant="init", config=config)
     if init:
-        random_init = _runs(results, kernel, "relu_transformer", config=config)[: len(init)]
+        shape = _runs(results, kernel, "relu_transformer", variant="shape", config=config)
         out["init_at_construction"] = {
             "tent_fidelity_initial": [r["tents"]["initial"]["mean"] for r in init],
             "tent_fidelity_trained": [r["tents"]["trained"]["mean"] for r in init],
             "score_error": [r["score_error"]["score_error"] for r in init],
-            "score_error_random_init": [r["score_error"]["score_error"] for r in random_init],
             "lag_profile_error": [r["linear_response"]["lag_profile_error"] for r in init],
-            "steps": [r["train"]["steps"] for r in init]}
+            "steps": [r["train"]["steps"] for r in init],
+            "random_init_same_network": {
+                "score_error": [r["score_error"]["score_error"] for r in shape],
+                "lag_profile_error": [r["linear_response"]["lag_profile_error"] for r in shape],
+                "tent_fidelity_trained": [r["tents"]["trained"]["mean"] for r in shape],
+                "steps": [r["train"]["steps"] for r in shape]},
+            "parameters": init[0]["train"]["parameters"]}
     return out
 
 

@@ -40,6 +40,8 @@ __all__ = ["GP_DEFAULTS", "ARMS", "gp_from_spec", "train_and_measure", "task", "
 GP_DEFAULTS: dict[str, Any] = dict(kernel="gamma-exponential", nu=1.0, ell=4.0, period=None, frames=16, dim=2,
                                    spatial_correlation=0.5, warp=None)
 ARMS = ("data", "white", "fresh")
+#: ``init`` of a relu_transformer: the construction's weights, or the construction's network with random weights
+INITS = ("construction", "construction-shape")
 
 
 def gp_from_spec(spec: dict[str, Any]) -> Any:
@@ -124,15 +126,19 @@ def _build(kind: str, frames: int, dim: int, options: dict[str, Any], seed: int,
     from unroll.training.trainer import seeded_model
 
     if init is None:
+        if kind == "relu_transformer" and options.get("seed", seed) != seed:
+            raise ValueError(f"a relu_transformer seeds its own initialisation: options seed {options['seed']} must "
+                             f"be the task's seed {seed}")
         return seeded_model(lambda: build_model(kind, frames, dim, **options), seed), None
-    if init != "construction" or kind != "relu_transformer":
-        raise ValueError(f"init must be None or 'construction' (relu_transformer only), got {init!r} for {kind!r}")
+    if init not in INITS or kind != "relu_transformer":
+        raise ValueError(f"init must be None or one of {INITS} (relu_transformer only), got {init!r} for {kind!r}")
     from unroll import construct_unrolled
     from unroll.transformer import Transformer
 
     construction = construct_unrolled(gp, blocks=options["blocks"], bands=options["bands"], taper="triangular")
-    model = Transformer(**{**construction.config, "dtype": "float32"})
-    model.load_state_dict({k: v.to(torch.float32) for k, v in construction.state_dict().items()})
+    model = Transformer(**{**construction.config, "dtype": "float32", "seed": seed})
+    if init == "construction":
+        model.load_state_dict({k: v.to(torch.float32) for k, v in construction.state_dict().items()})
     return model, construction.construction
 
 
@@ -144,8 +150,9 @@ def train_and_measure(*, gp: dict[str, Any], kind: str, options: dict[str, Any],
 
     Args:
         gp: the evaluation GP as a dict (``gp_from_spec``).
-        kind, options: ``unroll.training.models.build_model(kind, H, d, **options)``; for ``init="construction"``
-            (``relu_transformer`` only) ``options`` holds ``blocks`` and ``bands`` of the construction instead.
+        kind, options: ``unroll.training.models.build_model(kind, H, d, **options)``; with ``init``
+            (``relu_transformer`` only: ``"construction"``, its weights; ``"construction-shape"``, the same network
+            with random weights) ``options`` holds ``blocks`` and ``bands`` of the construction instead.
         train: ``TrainConfig`` fields (budget, learning rate, schedule, early stopping).
         seed: seeds the data draw (unless ``data_seed``), the initialisation and the training draws.
         arm: one of ``ARMS``; ``train_size`` (``None`` for ``"fresh"``) and ``validation_size`` samples.
@@ -230,7 +237,8 @@ def train_and_measure(*, gp: dict[str, Any], kind: str, options: dict[str, Any],
     if settings.get("generated"):
         from unroll.training.distribution import sample_with_score
 
-        samples = sample_with_score(score, int(settings["generated"]), frames, dim, t_start=8.0, t0=1e-2,
+        samples = sample_with_score(score, int(settings["generated"]), frames, dim,
+                                    t_start=float(settings.get("t_start", 8.0)), t0=float(settings.get("t0", 1e-2)),
                                     steps=int(settings.get("sampler_steps", 60)),
                                     generator=torch.Generator().manual_seed(5000))
         profile = sample_lag_profile(samples, evaluation_gp.spatial)

@@ -166,7 +166,8 @@ class DiT(nn.Module):
                            position=position)
         self.frames, self.dim = frames, dim
         self.embed = nn.Linear(dim, width)
-        self.position = nn.Linear(width, width, bias=False) if position == "sinusoidal" else None
+        position_map = nn.Linear(width, width, bias=False)  # drawn either way: the other weights of a seed agree
+        self.position = position_map if position == "sinusoidal" else None
         self.time = _TimeEmbedder(width, time_embedding)
         self.blocks = nn.ModuleList(_DiTBlock(width, heads, mlp_ratio) for _ in range(blocks))
         self.final_norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
