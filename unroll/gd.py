@@ -35,9 +35,9 @@ The order of the Chebyshev steps does not change ``p_L`` in exact arithmetic but
 order the partial products ``prod_{j<k} (1 - eta_j lam)`` grow like ``kappa^k`` before they shrink, and the float64
 rounding error of the iterates reaches 1e8 already at L = 64 (``benchmarks/chebyshev_stability.py``, kappa = 56).
 The steps here run in the **Leja order** of their nodes (Reichel 1991): each next node maximises the product of its
-distances to the nodes already used, which keeps the partial products bounded (``benchmarks/chebyshev_stability.py``: float64 rounding <= 4e-14 and peak
-``|y_k| / |y*| <= 3.4`` up to L = 200, ``kappa = 1000``).  It is defined for every L, unlike the
-Lebedev–Finogenov orderings (L a power of 2).
+distances to the nodes already used, which keeps the partial products bounded
+(``benchmarks/chebyshev_stability.py``: float64 rounding <= 4e-14 and peak ``|y_k| / |y*| <= 3.4`` up to L = 200,
+``kappa = 1000``).  It is defined for every L, unlike the Lebedev–Finogenov orderings (L a power of 2).
 """
 
 from __future__ import annotations
