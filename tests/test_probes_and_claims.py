@@ -145,3 +145,23 @@ def test_normalised_profile_distance_is_scale_aware():
     expected = math.sqrt(np.mean((flat[1:] / flat[0] - gamma[1:]) ** 2))
     assert normalised_profile_distance(flat, gamma) == pytest.approx(expected)
     assert expected > 0.5
+
+
+def test_construction_shape_control_starts_as_the_construction_with_closed_residual_branches(gp):
+    from unroll.training.experiments import _build
+
+    options = dict(blocks=3, bands=2)
+    shape, _ = _build("relu_transformer", gp.frames, gp.dim, options, 5, "construction-shape", gp)
+    constructed, _ = _build("relu_transformer", gp.frames, gp.dim, options, 5, "construction", gp)
+    shape_state, constructed_state = shape.state_dict(), constructed.state_dict()
+    assert not torch.equal(shape_state["blocks.0.query"], constructed_state["blocks.0.query"])
+    closed = {k: (torch.zeros_like(v) if k.rsplit(".", 1)[-1] in ("output", "ffn_out", "ffn_out_bias") else v)
+              for k, v in constructed_state.items()}
+    constructed.load_state_dict(closed)  # the construction with every residual branch closed: block 0 read out
+    x = gp.noised(gp.sample(8, generator=torch.Generator().manual_seed(0)), 0.3,
+                  generator=torch.Generator().manual_seed(1)).float()
+    t = torch.full((8,), 0.3)
+    with torch.no_grad():
+        out = shape(x, t)
+        assert torch.isfinite(out).all()
+        assert torch.equal(out, constructed(x, t))

@@ -137,9 +137,32 @@ def _build(kind: str, frames: int, dim: int, options: dict[str, Any], seed: int,
 
     construction = construct_unrolled(gp, blocks=options["blocks"], bands=options["bands"], taper="triangular")
     model = Transformer(**{**construction.config, "dtype": "float32", "seed": seed})
+    constructed = {k: v.to(torch.float32) for k, v in construction.state_dict().items()}
     if init == "construction":
-        model.load_state_dict({k: v.to(torch.float32) for k, v in construction.state_dict().items()})
+        model.load_state_dict(constructed)
+    else:
+        model.load_state_dict(_random_blocks(model.state_dict(), constructed))
     return model, construction.construction
+
+
+def _random_blocks(random: dict[str, torch.Tensor], constructed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The ``"construction-shape"`` weights: the construction's embeddings, time map and readout, random blocks.
+
+    The blocks' query, key, value and FFN input weights are the Transformer initialiser's (seeded) draw; the
+    output projections of attention and FFN start at zero (the residual branches start closed, as in DiT's
+    adaLN-Zero), so the network starts as the construction's embedding read out, i.e. block 0 of the unrolled
+    solver. Without that, a random network of this class (no LayerNorm, unnormalised ReLU attention,
+    ``qk_scale = 1``) overflows at its first forward: measured inf or NaN at t = 0.05, 0.5 and 2 for 3 seeds.
+    """
+    state = {}
+    for name, value in constructed.items():
+        if not name.startswith("blocks."):
+            state[name] = value
+        elif name.rsplit(".", 1)[-1] in ("output", "ffn_out", "ffn_out_bias"):
+            state[name] = torch.zeros_like(random[name])
+        else:
+            state[name] = random[name]
+    return state
 
 
 def train_and_measure(*, gp: dict[str, Any], kind: str, options: dict[str, Any], train: dict[str, Any],
@@ -152,7 +175,8 @@ def train_and_measure(*, gp: dict[str, Any], kind: str, options: dict[str, Any],
         gp: the evaluation GP as a dict (``gp_from_spec``).
         kind, options: ``unroll.training.models.build_model(kind, H, d, **options)``; with ``init``
             (``relu_transformer`` only: ``"construction"``, its weights; ``"construction-shape"``, the same network
-            with random weights) ``options`` holds ``blocks`` and ``bands`` of the construction instead.
+            with random blocks whose residual branches start at zero, ``_random_blocks``) ``options`` holds
+            ``blocks`` and ``bands`` of the construction instead.
         train: ``TrainConfig`` fields (budget, learning rate, schedule, early stopping).
         seed: seeds the data draw (unless ``data_seed``), the initialisation and the training draws.
         arm: one of ``ARMS``; ``train_size`` (``None`` for ``"fresh"``) and ``validation_size`` samples.
