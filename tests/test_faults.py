@@ -60,10 +60,10 @@ def _start(arguments: list[str]) -> subprocess.Popen:
 
 
 @pytest.fixture(scope="module")
-def straight() -> dict[str, torch.Tensor]:
+def straight() -> fault_run.TrainResult:
     result = fault_run.run(None)
     assert result.steps == fault_run.CONFIG.steps
-    return result.model.state_dict()
+    return result
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,8 @@ def test_a_fault_then_a_rerun_reaches_the_uninterrupted_parameters(scenario, fau
     assert len(leftovers) == (1 if killed_mid_write else 0), leftovers
     resumed = fault_run.run(path)
     assert resumed.resumed_from == saved_step and resumed.steps == fault_run.CONFIG.steps
-    _assert_equal_states(resumed.model.state_dict(), straight)
+    _assert_equal_states(resumed.model.state_dict(), straight.model.state_dict())
+    assert resumed.losses == straight.losses  # the loss history too, every step once
     assert os.listdir(folder) == ["checkpoint.pt"]  # the stale temporary file is gone with the rerun's first write
     assert load_checkpoint(path)["step"] == fault_run.CONFIG.steps
 
@@ -186,3 +187,14 @@ def test_verify_json_at_a_fifo_is_refused_and_the_fifo_kept(tmp_path, capsys):
     finally:
         os.close(reader)
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and os.listdir(tmp_path) == ["report.json"]
+
+
+def test_the_sigint_handler_is_restored_and_threads_train_without_one():
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    in_main = fault_run.run(None)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with ThreadPoolExecutor(1) as pool:  # signal.signal is main-thread only: a thread trains without deferral
+        in_thread = pool.submit(fault_run.run, None).result()
+    _assert_equal_states(in_thread.model.state_dict(), in_main.model.state_dict())

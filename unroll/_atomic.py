@@ -105,7 +105,7 @@ def _locked_by_a_writer(path: Path) -> bool:
     if fcntl is None:  # pragma: no cover - Windows
         return False
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # never blocks on a FIFO
     except OSError:
         return True  # vanished or unreadable: leave it alone
     try:

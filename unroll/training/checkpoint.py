@@ -59,22 +59,29 @@ class CheckpointError(ValueError):
         super().__init__(f"checkpoint {self.path} {problem}; {_AFRESH}")
 
 
-def checkpoint_bytes(obj: Any) -> bytes:
-    """The bytes of a checkpoint file holding ``obj``: the header line (hash and length), then ``torch.save``."""
+def _header_and_payload(obj: Any) -> tuple[bytes, bytes]:
+    """``(header line, torch.save bytes)`` of a checkpoint holding ``obj``."""
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     payload = buffer.getvalue()
     digest = hashlib.sha256(payload).hexdigest()
-    return b"%s%d sha256:%s bytes:%d\n" % (_MAGIC, FORMAT_VERSION, digest.encode(), len(payload)) + payload
+    return b"%s%d sha256:%s bytes:%d\n" % (_MAGIC, FORMAT_VERSION, digest.encode(), len(payload)), payload
+
+
+def checkpoint_bytes(obj: Any) -> bytes:
+    """The bytes of a checkpoint file holding ``obj``: the header line (hash and length), then ``torch.save``."""
+    header, payload = _header_and_payload(obj)
+    return header + payload
 
 
 def save_checkpoint(obj: Any, path: str | os.PathLike) -> Path:
     """Write ``obj`` (a dict of tensors and plain containers) to ``path`` atomically with its integrity record."""
-    content = checkpoint_bytes(obj)
+    header, payload = _header_and_payload(obj)
 
     def write(temporary: str) -> None:
         with open(temporary, "wb") as stream:
-            stream.write(content)
+            stream.write(header)
+            stream.write(payload)
 
     return atomic_write(path, write)
 
