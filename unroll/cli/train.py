@@ -1,6 +1,10 @@
 """``unroll train``: train one score model by denoising score matching on GP sequences (or moving-ball
 video) and write OUT/checkpoint.pt (atomic, resumable: rerun the same command to continue an interrupted
 run to the same result) and OUT/results.json (held-out relative score error per diffusion time).
+
+Ctrl-C stops at the end of the step in progress and saves it (a second Ctrl-C stops at once); after Ctrl-C,
+SIGTERM or kill -9 the rerun continues, bit for bit, from the last saved step. The checkpoint carries a
+SHA-256 of its content: a damaged one is refused (--no-resume starts afresh over it).
 """
 
 from __future__ import annotations
