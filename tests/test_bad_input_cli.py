@@ -293,6 +293,13 @@ def test_a_folder_where_an_output_file_goes(command, prefix, inner, tmp_path, ca
     assert inner in line
 
 
+def test_a_file_where_the_task_cache_goes(tmp_path, capsys, no_work):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "tasks").write_text("not a folder")
+    line = assert_one_line_failure(["compare", "--quick", "--out", str(tmp_path / "out")], capsys, 3, "--out")
+    assert "tasks" in line and "not a folder" in line
+
+
 @pytest.mark.parametrize(("where", "expected"), [("empty", 2), ("folder", 3), ("trailing-slash", 3), ("fifo", 3),
                                                  ("under-file", 3), ("unwritable", 3), ("existing-folder", 3)])
 def test_json_file_is_checked_before_any_work(where, expected, tmp_path, capsys, no_work):

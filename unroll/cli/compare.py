@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from unroll.training.compare import run_comparison, verdict_table
 
     config = config_from_arguments(args)
-    check_output_folder("--out", args.out, OUTPUT_FILES)
+    check_output_folder("--out", args.out, OUTPUT_FILES, folders=("tasks",))
     check_memory(compare_estimate(config))
     torch.set_num_threads(1)
     results = run_comparison(config, args.out)

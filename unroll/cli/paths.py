@@ -83,13 +83,14 @@ def _nearest_existing(option: str, path: Path) -> Path:
     raise FileNotFoundError(f"{option} {str(path)!r}: no existing folder above it")  # pragma: no cover (``/``)
 
 
-def check_output_folder(option: str, path: str, files: Iterable[str] = ()) -> Path:
+def check_output_folder(option: str, path: str, files: Iterable[str] = (), folders: Iterable[str] = ()) -> Path:
     """Check that ``path`` is a writable folder or can be created; return it as a ``Path``.
 
     Args:
         option: the option's name for the messages, e.g. ``"--out"``.
         path: the folder.
         files: names the command writes inside the folder; each that exists must be a regular file.
+        folders: names of the sub-folders the command writes into; each that exists must be a folder.
     Raises:
         ValueError: an empty path.
         OSError (``NotADirectoryError``, ``PermissionError``, ``IsADirectoryError``): a location that cannot be
@@ -110,6 +111,11 @@ def check_output_folder(option: str, path: str, files: Iterable[str] = ()) -> Pa
             error = IsADirectoryError if stat.S_ISDIR(inner.st_mode) else OSError
             raise error(f"{option} {path!r}: {str(folder / name)!r}, which the run writes, is "
                         f"{_kind(inner.st_mode)}, not a regular file")
+    for name in folders:
+        inner = _status(option, folder / name)
+        if inner is not None and not stat.S_ISDIR(inner.st_mode):
+            raise NotADirectoryError(f"{option} {path!r}: {str(folder / name)!r}, which the run writes into, is "
+                                     f"{_kind(inner.st_mode)}, not a folder")
     return folder
 
 
