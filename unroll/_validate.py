@@ -192,10 +192,11 @@ def check_diffusion_time(diffusion_time: Any, batch_shape: tuple[int, ...] | Non
     except InputTypeError:
         raise InputTypeError(f"diffusion_time must be a positive real number or a tensor of them, got "
                         f"{_kind(diffusion_time)}") from None
-    if not bool(torch.isfinite(tensor).all()) or bool((tensor <= 0).any()):
-        shown = diffusion_time if tensor.numel() <= 8 else f"values from {float(tensor.min()):g} to " \
-                                                            f"{float(tensor.max()):g}"
-        raise ValueError(f"diffusion_time must satisfy 0 < diffusion_time < inf, got {shown!r}")
+    bad = ~torch.isfinite(tensor) | (tensor <= 0)
+    if bool(bad.any()):
+        value = float(tensor.detach()[bad].reshape(-1)[0])
+        shown = f"{value!r}" if tensor.ndim == 0 else f"{value!r} in a tensor of shape {tuple(tensor.shape)}"
+        raise ValueError(f"diffusion_time must satisfy 0 < diffusion_time < inf, got {shown}")
     if batch_shape is not None and tensor.ndim > 0 and tuple(tensor.shape) != tuple(batch_shape):
         wanted = ("a scalar (the input has no batch dimension)" if not batch_shape else
                   f"a scalar or one diffusion time per sample, shape {tuple(batch_shape)}")

@@ -138,6 +138,10 @@ def sample_diffusion_times(
     check_bool("log_uniform", log_uniform)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise InputTypeError(f"dtype must be a floating torch dtype (torch.float32, torch.float64, ...), got {dtype!r}")
+    info = torch.finfo(dtype)
+    if t_min < info.tiny or t_max > info.max:  # the times would round to 0 or inf in dtype
+        raise ValueError(f"t_min and t_max must lie in [{info.tiny:g}, {info.max:g}] for dtype {dtype}, got "
+                         f"t_min={t_min:g}, t_max={t_max:g}")
     u = torch.rand(count, generator=generator, dtype=torch.float64)
     if log_uniform:
         times = torch.exp(math.log(t_min) + u * (math.log(t_max) - math.log(t_min)))

@@ -370,6 +370,8 @@ class GaussianProcess:
 
     def _checked_result(self, what: str, result: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """``result`` if finite, else :class:`NonFiniteError` saying that ``x`` overflowed float64 in ``what``."""
+        if bool(torch.isfinite(result).all()):
+            return result
         return check_finite_result(f"GaussianProcess.{what}", result, f"the input x (max |x| = "
                                    f"{float(x.abs().max()):.3g}) overflows float64 there; rescale x")
 

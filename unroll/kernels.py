@@ -153,6 +153,8 @@ class Matern(Kernel):
     relative, checked against mpmath) for every ``0 < nu <= 100``, ``ell > 0`` and lag, with ``z = k r``:
 
     * in log form with the exponentially scaled Bessel function ``kve`` wherever it is finite;
+    * ``z`` is handled through ``log z`` (``z`` itself underflows for ``r/ell < 1e-308``, where ``gamma`` is far from
+      1 for small ``nu``: 0.018 at ``nu = 1e-5``, ``r/ell = 1e-400``);
     * ``z >= 1e4``: 0 (``gamma`` underflows there for every ``nu <= 100``; scipy's ``kve`` is NaN past 1.7e9);
     * where ``K_nu(z)`` overflows (small ``z``: below 0.036 at ``nu = 100``, 1e-122 at ``nu = 2.5``) by the
       three-term recurrence of ``g_nu(z) = gamma`` in the order, ``g_{nu+1} = g_nu + z^2 g_{nu-1} / (4 nu (nu-1))``
@@ -180,12 +182,14 @@ class Matern(Kernel):
         self.ell = check_positive("ell", ell)
 
     def _values(self, lags: np.ndarray) -> np.ndarray:
-        with np.errstate(over="ignore"):  # r/ell = inf is z = inf: gamma = 0
-            scaled = (lags / self.ell) * math.sqrt(2.0 * self.nu)
-        values = np.ones_like(scaled)
-        values[scaled >= MATERN_ZERO_ARGUMENT] = 0.0
-        inside = (scaled > 0) & (scaled < MATERN_ZERO_ARGUMENT)
-        values[inside] = matern_correlation(self.nu, scaled[inside])
+        values = np.ones_like(lags)
+        positive = lags > 0
+        # log z = log r - log ell + log sqrt(2 nu): z itself can underflow to 0 (r/ell = 1e-400) where gamma is
+        # far from 1 for small nu (nu = 1e-5: 0.018), or overflow
+        log_argument = np.log(lags[positive]) + (0.5 * math.log(2.0 * self.nu) - math.log(self.ell))
+        with np.errstate(over="ignore", under="ignore"):
+            argument = (lags[positive] / self.ell) * math.sqrt(2.0 * self.nu)  # exact to rounding where it exists
+        values[positive] = _matern_correlation(self.nu, argument, log_argument)
         return values
 
 
@@ -197,22 +201,25 @@ def _matern_direct(nu: float, z: np.ndarray) -> np.ndarray:
         return np.exp(log_value)
 
 
-def matern_correlation(nu: float, z: np.ndarray) -> np.ndarray:
-    """The Matérn correlation ``g_nu(z) = 2**(1-nu)/Gamma(nu) z**nu K_nu(z)`` for ``0 < z < 1e4``, ``0 < nu <= 100``
-    (float64 array of ``z``'s shape); see :class:`Matern` for how each range of ``z`` is evaluated."""
-    z = np.asarray(z, dtype=np.float64)
-    values = np.full_like(z, np.nan)
+def _matern_correlation(nu: float, z: np.ndarray, log_z: np.ndarray) -> np.ndarray:
+    """The Matérn correlation ``g_nu(z) = 2**(1-nu)/Gamma(nu) z**nu K_nu(z)``, ``0 < nu <= 100``, given ``z`` (which
+    may have under- or overflowed to 0 or inf) and ``log z`` (float64 arrays of one shape); see :class:`Matern` for
+    how each range of ``z`` is evaluated."""
+    values = np.full_like(log_z, np.nan)
+    zero = log_z >= math.log(MATERN_ZERO_ARGUMENT)
+    values[zero] = 0.0
+    tiny = log_z < math.log(MATERN_TINY_ARGUMENT)
     if nu >= 1.0:
         # nu > 1: 1 - g <= z^2 Var/2 = z^2/(4 (nu - 1)) < 2^-54 rounds to 1; nu = 1: 1 - g ~ z^2 log(2/z)/2 < 1e-297
-        ones = (z < MATERN_TINY_ARGUMENT) | ((nu > 1.0) & (z * z < 4.0 * (nu - 1.0) * 2.0**-54))
-        values[ones] = 1.0
-        small = np.zeros_like(ones)
+        near_one = tiny.copy()
+        if nu > 1.0:
+            near_one |= 2.0 * log_z < math.log(4.0 * (nu - 1.0)) - 54.0 * math.log(2.0)
+        values[near_one] = 1.0
     else:
-        ones = np.zeros(z.shape, dtype=bool)
-        small = z < MATERN_TINY_ARGUMENT  # the log form would lose |nu log z| eps, and kve overflows below 1e-305
-        if small.any():
-            values[small] = _matern_near_zero(nu, z[small])
-    rest = ~ones & ~small
+        near_one = tiny  # the log form would lose |nu log z| eps, and kve overflows below 1e-305
+        if tiny.any():
+            values[tiny] = _matern_near_zero(nu, log_z[tiny])
+    rest = ~zero & ~near_one
     values[rest] = _matern_direct(nu, z[rest])
     overflowed = rest & ~np.isfinite(values)
     if overflowed.any() and nu > 2.0:  # K_nu(z) overflows: small z, large nu
@@ -235,18 +242,19 @@ def _matern_recurrence(nu: float, z: np.ndarray) -> np.ndarray:
     return current
 
 
-def _matern_near_zero(nu: float, z: np.ndarray) -> np.ndarray:
+def _matern_near_zero(nu: float, log_z: np.ndarray) -> np.ndarray:
     """``g_nu(z) = 1 - Gamma(1-nu)/Gamma(1+nu) (z/2)^(2 nu)`` for ``nu < 1``, ``z < 1e-150``: the leading terms of
     ``K_nu = pi/2 (I_-nu - I_nu)/sin(nu pi)``; the next are a relative ``O(z^2/(1 - nu)) < 1e-284``.  Evaluated as
-    ``-expm1(log ratio + 2 nu log(z/2))``, the log ratio by mpmath at a precision that keeps ``1 -+ nu`` exact (it
-    is about ``2 euler nu`` for small ``nu``, which ``lgamma(1 - nu) - lgamma(1 + nu)`` in float64 would lose)."""
+    ``-expm1(log ratio + 2 nu (log z - log 2))`` from ``log z`` (``z`` may underflow), the log ratio by mpmath at a
+    precision that keeps ``1 -+ nu`` exact (it is about ``2 euler nu`` for small ``nu``, which
+    ``lgamma(1 - nu) - lgamma(1 + nu)`` in float64 would lose)."""
     if nu < 1e-8:  # log Gamma(1-nu) - log Gamma(1+nu) = 2 (euler nu + zeta(3) nu^3/3 + ...)
         log_ratio = 2.0 * float(mpmath.euler) * nu
     else:
         with mpmath.workprec(64 + max(0, -math.frexp(nu)[1])):
             order = mpmath.mpf(nu)
             log_ratio = float(mpmath.loggamma(1 - order) - mpmath.loggamma(1 + order))
-    return -np.expm1(log_ratio + 2.0 * nu * np.log(0.5 * z))
+    return -np.expm1(log_ratio + 2.0 * nu * (log_z - math.log(2.0)))
 
 
 def _matern_mpmath(nu: float, z: float) -> float:
