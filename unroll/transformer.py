@@ -391,10 +391,13 @@ class Transformer(nn.Module):
 
     def max_weight_norm(self) -> dict[str, float]:
         """Largest spectral norm (operator 2-norm) and largest absolute entry over all weight matrices
-        (per head: ``Q_h, K_h, V_h, W_O^h``; FFN ``W_1, W_2``; input and read-out maps; biases as vectors)."""
+        (per head: ``Q_h, K_h, V_h, W_O^h``; FFN ``W_1, W_2``; input and read-out maps; biases as vectors).
+        Both are NaN if a parameter is NaN or infinite."""
         spectral, entry = 0.0, 0.0
         for _, parameter in self.named_parameters():
             p = parameter.detach().to(torch.float64)
+            if not bool(torch.isfinite(p).all()):
+                return {"spectral": math.nan, "entry": math.nan}
             mats = p.reshape(-1, *p.shape[-2:]) if p.ndim >= 2 else p.reshape(1, 1, -1)
             spectral = max(spectral, float(torch.linalg.matrix_norm(mats, ord=2).max()))
             entry = max(entry, float(p.abs().max()) if p.numel() else 0.0)
