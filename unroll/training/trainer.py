@@ -64,7 +64,7 @@ import torch
 from torch import nn
 
 from unroll._atomic import atomic_write, check_destination
-from unroll._validate import check_int, check_positive
+from unroll._validate import check_bool, check_int, check_positive, check_real
 from unroll.diffusion import alpha, dsm_loss, sample_diffusion_times, sigma
 from unroll.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
@@ -112,25 +112,33 @@ class TrainConfig:
     plateau_patience: int = 3
 
     def validate(self) -> TrainConfig:
+        """Check every field (``TypeError`` for a value of the wrong type, ``ValueError`` for one out of range)."""
         check_int("steps", self.steps, minimum=1)
         check_int("batch_size", self.batch_size, minimum=1)
-        check_positive("learning_rate", self.learning_rate)
+        # AdamW moves each parameter by about learning_rate per step: above 1 that is larger than the weights
+        check_positive("learning_rate", self.learning_rate, upper=1.0)
         check_int("warmup", self.warmup, minimum=0)
         check_positive("final_lr_fraction", self.final_lr_fraction, upper=1.0)
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must satisfy weight_decay >= 0, got {self.weight_decay}")
+        decay = check_real("weight_decay", self.weight_decay)
+        if not (math.isfinite(decay) and 0 <= decay and decay * self.learning_rate < 1):
+            raise ValueError(f"weight_decay must satisfy 0 <= weight_decay < 1/learning_rate = "
+                             f"{1 / self.learning_rate:g} (AdamW scales every parameter by 1 - lr * weight_decay "
+                             f"per step), got {self.weight_decay!r}")
         check_positive("grad_clip", self.grad_clip)
         check_positive("t_min", self.t_min)
-        if not self.t_max > self.t_min:
-            raise ValueError(f"t_max must satisfy t_max > t_min = {self.t_min}, got {self.t_max}")
+        t_max = check_real("t_max", self.t_max)
+        if not (math.isfinite(t_max) and t_max > self.t_min):
+            raise ValueError(f"t_max must satisfy t_min = {self.t_min} < t_max < inf, got {self.t_max!r}")
         check_int("seed", self.seed, minimum=0)
         check_int("checkpoint_every", self.checkpoint_every, minimum=1)
         resolve_device(self.device)
-        if self.schedule not in SCHEDULES:
+        check_bool("progress", self.progress)
+        if not isinstance(self.schedule, str) or self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         check_int("eval_every", self.eval_every, minimum=1)
         check_int("patience", self.patience, minimum=1)
-        if not (isinstance(self.min_delta, (int, float)) and 0 <= self.min_delta < 1):
+        min_delta = check_real("min_delta", self.min_delta)
+        if not 0 <= min_delta < 1:
             raise ValueError(f"min_delta must satisfy 0 <= min_delta < 1 (a relative improvement), "
                              f"got {self.min_delta!r}")
         check_int("validation_repeats", self.validation_repeats, minimum=1)
