@@ -156,7 +156,7 @@ def test_unroll_train_refuses_a_damaged_checkpoint_in_one_line(damage, tmp_path,
     path = tmp_path / "checkpoint.pt"
     path.write_bytes(change((cli_straight / "checkpoint.pt").read_bytes()))
     capsys.readouterr()
-    assert main(_train_arguments(tmp_path)) == 2
+    assert main(_train_arguments(tmp_path)) == 3  # a file that cannot be used (unroll --help)
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and error.startswith("unroll train: error: checkpoint ")
     assert str(path) in error and "--no-resume" in error and reason in error
@@ -170,7 +170,7 @@ def test_a_damaged_checkpoint_gives_no_traceback_in_a_real_process(tmp_path, cli
     command = [sys.executable, "-c", "import sys; from unroll.cli import main; sys.exit(main())",
                *_train_arguments(tmp_path)]
     done = subprocess.run(command, env=_environment(), cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.returncode == 3 and "Traceback" not in done.stderr
     assert done.stderr.count("\n") == 1 and "--no-resume" in done.stderr
 
 

@@ -71,7 +71,7 @@ def classify(error: BaseException) -> Failure | None:
 
     ``KeyboardInterrupt`` -> 130; ``MemoryError`` (and torch's allocator errors) -> 4; ``OverflowError``,
     ``FloatingPointError``, a failed factorisation (torch's and numpy's ``LinAlgError``) and torch's overflow errors
-    -> 5; ``ImportError`` -> 6; ``OSError`` -> 3;
+    -> 5; ``ImportError`` -> 6; ``OSError``, a damaged checkpoint and an unusable output location -> 3;
     ``ValueError`` -> 2 (the options reach the library already converted by argparse, so a ``TypeError`` there is
     a bug and keeps its traceback).
     """
@@ -92,11 +92,20 @@ def classify(error: BaseException) -> Failure | None:
         return None
     if isinstance(error, ImportError):
         return Failure(EXIT_DEPENDENCY, _message(error, "a dependency is missing"))
-    if isinstance(error, OSError):
+    if isinstance(error, OSError) or _is_file_error(error):
         return Failure(EXIT_FILE, _message(error, "file error"))
     if isinstance(error, ValueError):
         return Failure(EXIT_USAGE, _message(error, "bad input"))
     return None
+
+
+def _is_file_error(error: BaseException) -> bool:
+    """A damaged checkpoint or an output location that is not a regular file: ``ValueError`` subclasses that
+    name a file, so exit 3 like an ``OSError``."""
+    from unroll._atomic import DestinationError
+    from unroll.training.checkpoint import CheckpointError
+
+    return isinstance(error, (DestinationError, CheckpointError))
 
 
 def exit_code_table() -> str:
