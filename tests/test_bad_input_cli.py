@@ -27,6 +27,8 @@ from hypothesis import strategies as st
 
 from unroll.cli import main
 from unroll.cli.failures import EXIT_CODES
+from unroll.cli.options import COUNT_MAX
+from unroll.cli.resources import core_count
 
 DOCUMENTED = {code for code, _ in EXIT_CODES} - {0, 1}
 GIB = 2**30
@@ -122,7 +124,7 @@ INTEGER_OPTIONS = {  # option -> (commands, the smallest allowed value)
     "--train-steps": (("figures",), 1),
 }
 #: options with an upper limit of their own: a value just above it (``None``: the machine's cores)
-INTEGER_MAXIMA = {"--seed": 2**32, "--threads": None, "--workers": None, "--image-size": 65}
+INTEGER_MAXIMA = {"--seed": 2**32, "--threads": COUNT_MAX + 1, "--workers": COUNT_MAX + 1, "--image-size": 65}
 TRAIN_FRAMES = (("train", "compare"), 2)  # --frames of train/compare: 2 <= H <= 256
 
 REAL_OPTIONS = {  # option -> (commands, value just above the maximum or None, zero allowed?)
@@ -152,7 +154,7 @@ def _integer_cases() -> list[tuple[str, str, str]]:
             values = [str(minimum - 1), str(minimum - 10**6), *BAD_INTEGER_TEXT]
             if option in INTEGER_MAXIMA:
                 maximum = INTEGER_MAXIMA[option]
-                values.append(str((os.cpu_count() or 1) + 1 if maximum is None else maximum))
+                values.append(str(maximum))
                 values.append(str(10**30))
             if option in ("--frames", "--dim") and command in ("train", "compare"):
                 values.append("257")
@@ -242,10 +244,8 @@ HUGE = [
 def test_sizes_beyond_the_memory_are_refused_up_front(argv, option, tmp_path, capsys, no_work):
     if argv[0] in ("train", "compare", "figures"):
         argv = [*argv, "--out", str(tmp_path / "out")]
-    started = time.perf_counter()
-    line = assert_one_line_failure(argv, capsys, 4, option)
+    line = assert_one_line_failure(argv, capsys, 4, option)  # the no_work tripwire: refused before any work
     assert "needs at least" in line and "8 GiB available" in line
-    assert time.perf_counter() - started < 5.0  # refused from the sizes, not after trying
 
 
 # --------------------------------------------------------------------------- output and input locations
@@ -348,7 +348,8 @@ bad_reals = st.one_of(st.floats(max_value=0.0, allow_nan=False).map(repr),
                       st.text(alphabet="abcxyz!?", min_size=1, max_size=5))
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=120, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_property_any_bad_value_of_any_option(data, tmp_path, capsys, no_work):
     """Any command, any of its numeric options, a value outside its type or range: one line, exit 2."""
@@ -370,7 +371,8 @@ def test_property_any_bad_value_of_any_option(data, tmp_path, capsys, no_work):
     assert f"argument {option}:" in lines[0] and "Traceback" not in err
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(command=st.sampled_from(["verify", "demo", "bounds"]),
        exponent=st.integers(min_value=7, max_value=40),
        option=st.sampled_from(["--frames", "--dim", "--batch", "--blocks"]))
@@ -383,7 +385,8 @@ def test_property_huge_sizes_never_start(command, exponent, option, tmp_path, ca
     assert code in (2, 4) and len(lines) == 1 and option.lstrip("-") in lines[0], err
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\0/"),
                     min_size=1, max_size=20),
        kind=st.sampled_from(["fifo", "under-file"]))
@@ -478,9 +481,13 @@ def test_tiny_valid_runs(tmp_path, capsys):
                               str(2**32 - 1), "--json", "-"], capsys)
     assert code == 0 and json.loads(out)["blocks"] == 3 and "certificate" in err  # the table on stderr
     if Path("/dev/null").exists():
+        # Through a link in tmp_path: even a wrong os.replace would replace the link, never /dev/null itself
+        # (this suite may run as root).
+        link = tmp_path / "null.json"
+        os.symlink("/dev/null", link)
         code, out, _ = run_cli(["verify", "--frames", "8", "--bands", "2", "--blocks", "3", "--batch", "2",
-                                "--json", "/dev/null"], capsys)
-        assert code == 0 and stat.S_ISCHR(os.stat("/dev/null").st_mode)
+                                "--json", str(link)], capsys)
+        assert code == 0 and link.is_symlink() and stat.S_ISCHR(os.stat(link).st_mode)
     out_folder = tmp_path / "new" / "train"
     code, out, _ = run_cli(["train", "--model", "unet", "--out", str(out_folder), "--steps", "2", "--train-size", "8",
                             "--batch-size", "4", "--no-progress"], capsys)
@@ -508,3 +515,18 @@ def test_ctrl_c_during_training_exits_130_in_one_line(tmp_path):
     assert process.returncode == 130
     assert err.splitlines() == [f"unroll train: error: interrupted; rerun the same command to resume (progress is "
                                 f"kept in {out}/checkpoint.pt)"]
+
+
+@pytest.mark.parametrize(("option", "command"), [("--threads", "verify"), ("--threads", "train"),
+                                                 ("--workers", "compare")])
+def test_counts_above_the_cores_are_capped_with_a_note(option, command, capsys):
+    from unroll.cli import build_parser
+
+    cores = core_count()
+    arguments = {"verify": ["verify"], "train": ["train", "--model", "dit", "--out", "x"],
+                 "compare": ["compare", "--out", "x"]}[command]
+    parsed = build_parser().parse_args([*arguments, option, str(cores + 3)])
+    assert getattr(parsed, option[2:]) == cores
+    assert f"{option} {cores + 3} capped at the {cores} core(s)" in capsys.readouterr().err
+    parsed = build_parser().parse_args([*arguments, option, str(cores)])
+    assert getattr(parsed, option[2:]) == cores and capsys.readouterr().err == ""

@@ -258,7 +258,7 @@ def _matern_near_zero(nu: float, log_z: np.ndarray) -> np.ndarray:
 
 
 def _matern_mpmath(nu: float, z: float) -> float:
-    """``g_nu(z)`` with mpmath's ``besselk`` at 40 digits (slow: the last resort and the tests' oracle)."""
+    """``g_nu(z)`` with mpmath's ``besselk`` at 40 digits (slow: the last resort; the tests have their own oracle)."""
     with mpmath.workdps(40):
         order, argument = mpmath.mpf(nu), mpmath.mpf(z)
         return float(mpmath.power(2, 1 - order) / mpmath.gamma(order) * mpmath.power(argument, order)

@@ -8,14 +8,14 @@ executor: ``--workers`` local processes (default 2), or a Dask cluster with ``--
 Each finished task is cached in OUT/tasks, so an interrupted run resumes.  Writes OUT/results.json (every number),
 OUT/verdicts.md (the verdict table, also printed) and figures.  The comparison of record takes about an hour on 2
 cores; ``--quick`` is the same design at a size that runs in minutes (it decides nothing).  OUT is checked before the
-first task starts; ``--workers`` is at most the machine's cores.
+first task starts; ``--workers`` above the cores this process may use is capped at them.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from unroll.cli.options import add_seed_argument, integer, positive
+from unroll.cli.options import add_seed_argument, capped_at_cores, integer, positive
 from unroll.cli.paths import check_output_folder
 from unroll.cli.resources import check_memory, compare_estimate, core_count
 from unroll.training.compare import CompareConfig
@@ -24,9 +24,7 @@ from unroll.training.compare import CompareConfig
 OUTPUT_FILES = ("results.json", "verdicts.md")
 
 
-def workers_type(text: str) -> int:
-    """``--workers``: ``0 <= workers <= os.cpu_count()`` (0 runs the tasks inline)."""
-    return integer(0, core_count())(text)
+workers_type = capped_at_cores("--workers", 0)  # 0 runs the tasks inline
 
 
 def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,7 +49,7 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     add_seed_argument(parser, "first seed")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda[:k]")
     parser.add_argument("--workers", type=workers_type, default=min(2, core_count()),
-                        help="local worker processes, one torch thread each, 0 <= workers <= the machine's cores "
+                        help="local worker processes, one torch thread each, 0 <= workers, capped at the cores "
                              "(default 2, or 1 on one core; 0: run inline)")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="run the tasks on a Dask cluster (tcp://host:port; pip install 'unroll[dask]')")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from collections.abc import Callable
 
 import torch
@@ -100,10 +101,29 @@ def real(minimum: float | None = None, maximum: float | None = None, *, open_min
 positive = real(0.0, open_minimum=True)
 
 
-def threads_type(text: str) -> int:
-    """``--threads``: ``1 <= threads <= os.cpu_count()`` (more threads than cores only adds contention, and torch's
-    OpenMP runtime aborts on absurd counts)."""
-    return integer(1, core_count())(text)
+#: counts above this are refused outright (a typo, not a request); below it they are capped at the cores
+COUNT_MAX = 4096
+
+
+def capped_at_cores(name: str, minimum: int) -> Callable[[str], int]:
+    """An argparse type for a thread or worker count: an integer ``minimum <= value <= COUNT_MAX``, capped at the
+    cores this process may use (``core_count()``; a note on stderr says so): more threads or workers than cores
+    only add contention, and torch's OpenMP runtime aborts on absurd counts."""
+    check = integer(minimum, COUNT_MAX)
+
+    def parse(text: str) -> int:
+        value = check(text)
+        cores = core_count()
+        if value > cores:
+            print(f"unroll: note: {name} {value} capped at the {cores} core(s) this process may use", file=sys.stderr)
+            return cores
+        return value
+
+    parse.__name__ = "count"
+    return parse
+
+
+threads_type = capped_at_cores("--threads", 1)
 
 
 def add_seed_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup, help_text: str) -> None:
@@ -113,9 +133,9 @@ def add_seed_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
 
 
 def add_threads_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup, note: str = "") -> None:
-    """``--threads``: torch CPU threads, ``1 <= threads <= os.cpu_count()`` (default 1; ``note`` says why)."""
+    """``--threads``: torch CPU threads, ``1 <= threads``, capped at the cores (default 1; ``note`` says why)."""
     parser.add_argument("--threads", type=threads_type, default=1,
-                        help=f"torch CPU threads, 1 <= threads <= the machine's cores (os.cpu_count()) "
+                        help=f"torch CPU threads, 1 <= threads (more than the cores are capped at them) "
                              f"(default 1{note})")
 
 

@@ -9,7 +9,7 @@ what the estimate does not count, so that a refused run is one that would not ha
 near the limit does not drive the machine into its out-of-memory killer.  Where the available memory cannot be
 read the check is skipped, and an allocation failure still ends in one line (exit code 4).
 
-Thread and worker counts are capped at the machine's cores, ``os.cpu_count()``.
+Thread and worker counts above the cores this process may use (``core_count``) are capped at them, with a note.
 """
 
 from __future__ import annotations
@@ -60,7 +60,10 @@ class Estimate:
 
 
 def core_count() -> int:
-    """The machine's cores, ``os.cpu_count()`` (1 if unknown)."""
+    """The cores this process may run on: ``os.sched_getaffinity`` where the platform has it (a container or
+    ``taskset`` limit counts), else ``os.cpu_count()``; 1 if unknown."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(len(os.sched_getaffinity(0)), 1)
     return os.cpu_count() or 1
 
 
