@@ -164,3 +164,14 @@ def test_check_holds_and_slack():
     assert theory.check(1.0, 0.0).slack == math.inf
     with pytest.raises(ValueError, match="measured"):
         theory.check(1.0, -1.0)
+
+
+def test_check_refuses_a_negative_bound_and_expressions_an_unknown_mode():
+    with pytest.raises(ValueError, match="bound must be >= 0"):
+        theory.check(-1e-3, 0.5)
+    assert theory.check(math.inf, 0.5).holds and not theory.check(None, 0.5).holds
+    with pytest.raises(TypeError, match="measured"):
+        theory.check(1.0, "0.5")
+    for expression in (theory.heads_expression, theory.tent_slope_expression):
+        with pytest.raises(ValueError, match="mode must be 'exact' or 'paper', got 'foo'"):
+            expression("foo")

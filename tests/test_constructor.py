@@ -288,3 +288,20 @@ def test_token_layout_slots_and_decode():
         layout["acc"]
     with pytest.raises(ValueError, match="last dimension"):
         layout.decode(torch.zeros(3, 9))
+
+
+def test_absurd_margins_and_ranges_are_refused_with_their_range():
+    """slope_margin=1e300 gave NaN outputs, paper_range=1e300 an OverflowError; both are capped at 1e6."""
+    gp = make_gp(frames=8, dim=2)
+    with pytest.raises(ValueError, match=r"slope_margin must satisfy 0 < slope_margin <= 1e\+06"):
+        construct_unrolled(gp, blocks=2, bands=3, slope_margin=1e300)
+    with pytest.raises(ValueError, match=r"paper_range must satisfy 0 < paper_range <= 1e\+06"):
+        construct_unrolled(gp, blocks=2, bands=3, mode="paper", paper_range=1e300)
+    with pytest.raises(TypeError, match="dtype"):
+        construct_unrolled(gp, blocks=2, bands=3, dtype=torch.int64)
+    with pytest.raises(ValueError, match="needs about .* of memory"):
+        construct_unrolled(gp, blocks=10**7, bands=3)
+    model = construct_unrolled(gp, blocks=2, bands=3, slope_margin=1e6)  # the cap itself still verifies
+    x = sample_x(gp, 0.5)
+    with torch.no_grad():
+        assert bool(torch.isfinite(model(x, 0.5)).all())

@@ -58,3 +58,37 @@ def test_time_grid_and_sampler_arguments_are_validated():
         diffusion.sample_reverse_sde(lambda x, t: -x, (2, 3, 1), t0=0.0)
     with pytest.raises(ValueError, match="steps"):
         diffusion.sample_probability_flow(lambda x, t: -x, (2, 3, 1), steps=0)
+
+
+@pytest.mark.parametrize("helper", [diffusion.alpha, diffusion.sigma, diffusion.sigma2])
+def test_schedule_refuses_negative_and_non_finite_times(helper):
+    """t < 0 gave alpha > 1 and a negative sigma^2; t = 0 is the clean data (alpha = 1, sigma = 0)."""
+    assert helper(0.0) == (1.0 if helper is diffusion.alpha else 0.0)
+    for bad in (-1e-300, -1.0, float("nan"), float("inf"), torch.tensor([0.5, -0.1])):
+        with pytest.raises(ValueError, match="0 <= diffusion_time < inf"):
+            helper(bad)
+    for bad in ("1", None, 1j, torch.tensor([1.0], dtype=torch.complex64)):
+        with pytest.raises(TypeError, match="diffusion_time"):
+            helper(bad)
+
+
+def test_sample_diffusion_times_needs_a_floating_dtype_that_holds_the_range():
+    """dtype=int64 returned zeros; float32 turned t_min = 1e-300 into 0 and t_max = 1e300 into inf."""
+    for dtype in (torch.int64, torch.bool, "float64"):
+        with pytest.raises(TypeError, match="dtype"):
+            diffusion.sample_diffusion_times(4, dtype=dtype)
+    with pytest.raises(ValueError, match="t_min and t_max must lie in"):
+        diffusion.sample_diffusion_times(4, t_min=1e-300, dtype=torch.float32)
+    with pytest.raises(ValueError, match="t_min and t_max must lie in"):
+        diffusion.sample_diffusion_times(4, t_max=1e300, dtype=torch.float32)
+    times = diffusion.sample_diffusion_times(4, t_min=1e-300, t_max=1e300, generator=torch.Generator().manual_seed(0))
+    assert bool(((times >= 1e-300) & (times <= 1e300)).all())
+
+
+def test_samplers_check_the_score_and_the_result():
+    with pytest.raises(ValueError, match="score must return a tensor of the shape of x"):
+        diffusion.sample_reverse_sde(lambda x, t: x[..., :1], (2, 3, 2), steps=2)
+    with pytest.raises(ValueError, match="sample_probability_flow produced"):
+        diffusion.sample_probability_flow(lambda x, t: x * float("nan"), (2, 3, 1), steps=2)
+    with pytest.raises(TypeError, match="score must be callable"):
+        diffusion.sample_reverse_sde(None, (2, 3, 1), steps=2)

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from unroll import diffusion
+from unroll._validate import NonFiniteError
 from unroll.gp import GaussianProcess
 from unroll.kernels import GammaExponential, LagFunction, Logarithmic, Matern, Polynomial
 
@@ -197,3 +198,49 @@ def test_seeded_sample_does_not_depend_on_eigenvector_signs():
     flipped.spatial_eigen = (mu, -spatial_vectors)
     again = flipped.sample(4, generator=torch.Generator().manual_seed(3))
     assert torch.allclose(again, reference, rtol=0, atol=1e-12)
+
+
+def test_complex_input_is_refused_not_cut_to_its_real_part():
+    """A Hermitian Sigma = [[2, i], [-i, 2]] became the identity-like [[2, 0], [0, 2]] before."""
+    kernel = Matern(nu=1.5, ell=1.0)
+    hermitian = torch.tensor([[2.0, 1j], [-1j, 2.0]], dtype=torch.complex128)
+    for spatial in (hermitian, hermitian.numpy()):
+        with pytest.raises(TypeError, match="spatial must be real"):
+            GaussianProcess(kernel, 4, spatial)
+    gp = GaussianProcess(kernel, 4, torch.eye(2))
+    with pytest.raises(TypeError, match="x must be real"):
+        gp.score(torch.ones(3, 4, 2, dtype=torch.complex128), 0.5)
+    with pytest.raises(TypeError, match="diffusion_time must be real"):
+        gp.score(torch.ones(3, 4, 2), 0.5 + 0j)
+    with pytest.raises(TypeError, match="times must be real"):
+        GaussianProcess(kernel, 4, torch.eye(2), times=np.arange(4) * (1 + 1j))
+
+
+@pytest.mark.parametrize("method", ["score", "noised"])
+@pytest.mark.parametrize("shape", [(3, 1), (1,), (1, 3), (4,)])
+def test_score_and_noised_accept_the_same_diffusion_time_shapes(method, shape):
+    """Documented: a scalar or one per sample (x.shape[:-2]); noised accepted (3, 1) by broadcasting while score
+    raised torch's expand error."""
+    gp = GaussianProcess(Matern(nu=1.5, ell=1.0), 4, torch.eye(2))
+    call = getattr(gp, method)
+    with pytest.raises(ValueError, match=r"does not match the batch shape \(3,\)"):
+        call(torch.ones(3, 4, 2), torch.full(shape, 0.5))
+    assert call(torch.ones(3, 4, 2), torch.full((3,), 0.5)).shape == (3, 4, 2)
+
+
+@pytest.mark.parametrize("bad_time", ["0.5", None, True])
+def test_diffusion_time_of_the_wrong_type_is_a_type_error(bad_time):
+    gp = GaussianProcess(Matern(nu=1.5, ell=1.0), 3, torch.eye(2))
+    with pytest.raises(TypeError, match="diffusion_time"):
+        gp.score(torch.zeros(3, 2), bad_time)
+
+
+def test_finite_x_that_overflows_is_an_error_naming_the_method():
+    gp = GaussianProcess(Matern(nu=1.5, ell=1.0), 3, torch.eye(2))
+    with pytest.raises(NonFiniteError, match=r"GaussianProcess\.precision_apply produced .*max \|x\| = 1e\+308"):
+        gp.score(torch.full((3, 2), 1e308), 1e-3)
+
+
+def test_frames_beyond_the_memory_are_refused_before_allocating():
+    with pytest.raises(ValueError, match=r"frames=1000000 needs about 32 TB of memory, more than the"):
+        GaussianProcess(Matern(nu=1.5, ell=1.0), 10**6, torch.eye(2))

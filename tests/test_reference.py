@@ -128,8 +128,8 @@ Walkthroughs: [index](index.md).
 
 ## Command line
 
-`unroll COMMAND [options]`; every command prints `--help`. Bad input exits with status 2 and a message
-naming the parameter.
+`unroll COMMAND [options]`; every command prints `--help`. Every expected failure is one line on stderr,
+`unroll COMMAND: error: ...`, naming the option, with the exit status of its class (`unroll --help` lists them):
 """
 
 
@@ -150,8 +150,14 @@ def _signature(obj: object) -> str:
     return signature if len(signature) <= 110 else "(...)"
 
 
+def _exit_codes() -> str:
+    from unroll.cli.failures import EXIT_CODES
+
+    return "\n".join(f"- `{code}` — {meaning}" for code, meaning in EXIT_CODES) + "\n"
+
+
 def render_reference() -> str:
-    lines = [PREAMBLE]
+    lines = [PREAMBLE, _exit_codes()]
     for command, parser in cli_commands().items():
         lines.append(f"### `unroll {command}`\n")
         lines.append(_first_paragraph(parser.description) + "\n")

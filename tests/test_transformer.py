@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import unroll
+from unroll._validate import NonFiniteError
 from unroll.transformer import Transformer, attend
 
 
@@ -150,3 +151,24 @@ def test_float32_frame_embeddings_give_position_independent_lag_values():
         # each float32 entry is its float64 value rounded once (<= 2^-24 relative): products of two
         # such entries, summed over 2 coordinates, move by a few 2^-24 at most
         assert float(lag_values.max() - lag_values.min()) <= 8 * 2.0**-24
+
+
+def test_non_finite_outputs_are_an_error_naming_the_cause():
+    """qk_scale = 1e300 (accepted: finite) and x * 1e300 gave NaN outputs silently."""
+    x = data()
+    with pytest.raises(NonFiniteError, match=r"Transformer\.forward produced .*qk_scale = 1e\+300"):
+        with torch.no_grad():
+            small(qk_scale=1e300)(x, 0.5)
+    with pytest.raises(NonFiniteError, match=r"max \|x\| = "):
+        with torch.no_grad():
+            small()(x.double() * 1e300, 0.5)
+    broken = small()
+    with torch.no_grad():
+        broken.readout_bias[0] = math.inf
+    with pytest.raises(FloatingPointError, match="parameters are NaN or infinite"):
+        broken(x, 0.5)
+    assert math.isnan(broken.max_weight_norm()["spectral"])
+    with pytest.raises(TypeError, match="qk_scale"):
+        small(qk_scale="1")
+    with pytest.raises(TypeError, match="x must be real"):
+        small()(x.to(torch.complex64), 0.5)

@@ -100,3 +100,74 @@ def test_verify_a_generic_transformer_and_validation():
         unroll.verify(gp, model, 0.0)
     with pytest.raises(ValueError, match="x must have shape"):
         unroll.verify(gp, model, 0.5, x=torch.zeros(2, 5, 2))
+
+
+# ------------------------------------------------------------------------- the model must fit the GP
+@pytest.mark.parametrize(("other", "named"), [
+    (lambda: GaussianProcess(kernel_from_name("matern", nu=1.5, ell=2.0), 8, random_spatial_covariance(2, 0)),
+     "Gamma"),
+    (lambda: GaussianProcess(kernel_from_name("gamma-exponential", nu=1.0, ell=2.5), 8,
+                             random_spatial_covariance(2, 0)), "Gamma"),
+    (lambda: make_gp(frames=9), "frames H (8 vs 9)"),
+    (lambda: make_gp(dim=3), "dimension d (2 vs 3)"),
+    (lambda: GaussianProcess(kernel_from_name("gamma-exponential", nu=1.0, ell=2.0), 8,
+                             random_spatial_covariance(2, 1)), "Sigma"),
+])
+def test_a_model_built_for_another_gp_is_refused(other, named):
+    model = construct_unrolled(make_gp(frames=8), blocks=3, bands=3)
+    with pytest.raises(ValueError, match="the model was built for") as caught:
+        unroll.verify(other(), model, 0.5, batch=2)
+    assert named in str(caught.value)
+
+
+def test_the_same_gp_rebuilt_is_accepted():
+    model = construct_unrolled(make_gp(frames=8), blocks=3, bands=3)
+    report = unroll.verify(make_gp(frames=8), model, 0.5, batch=2)  # a new object with the same Gamma and Sigma
+    assert not report.failures
+
+
+def test_bands_or_taper_that_disagree_with_the_construction_are_refused():
+    gp = make_gp(frames=8)
+    model = construct_unrolled(gp, blocks=3, bands=3)
+    with pytest.raises(ValueError, match="bands=2 disagrees"):
+        unroll.verify(gp, model, 0.5, batch=2, bands=2)
+    with pytest.raises(ValueError, match="taper='triangular' disagrees"):
+        unroll.verify(gp, model, 0.5, batch=2, taper="triangular")
+
+
+def test_a_trained_model_of_another_dimension_is_refused():
+    with pytest.raises(ValueError, match="d = 3"):
+        unroll.verify(make_gp(frames=6), Transformer(dim=3, width=8, blocks=1, heads=1), 0.5, batch=2)
+
+
+@pytest.mark.parametrize("attach_bounds", [False, True])
+def test_a_nan_part_is_flagged_with_or_without_bounds(attach_bounds):
+    gp = make_gp(frames=6)
+    model = construct_unrolled(gp, blocks=2, bands=2)
+    with torch.no_grad():
+        model.readout_bias[0] = math.nan  # every read-out, hence the network's iterates, become NaN
+    report = unroll.verify(gp, model, 0.5, batch=2, attach_bounds=attach_bounds)
+    assert math.isnan(report.parts["net"].measured) and math.isnan(report.parts["total"].measured)
+    assert {"net", "total", "certificate"} <= set(report.failures)
+    assert "gd" not in report.failures and "trunc" not in report.failures
+    assert report.table().count("NOT FINITE") == 2
+    assert report.to_dict()["parts"]["net"]["failed"] is True
+
+
+def test_zero_x_is_refused_not_divided_by():
+    gp = make_gp(frames=6)
+    model = construct_unrolled(gp, blocks=2, bands=2)
+    with pytest.raises(ValueError, match="x must not be all zeros"):
+        unroll.verify(gp, model, 0.5, x=torch.zeros(2, 6, 2))
+
+
+def test_tiny_and_huge_x_give_the_same_relative_errors():
+    """The norms are scaled: x * 1e-300 or x * 1e250 neither underflows nor overflows in the sum of squares."""
+    gp = make_gp(frames=6)
+    model = construct_unrolled(gp, blocks=4, bands=2)
+    x = gp.sample(2, generator=torch.Generator().manual_seed(2))
+    reference = unroll.verify(gp, model, 0.5, x=x, attach_bounds=False)
+    for factor in (1e-300, 1e250):
+        report = unroll.verify(gp, model, 0.5, x=x * factor, attach_bounds=False)
+        assert report.parts["gd"].measured == pytest.approx(reference.parts["gd"].measured, rel=1e-9)
+        assert report.parts["trunc"].measured == pytest.approx(reference.parts["trunc"].measured, rel=1e-9)

@@ -516,10 +516,16 @@ def bands_needed_bound(family: str) -> sp.Expr:
     return tails.bands_needed_expression(family)
 
 
+def _check_mode(mode: Any) -> str:
+    if mode not in ("exact", "paper"):
+        raise ValueError(f"mode must be 'exact' or 'paper', got {mode!r}")
+    return mode
+
+
 def heads_expression(mode: str = "exact") -> sp.Expr:
     """Heads per layer M(J): exact mode ``3(J+1)`` (three ReLUs per tent, three one-sided band-0 heads),
-    paper mode ``3J + 1``."""
-    return 3 * (J + 1) if mode == "exact" else 3 * J + 1
+    paper mode ``3J + 1``; another ``mode`` raises ``ValueError``."""
+    return 3 * (J + 1) if _check_mode(mode) == "exact" else 3 * J + 1
 
 
 def tent_slope_expression(mode: str = "exact") -> sp.Expr:
@@ -527,8 +533,8 @@ def tent_slope_expression(mode: str = "exact") -> sp.Expr:
     of ``c_m = cos(pi m/W)``, ``W = min(H, J+2)``, the constructor's default window frequency), so
     ``K ~ 2 W^2 c_max / pi^2``: the largest weight norm ``B >= K`` grows like ``(J+2)^2``, and like ``H^2``
     for ``frame_frequency="sequence"`` (``W = H``).  ``c_max = max(1, 1/P)`` in exact mode, 1 in paper mode
-    (``slope_margin = 1``)."""
-    height = c_max if mode == "exact" else sp.Integer(1)
+    (``slope_margin = 1``); another ``mode`` raises ``ValueError``."""
+    height = c_max if _check_mode(mode) == "exact" else sp.Integer(1)
     return height / (1 - sp.cos(sp.pi / sp.Min(H, J + 2)))
 
 

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from unroll._validate import check_real
+
 __all__ = ["CheckResult", "check", "check_report"]
 
 
@@ -30,12 +32,17 @@ class CheckResult:
 def check(bound: Any, measured: float) -> CheckResult:
     """Compare a measured error with a bound (a float, or anything with ``.bound``/a ``float()``).
 
-    Raises ``ValueError`` for a negative or NaN measurement (an error is a norm: ``>= 0``).
+    Raises ``ValueError`` for a negative or NaN measurement (an error is a norm: ``>= 0``) and for a negative
+    bound (a bound on a norm is ``>= 0``; ``inf`` is allowed, NaN or ``None`` means unknown); ``TypeError`` for
+    values that are not real numbers.
     """
-    value = float(getattr(bound, "bound", bound)) if bound is not None else math.nan
-    measured = float(measured)
+    raw = getattr(bound, "bound", bound)
+    value = math.nan if raw is None else check_real("bound", raw)
+    measured = check_real("measured", measured)
     if math.isnan(measured) or measured < 0:
         raise ValueError(f"measured must be a number >= 0, got {measured!r}")
+    if value < 0:
+        raise ValueError(f"bound must be >= 0 (a bound on a norm; NaN or None if unknown), got {value!r}")
     if math.isnan(value):
         return CheckResult(value, measured, False, math.nan)
     slack = math.inf if measured == 0 else value / measured

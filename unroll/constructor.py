@@ -61,7 +61,15 @@ from typing import Any
 import torch
 
 from unroll import gd
-from unroll._validate import check_diffusion_time, check_int, check_positive
+from unroll._validate import (
+    InputTypeError,
+    NonFiniteError,
+    check_bool,
+    check_diffusion_time,
+    check_int,
+    check_memory,
+    check_positive,
+)
 from unroll.layout import TokenLayout
 from unroll.transformer import Transformer
 
@@ -69,6 +77,14 @@ __all__ = ["construct_unrolled", "UnrolledTransformer", "Construction", "Multipl
 
 MODES = ("exact", "paper")
 FRAME_FREQUENCIES = ("window", "sequence")
+#: largest ``slope_margin``: the tents' rounding error grows in proportion to it (measured on a GP with H = 12,
+#: J = 4, L = 10 in float64: net error 2e-15 at margin 1, 2e-12 at 1e3, 1.7e-9 at 1e6, 2e-6 at 1e9, 2e-3 at 1e12)
+MAX_SLOPE_MARGIN = 1e6
+#: largest ``paper_range`` R: the ReLU sum that forms ``u^2`` carries values of size ``R^2``, so rounding alone
+#: adds about ``eps R^2`` (1e-4 in float64 at R = 1e6) to every product, whatever the number of knots
+MAX_PAPER_RANGE = 1e6
+#: parameter dtypes the construction can be returned in
+DTYPES = (torch.float64, torch.float32, torch.bfloat16, torch.float16)
 
 
 @dataclass(frozen=True)
@@ -268,21 +284,27 @@ def construct_unrolled(gp: Any, blocks: int, bands: int, mode: str = "exact", ta
         taper: ``None`` (plain cut) or ``"triangular"``.
         steps: the step schedule, ``"gd"`` (constant ``eta_t``) or ``"chebyshev"`` (module docstring).
         looped: one block's weights applied L times (weight sharing); needs ``steps="gd"``.
-        paper_knots, paper_range: N >= 3 knots on ``[-R, R]`` of the paper-mode multiplier.
-        slope_margin: factor >= 1 on the smallest tent slope that separates the lags.
+        paper_knots, paper_range: N >= 3 knots on ``[-R, R]``, ``0 < R <= MAX_PAPER_RANGE = 1e6``, of the paper-mode
+            multiplier.
+        slope_margin: factor on the smallest tent slope that separates the lags, ``1 <= slope_margin <=
+            MAX_SLOPE_MARGIN = 1e6`` (the rounding error grows in proportion to it).
         frame_frequency: ``"window"`` (``w = pi/min(H, J+2)``: tent slope independent of H) or
             ``"sequence"`` (``w = pi/H``: slope ~ H^2; module docstring).
-        dtype: parameter dtype of the returned model.
+        dtype: parameter dtype of the returned model (one of ``DTYPES``).
     Raises:
-        ValueError naming the parameter; ``unroll.gd.IndefiniteTruncationError`` if Gamma_J is not
-        positive definite (use ``taper="triangular"`` or a larger J).
+        ValueError naming the parameter (TypeError for a value of the wrong type); ``unroll.gd.
+        IndefiniteTruncationError`` if Gamma_J is not positive definite (use ``taper="triangular"`` or a larger J);
+        ``NonFiniteError`` if the weights overflow (eigenvalue products of Gamma_J and Sigma near the float range).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if steps not in gd.STEP_RULES:
         raise ValueError(f"steps must be one of {gd.STEP_RULES}, got {steps!r}")
-    if not isinstance(looped, bool):
-        raise ValueError(f"looped must be True or False, got {looped!r}")
+    check_bool("looped", looped)
+    if dtype not in DTYPES:
+        raise InputTypeError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    if frame_frequency not in FRAME_FREQUENCIES:
+        raise ValueError(f"frame_frequency must be one of {FRAME_FREQUENCIES}, got {frame_frequency!r}")
     if looped and steps != "gd":
         raise ValueError(f"looped=True applies one block L times, so it needs a constant step schedule "
                          f"(steps='gd'), got steps={steps!r}")
@@ -295,10 +317,11 @@ def construct_unrolled(gp: Any, blocks: int, bands: int, mode: str = "exact", ta
     if taper not in gd.TAPERS:
         raise ValueError(f"taper must be None or 'triangular', got {taper!r}")
     paper_knots = check_int("paper_knots", paper_knots, minimum=3)
-    paper_range = check_positive("paper_range", paper_range)
-    slope_margin = check_positive("slope_margin", slope_margin)
+    paper_range = check_positive("paper_range", paper_range, upper=MAX_PAPER_RANGE)
+    slope_margin = check_positive("slope_margin", slope_margin, upper=MAX_SLOPE_MARGIN)
     if slope_margin < 1.0:
-        raise ValueError(f"slope_margin must satisfy slope_margin >= 1, got {slope_margin}")
+        raise ValueError(f"slope_margin must satisfy 1 <= slope_margin <= {MAX_SLOPE_MARGIN:g}, got {slope_margin}")
+    _check_model_memory(dim, blocks, bands, mode, paper_knots, looped, 1 if steps == "gd" else blocks)
 
     lambda_min_gamma = gd.check_truncation(factors.gamma, bands, taper, on_indefinite="raise")
     gamma_truncated = gd.truncate(factors.gamma, bands, taper)
@@ -308,8 +331,6 @@ def construct_unrolled(gp: Any, blocks: int, bands: int, mode: str = "exact", ta
     step_centers = gd.step_centers(factors, blocks, bands, taper, steps)
     time_groups = 1 if steps == "gd" else blocks
 
-    if frame_frequency not in FRAME_FREQUENCIES:
-        raise ValueError(f"frame_frequency must be one of {FRAME_FREQUENCIES}, got {frame_frequency!r}")
     frequency = math.pi / frequency_period(frames, bands, frame_frequency)
     lags = torch.arange(frames, dtype=torch.float64)
     lag_values = torch.cos(frequency * lags)
@@ -341,7 +362,31 @@ def construct_unrolled(gp: Any, blocks: int, bands: int, mode: str = "exact", ta
     )
     model = UnrolledTransformer(construction, **config).to(torch.float64)
     _write_weights(model, construction, factors.spatial)
+    _check_weights(model)
     return model.to(dtype)
+
+
+def _check_model_memory(dim: int, blocks: int, bands: int, mode: str, knots: int, looped: bool,
+                        time_groups: int) -> None:
+    """``ValueError`` (saying how much) if the float64 weights of the construction would not fit in memory."""
+    width = _layout(dim, mode, time_groups).width
+    heads = 3 * bands + 3
+    ffn_width = dim * (3 * 2 * (knots - 2) + 6) if mode == "paper" else 1
+    per_block = heads * (2 * 3 * width + 2 * dim * width) + 2 * ffn_width * width + ffn_width + width
+    stored = 1 if looped else blocks
+    # float64 while written, and a second copy during the conversion to ``dtype``
+    check_memory(f"construct_unrolled(blocks={blocks}, bands={bands}, mode={mode!r})", 2 * 8.0 * per_block * stored)
+
+
+def _check_weights(model: UnrolledTransformer) -> None:
+    """Every written weight must be finite: a tent slope or height past the float range raises, not NaN later."""
+    for name, parameter in model.named_parameters():
+        if not bool(torch.isfinite(parameter).all()):
+            c = model.construction
+            raise NonFiniteError(
+                f"construct_unrolled produced non-finite weights ({name}): tent slope K = {c.tent_slope:.3g}, "
+                f"largest height c_max = {c.height_max:.3g} (1/P for the smallest eigenvalue product "
+                f"P_min = {c.product_min:.3g} of Gamma_J and Sigma); rescale Sigma")
 
 
 def frequency_period(frames: int, bands: int, frame_frequency: str = "window") -> int:

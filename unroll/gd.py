@@ -51,7 +51,16 @@ import numpy as np
 import torch
 
 from unroll import diffusion
-from unroll._validate import NOT_TOEPLITZ_MESSAGE, check_diffusion_time, check_finite, check_int
+from unroll._validate import (
+    NOT_TOEPLITZ_MESSAGE,
+    InputTypeError,
+    as_tensor,
+    check_diffusion_time,
+    check_finite,
+    check_finite_result,
+    check_int,
+    to_real_tensor,
+)
 
 __all__ = [
     "Factors",
@@ -150,14 +159,13 @@ def factors(gp_or_factors: Any) -> Factors:
     elif isinstance(gp_or_factors, (tuple, list)) and len(gp_or_factors) == 2:
         temporal, spatial = gp_or_factors
     else:
-        raise ValueError("gp must be a GaussianProcess, a Factors or a pair (temporal, spatial), got "
-                         f"{type(gp_or_factors).__name__}")
-    temporal = torch.as_tensor(np.asarray(temporal, dtype=np.float64) if not isinstance(temporal, torch.Tensor)
-                               else temporal).to(torch.float64)
-    spatial = torch.as_tensor(np.asarray(spatial, dtype=np.float64) if not isinstance(spatial, torch.Tensor)
-                              else spatial).to(torch.float64)
-    check_finite("temporal", temporal)
-    check_finite("spatial", spatial)
+        raise InputTypeError("gp must be a GaussianProcess, a Factors or a pair (temporal, spatial), got "
+                        f"{type(gp_or_factors).__name__}")
+    temporal = as_tensor("temporal", temporal)
+    spatial = as_tensor("spatial", spatial)
+    if temporal.ndim == 0 or temporal.numel() == 0:
+        raise ValueError(f"temporal must be (H,) lag values or an (H, H) matrix with H >= 1, got shape "
+                         f"{tuple(temporal.shape)}")
     gamma = temporal if temporal.ndim == 1 else _toeplitz_first_row(temporal)
     if spatial.ndim != 2 or spatial.shape[0] != spatial.shape[1]:
         raise ValueError(f"spatial must be a square (d, d) matrix, got shape {tuple(spatial.shape)}")
@@ -186,9 +194,10 @@ def truncate(gamma_values_or_gamma: Any, bands: int, taper: str | None = None) -
     Returns:
         the same kind as the input: truncated lag values ``(H,)`` or the banded matrix ``(H, H)``.
     """
-    values = gamma_values_or_gamma
-    values = values.to(torch.float64) if isinstance(values, torch.Tensor) else torch.as_tensor(
-        np.asarray(values, dtype=np.float64))
+    values = as_tensor("gamma_values_or_gamma", gamma_values_or_gamma)
+    if values.ndim not in (1, 2) or values.numel() == 0:
+        raise ValueError(f"gamma_values_or_gamma must be (H,) lag values or an (H, H) matrix, got shape "
+                         f"{tuple(values.shape)}")
     gamma = values if values.ndim == 1 else _toeplitz_first_row(values)
     frames = int(gamma.shape[0])
     bands = check_int("bands", bands, minimum=0, maximum=frames - 1)
@@ -330,11 +339,26 @@ def fixed_point(gp_or_factors: Any, x: torch.Tensor, diffusion_time: Any, bands:
     gamma = f.gamma if bands is None else truncate(f.gamma, bands, taper)
     lam, u = torch.linalg.eigh(Factors(gamma, f.spatial).toeplitz())
     mu, v = torch.linalg.eigh(f.spatial)
-    x = x.to(torch.float64)
+    x = _check_iterate_input(x, f)
     t = check_diffusion_time(diffusion_time, tuple(x.shape[:-2]))
     a2, s2 = schedule(t)
     denominator = _per_sample(a2, x, 2) * (lam[:, None] * mu[None, :]) + _per_sample(s2, x, 2)
-    return u @ ((u.T @ x @ v) / denominator) @ v.T
+    return _checked("fixed_point", u @ ((u.T @ x @ v) / denominator) @ v.T, x)
+
+
+def _check_iterate_input(x: Any, f: Factors) -> torch.Tensor:
+    """``x`` as a finite float64 tensor ``(..., H, d)`` matching the factors."""
+    x = to_real_tensor("x", x).to(torch.float64)
+    if x.ndim < 2 or tuple(x.shape[-2:]) != (f.frames, f.dim):
+        raise ValueError(f"x must have shape (..., H, d) = (..., {f.frames}, {f.dim}), got {tuple(x.shape)}")
+    return check_finite("x", x)
+
+
+def _checked(what: str, result: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    if bool(torch.isfinite(result).all()):
+        return result
+    return check_finite_result(f"unroll.gd.{what}", result, f"the input x (max |x| = {float(x.abs().max()):.3g}) "
+                               "overflows float64 there; rescale x")
 
 
 def gd_iterates(gp_or_factors: Any, x: torch.Tensor, diffusion_time: Any, steps: int,
@@ -434,11 +458,8 @@ def unrolled_iterates(gp_or_factors: Any, x: torch.Tensor, diffusion_time: Any, 
         float64 tensor ``(L + 1, ..., H, d)``: ``y_0 = 0, y_1, ..., y_L``.
     """
     f = factors(gp_or_factors)
-    frames, dim = f.frames, f.dim
-    x = torch.as_tensor(x).to(torch.float64)
-    if x.ndim < 2 or tuple(x.shape[-2:]) != (frames, dim):
-        raise ValueError(f"x must have shape (..., H, d) = (..., {frames}, {dim}), got {tuple(x.shape)}")
-    check_finite("x", x)
+    frames = f.frames
+    x = _check_iterate_input(x, f)
     _check_rule(steps)
     blocks = check_int("blocks", blocks, minimum=0)
     bands = frames - 1 if bands is None else check_int("bands", bands, minimum=0, maximum=frames - 1)
@@ -461,7 +482,7 @@ def unrolled_iterates(gp_or_factors: Any, x: torch.Tensor, diffusion_time: Any, 
             grad_i = a2 * (band_sum @ spatial) + s2 * y[..., i, :] - x[..., i, :]
             new[..., i, :] = y[..., i, :] - eta * grad_i
         iterates.append(new)
-    return torch.stack(iterates)
+    return _checked("unrolled_iterates", torch.stack(iterates), x)
 
 
 def residual_polynomial(step_sizes: torch.Tensor, eigenvalues: torch.Tensor) -> torch.Tensor:
@@ -485,8 +506,7 @@ def spectral_iterates(gp_or_factors: Any, x: torch.Tensor, diffusion_time: float
     Returns float64 ``(L + 1, ..., H, d)``.
     """
     f = factors(gp_or_factors)
-    x = torch.as_tensor(x).to(torch.float64)
-    check_finite("x", x)
+    x = _check_iterate_input(x, f)
     blocks = check_int("blocks", blocks, minimum=0)
     t = check_diffusion_time(diffusion_time)
     if t.ndim:
@@ -501,7 +521,7 @@ def spectral_iterates(gp_or_factors: Any, x: torch.Tensor, diffusion_time: float
     rotated = u.T @ x @ v  # (..., H, d)
     coefficient = (1.0 - residual) / eigenvalues  # (L+1, H, d)
     coefficient = coefficient.reshape((blocks + 1,) + (1,) * (x.ndim - 2) + tuple(eigenvalues.shape))
-    return u @ (coefficient * rotated) @ v.T
+    return _checked("spectral_iterates", u @ (coefficient * rotated) @ v.T, x)
 
 
 def chebyshev_factor(kappa: Any, blocks: int) -> Any:

@@ -48,13 +48,18 @@ import torch
 
 from unroll import diffusion
 from unroll._validate import (
+    InputTypeError,
     as_tensor,
     check_diffusion_time,
     check_finite,
+    check_finite_result,
+    check_generator,
     check_int,
+    check_memory,
     check_positive,
     check_sample_shape,
     check_spd,
+    to_real_tensor,
 )
 from unroll.kernels import Kernel
 
@@ -80,9 +85,13 @@ def power_warp(frames: int, power: float) -> np.ndarray:
     return index**power * float(frames - 1) ** (1.0 - power)
 
 
+#: bytes per entry of Gamma that a GaussianProcess holds at most at once (Gamma, its eigenvectors, the square root
+#: and the work space of the eigensolver: about four (H, H) float64 matrices)
+GAMMA_BYTES_PER_ENTRY = 32
+
+
 def _frame_times(times: Any, frames: int) -> np.ndarray:
-    array = np.asarray(times.detach().cpu().numpy() if isinstance(times, torch.Tensor) else times,
-                       dtype=np.float64)
+    array = to_real_tensor("times", times).detach().cpu().numpy().astype(np.float64)
     if array.shape != (frames,):
         raise ValueError(f"times must have shape (frames,) = ({frames},), got {array.shape}")
     if not np.all(np.isfinite(array)):
@@ -142,9 +151,10 @@ class GaussianProcess:
 
     def __init__(self, kernel: Kernel, frames: int, spatial: Any, *, times: Any = None) -> None:
         if not isinstance(kernel, Kernel):
-            raise ValueError(f"kernel must be an unroll.kernels.Kernel, got {type(kernel).__name__}")
+            raise InputTypeError(f"kernel must be an unroll.kernels.Kernel, got {type(kernel).__name__}")
         self.kernel: Kernel | None = kernel
         self.frames = check_int("frames", frames, minimum=1)
+        check_memory(f"a GaussianProcess with frames={self.frames}", GAMMA_BYTES_PER_ENTRY * float(self.frames) ** 2)
         self.spatial = check_spd("spatial", as_tensor("spatial", spatial))
         self.dim = int(self.spatial.shape[0])
         if times is None:
@@ -165,6 +175,8 @@ class GaussianProcess:
         matrix = as_tensor("temporal", temporal)
         if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] < 1:
             raise ValueError(f"temporal must be a square (H, H) matrix with H >= 1, got shape {tuple(matrix.shape)}")
+        check_memory(f"a GaussianProcess with frames={matrix.shape[0]}",
+                     GAMMA_BYTES_PER_ENTRY * float(matrix.shape[0]) ** 2)
         scale = max(float(matrix.abs().max()), 1.0)
         asymmetry = float((matrix - matrix.T).abs().max())
         if asymmetry > 1e-12 * scale:
@@ -311,7 +323,7 @@ class GaussianProcess:
 
     def noised_covariance(self, diffusion_time: float) -> torch.Tensor:
         """The dense ``C_t = alpha_t^2 kron(Gamma, Sigma) + sigma_t^2 I`` — small sizes and tests only."""
-        t = float(check_diffusion_time(diffusion_time))
+        t = float(check_diffusion_time(diffusion_time, ()))
         size = self.frames * self.dim
         return diffusion.alpha(t) ** 2 * self.covariance() + diffusion.sigma2(t) * torch.eye(
             size, dtype=torch.float64
@@ -336,9 +348,12 @@ class GaussianProcess:
         standard normal ``(n, H, d)``, so ``Cov(vec x) = A A^T ⊗ B^T B = Gamma ⊗ Sigma``.
         """
         n = check_int("n", n, minimum=1)
+        check_generator("generator", generator)
+        check_memory(f"sample(n={n}) of {self.frames} x {self.dim} frames", 3 * 8.0 * n * self.frames * self.dim)
         temporal_root, spatial_root = self._square_roots
         z = torch.randn((n, self.frames, self.dim), generator=generator, dtype=torch.float64)
-        return _apply_left(temporal_root, z) @ spatial_root
+        return check_finite_result("GaussianProcess.sample", _apply_left(temporal_root, z) @ spatial_root,
+                                   "Sigma too large for float64")
 
     def noised(
         self, x0: torch.Tensor, diffusion_time: Any, generator: torch.Generator | None = None
@@ -349,9 +364,16 @@ class GaussianProcess:
 
     # ----------------------------------------------------------------- scores
     def _check_x(self, name: str, x: Any) -> torch.Tensor:
-        tensor = torch.as_tensor(x) if not isinstance(x, torch.Tensor) else x
+        tensor = to_real_tensor(name, x)
         check_sample_shape(name, tensor, self.frames, self.dim)
         return check_finite(name, tensor.to(torch.float64))
+
+    def _checked_result(self, what: str, result: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``result`` if finite, else :class:`NonFiniteError` saying that ``x`` overflowed float64 in ``what``."""
+        if bool(torch.isfinite(result).all()):
+            return result
+        return check_finite_result(f"GaussianProcess.{what}", result, f"the input x (max |x| = "
+                                   f"{float(x.abs().max()):.3g}) overflows float64 there; rescale x")
 
     def _denominator(self, diffusion_time: torch.Tensor) -> torch.Tensor:
         """``alpha_t^2 lam_i mu_a + sigma_t^2`` with shape ``t.shape + (H, d)``."""
@@ -382,7 +404,8 @@ class GaussianProcess:
         if len(blocks) == 1:
             lam, temporal_vectors = blocks[0]
             rotated = _apply_left(temporal_vectors.T, x) @ spatial_vectors
-            return _apply_left(temporal_vectors, self._divide(rotated, lam, t) @ spatial_vectors.T)
+            return self._checked_result("precision_apply", _apply_left(
+                temporal_vectors, self._divide(rotated, lam, t) @ spatial_vectors.T), x)
         (lam_s, vec_s), (lam_k, vec_k) = blocks
         frames, half = self.frames, self.frames // 2
         top, bottom = x[..., :half, :], x[..., frames - half:, :].flip(-2)
@@ -400,14 +423,14 @@ class GaussianProcess:
         out[..., frames - half:, :] = ((sym_top - skew) / np.sqrt(2.0)).flip(-2)
         if frames % 2:
             out[..., half, :] = sym[..., half, :]
-        return out
+        return self._checked_result("precision_apply", out, x)
 
     def score(self, x: Any, diffusion_time: Any) -> torch.Tensor:
         """Exact score ``s(x, t) = -C_t^{-1} vec(x)`` for ``x`` of shape ``(..., H, d)``.
 
         ``diffusion_time`` is a positive scalar or one per sample (shape ``x.shape[:-2]``).
         """
-        return -self.precision_apply(x, diffusion_time)
+        return -self.precision_apply(x, diffusion_time)  # finite: precision_apply checks
 
     def score_dense(self, x: Any, diffusion_time: Any) -> torch.Tensor:
         """Dense oracle: solve with the ``(H d, H d)`` matrix ``C_t`` (small sizes and tests only)."""
@@ -419,7 +442,7 @@ class GaussianProcess:
         out = torch.empty_like(flat)
         for row, time in enumerate(times.tolist()):
             out[row] = -torch.linalg.solve(self.noised_covariance(time), flat[row])
-        return out.reshape(x.shape)
+        return self._checked_result("score_dense", out.reshape(x.shape), x)
 
     def log_density(self, x: Any, diffusion_time: Any) -> torch.Tensor:
         """``log p_t(x)`` of the noised data, shape ``x.shape[:-2]``, via the Kronecker eigenvalues."""
@@ -429,4 +452,4 @@ class GaussianProcess:
         quadratic = (x * self.precision_apply(x, t)).sum(dim=(-2, -1))
         log_det = torch.log(denominator).sum(dim=(-2, -1))
         size = self.frames * self.dim
-        return -0.5 * (quadratic + log_det + size * float(np.log(2 * np.pi)))
+        return self._checked_result("log_density", -0.5 * (quadratic + log_det + size * float(np.log(2 * np.pi))), x)

@@ -70,7 +70,7 @@ from typing import Any
 
 import torch
 
-from unroll._validate import check_diffusion_time, check_finite, check_int
+from unroll._validate import check_diffusion_time, check_finite, check_int, to_real_tensor
 
 __all__ = ["linear_response", "LinearResponse", "lag_profile", "lag_profile_error", "METHODS"]
 
@@ -125,7 +125,7 @@ class LinearResponse:
 
 # ----------------------------------------------------------------------------- lag profiles
 def _check_matrix(name: str, matrix: Any, frames: int, dim: int) -> torch.Tensor:
-    tensor = torch.as_tensor(matrix, dtype=torch.float64)
+    tensor = to_real_tensor(name, matrix).to(torch.float64)
     size = frames * dim
     if tuple(tensor.shape) != (size, size):
         raise ValueError(f"{name} must have shape (H d, H d) = ({size}, {size}) for frames={frames}, dim={dim}, "
@@ -159,8 +159,8 @@ def lag_profile_error(profile: Any, reference: Any) -> float:
     """``sqrt(sum_m w_m ||P_m - R_m||_F^2 / sum_m w_m ||R_m||_F^2)`` for lag profiles ``(H, d, d)``,
     ``w_0 = H``, ``w_m = 2 (H - m)``: the relative Frobenius distance between the block-Toeplitz matrices
     the two profiles describe (``inf`` if ``reference`` is 0 and ``profile`` is not, 0 if both are)."""
-    p = torch.as_tensor(profile, dtype=torch.float64)
-    r = torch.as_tensor(reference, dtype=torch.float64)
+    p = to_real_tensor("profile", profile).to(torch.float64)
+    r = to_real_tensor("reference", reference).to(torch.float64)
     if p.ndim != 3 or p.shape != r.shape or p.shape[1] != p.shape[2]:
         raise ValueError(f"profile and reference must both have shape (H, d, d), got {tuple(p.shape)} and "
                          f"{tuple(r.shape)}")
@@ -256,7 +256,7 @@ def _points(gp: Any, x: Any, samples: int, diffusion_time: float, generator: tor
     if x is None:
         generator = generator if generator is not None else torch.Generator().manual_seed(0)
         return gp.noised(gp.sample(samples, generator=generator), diffusion_time, generator=generator)
-    tensor = torch.as_tensor(x).to(torch.float64) if not isinstance(x, torch.Tensor) else x.to(torch.float64)
+    tensor = to_real_tensor("x", x).to(torch.float64)
     if tensor.ndim != 3 or tuple(tensor.shape[1:]) != (frames, dim) or tensor.shape[0] < 1:
         raise ValueError(f"x must have shape (n, H, d) = (n, {frames}, {dim}) with n >= 1, got {tuple(tensor.shape)}")
     return check_finite("x", tensor.detach())

@@ -39,7 +39,16 @@ from typing import Any
 import torch
 
 from unroll import diffusion
-from unroll._validate import check_diffusion_time, check_finite, check_int, check_positive, check_spd
+from unroll._validate import (
+    as_tensor,
+    check_diffusion_time,
+    check_finite,
+    check_finite_result,
+    check_int,
+    check_positive,
+    check_spd,
+    to_real_tensor,
+)
 
 __all__ = ["fit_kronecker", "kronecker_log_likelihood", "PluginScore", "plugin_score", "STRUCTURES"]
 
@@ -50,7 +59,7 @@ CONDITION_LIMIT = 1e12
 
 
 def _check_data(data: Any) -> torch.Tensor:
-    tensor = data if isinstance(data, torch.Tensor) else torch.as_tensor(data)
+    tensor = to_real_tensor("data", data)
     if tensor.ndim != 3 or min(tensor.shape) < 1:
         raise ValueError(f"data must have shape (n, H, d) with n, H, d >= 1, got {tuple(tensor.shape)}")
     return check_finite("data", tensor.detach().to(torch.float64))
@@ -82,8 +91,8 @@ def kronecker_log_likelihood(data: Any, temporal: Any, spatial: Any) -> float:
     docstring), from the two factors (``temporal = Gamma (H, H)``, ``spatial = Sigma (d, d)``, both SPD)."""
     x = _check_data(data)
     n, frames, dim = x.shape
-    gamma = check_spd("temporal", torch.as_tensor(temporal, dtype=torch.float64))
-    sigma = check_spd("spatial", torch.as_tensor(spatial, dtype=torch.float64))
+    gamma = check_spd("temporal", as_tensor("temporal", temporal))
+    sigma = check_spd("spatial", as_tensor("spatial", spatial))
     if gamma.shape[0] != frames or sigma.shape[0] != dim:
         raise ValueError(f"temporal must be ({frames}, {frames}) and spatial ({dim}, {dim}) for data of shape "
                          f"{tuple(x.shape)}, got {tuple(gamma.shape)} and {tuple(sigma.shape)}")
@@ -169,8 +178,8 @@ class PluginScore:
     """
 
     def __init__(self, temporal: Any, spatial: Any) -> None:
-        self.temporal = check_spd("temporal", torch.as_tensor(temporal, dtype=torch.float64).clone())
-        self.spatial = check_spd("spatial", torch.as_tensor(spatial, dtype=torch.float64).clone())
+        self.temporal = check_spd("temporal", as_tensor("temporal", temporal).clone())
+        self.spatial = check_spd("spatial", as_tensor("spatial", spatial).clone())
         self.frames, self.dim = int(self.temporal.shape[0]), int(self.spatial.shape[0])
         self.temporal_eigen = torch.linalg.eigh(self.temporal)
         self.spatial_eigen = torch.linalg.eigh(self.spatial)
@@ -184,7 +193,7 @@ class PluginScore:
 
     def score(self, x: Any, diffusion_time: Any) -> torch.Tensor:
         """``s_hat(x, t)``, shape of ``x`` ``(..., H, d)``, float64."""
-        x = x if isinstance(x, torch.Tensor) else torch.as_tensor(x)
+        x = to_real_tensor("x", x)
         if x.ndim < 2 or tuple(x.shape[-2:]) != (self.frames, self.dim):
             raise ValueError(f"x must have shape (..., H, d) = (..., {self.frames}, {self.dim}), "
                              f"got {tuple(x.shape)}")
@@ -195,7 +204,8 @@ class PluginScore:
         a2, s2 = diffusion.alpha(t) ** 2, diffusion.sigma2(t)
         denominator = a2[..., None, None] * (lam[:, None] * mu[None, :]) + s2[..., None, None]
         rotated = temporal_vectors.T @ x @ spatial_vectors
-        return -(temporal_vectors @ (rotated / denominator) @ spatial_vectors.T)
+        return check_finite_result("PluginScore.score", -(temporal_vectors @ (rotated / denominator)
+                                                          @ spatial_vectors.T), "x overflows float64 there")
 
     __call__ = score
 

@@ -47,7 +47,18 @@ import torch
 from torch import nn
 
 from unroll import diffusion
-from unroll._validate import check_diffusion_time, check_finite, check_int, check_positive
+from unroll._validate import (
+    InputTypeError,
+    NonFiniteError,
+    check_bool,
+    check_diffusion_time,
+    check_finite,
+    check_int,
+    check_memory,
+    check_positive,
+    check_real,
+    to_real_tensor,
+)
 from unroll.banded import band_to_dense, banded_attend, banded_pays
 
 __all__ = ["Transformer", "attend", "ATTENTION_KINDS", "ATTENTION_PATHS", "TIME_EMBEDDINGS"]
@@ -169,7 +180,7 @@ class Transformer(nn.Module):
             window = check_int("window", window, minimum=0)
         if attention_path not in ATTENTION_PATHS:
             raise ValueError(f"attention_path must be one of {ATTENTION_PATHS}, got {attention_path!r}")
-        qk_scale = float(qk_scale)
+        qk_scale = check_real("qk_scale", qk_scale)
         if not math.isfinite(qk_scale):
             raise ValueError(f"qk_scale must be finite, got {qk_scale!r}")
         frequencies = check_int("frequencies", frequencies, minimum=1)
@@ -185,8 +196,9 @@ class Transformer(nn.Module):
             raise ValueError(f"time_groups must be 1 unless time_embedding='rational', got {time_groups}")
         if time_features % time_groups:
             raise ValueError(f"time_features must be divisible by time_groups = {time_groups}, got {time_features}")
-        if not isinstance(looped, bool):
-            raise ValueError(f"looped must be True or False, got {looped!r}")
+        check_bool("looped", looped)
+        check_bool("layer_norm", layer_norm)
+        seed = check_int("seed", seed, minimum=0, maximum=2**63 - 1)
         if dtype is None:
             resolved_dtype = torch.get_default_dtype()
         elif isinstance(dtype, torch.dtype):
@@ -195,6 +207,12 @@ class Transformer(nn.Module):
             resolved_dtype = getattr(torch, dtype)
         else:
             raise ValueError(f"dtype must be None, a torch float dtype or its name, got {dtype!r}")
+        if not resolved_dtype.is_floating_point:
+            raise InputTypeError(f"dtype must be a floating dtype, got {resolved_dtype}")
+        per_block = heads * (2 * head_dim + 2 * value_dim) * width + 2 * ffn_width * width + ffn_width + width
+        parameters = (1 if looped else blocks) * per_block + width * (dim + 2 * frequencies + time_features + 2 + dim)
+        check_memory(f"a Transformer with width={width}, blocks={blocks}, heads={heads}, ffn_width={ffn_width}",
+                     2 * 8.0 * parameters)  # float32 at creation and the copy in the conversion, 8 bytes at most
         self._config: dict[str, Any] = dict(
             dim=dim, width=width, blocks=blocks, heads=heads, head_dim=head_dim, value_dim=value_dim,
             ffn_width=ffn_width, attention=attention, window=window, qk_scale=qk_scale,
@@ -244,8 +262,7 @@ class Transformer(nn.Module):
         return self.input_x.dtype
 
     def _prepare(self, x: Any, diffusion_time: Any) -> tuple[torch.Tensor, torch.Tensor, bool]:
-        if not isinstance(x, torch.Tensor):
-            x = torch.as_tensor(x)
+        x = to_real_tensor("x", x)
         dim = self._config["dim"]
         if x.ndim not in (2, 3) or x.shape[-1] != dim:
             raise ValueError(f"x must have shape (batch, H, d) or (H, d) with d = {dim}, got {tuple(x.shape)}")
@@ -257,8 +274,6 @@ class Transformer(nn.Module):
         check_finite("x", x)
         t = check_diffusion_time(diffusion_time.detach().cpu() if isinstance(diffusion_time, torch.Tensor)
                                  else diffusion_time, (x.shape[0],))
-        if t.ndim > 1 or (unbatched and t.ndim == 1 and t.numel() != 1):
-            raise ValueError(f"diffusion_time must be a scalar or have shape (batch,), got {tuple(t.shape)}")
         t = t.expand(x.shape[0]) if t.ndim else t.repeat(x.shape[0])
         return x.to(self.dtype), t.to(self.input_x.device), unbatched
 
@@ -320,42 +335,69 @@ class Transformer(nn.Module):
                 weights.append(block_weights)
         return z, readouts, weights, unbatched
 
+    def _checked(self, what: str, outputs: list[torch.Tensor], x: Any) -> list[torch.Tensor]:
+        """``outputs`` if all finite, else :class:`NonFiniteError` saying which input or weight overflowed."""
+        bad = sum(int((~torch.isfinite(out)).sum()) for out in outputs)
+        if not bad:
+            return outputs
+        broken = sum(int((~torch.isfinite(p)).sum()) for p in self.parameters())
+        if broken:
+            cause = f"{broken} of its parameters are NaN or infinite (a diverged training? lower the learning rate)"
+        else:
+            largest = max(float(p.detach().abs().max()) for p in self.parameters() if p.numel())
+            cause = (f"the input x (max |x| = {float(torch.as_tensor(x).abs().max()):.3g}), the weights (largest "
+                     f"|entry| {largest:.3g}) or qk_scale = {self._config['qk_scale']:g} overflow {self.dtype}")
+        raise NonFiniteError(f"Transformer.{what} produced {bad} NaN or infinite value(s) from finite inputs: "
+                             f"{cause}")
+
     # ----------------------------------------------------------------- public API
     def forward(self, x: Any, diffusion_time: Any) -> torch.Tensor:
-        """``(batch, H, d)`` (or ``(H, d)``) and a diffusion time -> read-out of the last block, same shape."""
+        """``(batch, H, d)`` (or ``(H, d)``) and a diffusion time -> read-out of the last block, same shape.
+
+        Raises ``NonFiniteError`` (a ``ValueError``) if the output is not finite (inputs, weights or ``qk_scale``
+        beyond what the dtype can represent, or parameters that are NaN/inf).
+        """
         z, _, _, unbatched = self._run(x, diffusion_time, collect=False)
-        out = self.readout(z)
+        out = self._checked("forward", [self.readout(z)], x)[0]
         return out[0] if unbatched else out
 
     def tokens(self, x: Any, diffusion_time: Any) -> list[torch.Tensor]:
         """Residual streams ``(batch, H, D)`` after the input map and after each block (``L + 1`` entries)."""
-        x, t, _ = self._prepare(x, diffusion_time)
-        z = self.embed(x, t)
+        x_in, t, _ = self._prepare(x, diffusion_time)
+        z = self.embed(x_in, t)
         out = [z]
         kind, window, scale = self._config["attention"], self._config["window"], self._config["qk_scale"]
         for block in self.block_sequence():
             z = z + block.attention(z, kind, window, scale, self._config["attention_path"], False)[0]
             z = z + block.ffn(z)
             out.append(z)
-        return out
+        return self._checked("tokens", out, x)
 
-    def readouts(self, x: Any, diffusion_time: Any) -> list[torch.Tensor]:
-        """Read-out after the input map and after each block: ``L + 1`` tensors of the output's shape."""
+    def readouts(self, x: Any, diffusion_time: Any, *, check_finite: bool = True) -> list[torch.Tensor]:
+        """Read-out after the input map and after each block: ``L + 1`` tensors of the output's shape.
+
+        ``check_finite=False`` returns non-finite read-outs instead of raising (``unroll.verify`` reports them).
+        """
         _, readouts, _, unbatched = self._run(x, diffusion_time, collect=True)
+        if check_finite:
+            self._checked("readouts", readouts, x)
         return [r[0] for r in readouts] if unbatched else readouts
 
     def attention_weights(self, x: Any, diffusion_time: Any) -> list[torch.Tensor]:
         """Per block, the attention weights ``(batch, heads, H, H)`` (ReLU scores after the ReLU, or the
         softmax probabilities)."""
         _, _, weights, _ = self._run(x, diffusion_time, collect=True)
-        return weights
+        return self._checked("attention_weights", weights, x)
 
     def max_weight_norm(self) -> dict[str, float]:
         """Largest spectral norm (operator 2-norm) and largest absolute entry over all weight matrices
-        (per head: ``Q_h, K_h, V_h, W_O^h``; FFN ``W_1, W_2``; input and read-out maps; biases as vectors)."""
+        (per head: ``Q_h, K_h, V_h, W_O^h``; FFN ``W_1, W_2``; input and read-out maps; biases as vectors).
+        Both are NaN if a parameter is NaN or infinite."""
         spectral, entry = 0.0, 0.0
         for _, parameter in self.named_parameters():
             p = parameter.detach().to(torch.float64)
+            if not bool(torch.isfinite(p).all()):
+                return {"spectral": math.nan, "entry": math.nan}
             mats = p.reshape(-1, *p.shape[-2:]) if p.ndim >= 2 else p.reshape(1, 1, -1)
             spectral = max(spectral, float(torch.linalg.matrix_norm(mats, ord=2).max()))
             entry = max(entry, float(p.abs().max()) if p.numel() else 0.0)

@@ -25,9 +25,18 @@ from typing import Any
 import torch
 
 from unroll import gd
-from unroll._validate import check_diffusion_time, check_finite, check_int, check_sample_shape
+from unroll._validate import (
+    InputTypeError,
+    check_bool,
+    check_diffusion_time,
+    check_finite,
+    check_generator,
+    check_int,
+    check_sample_shape,
+    to_real_tensor,
+)
 
-__all__ = ["verify", "VerificationReport", "ErrorPart"]
+__all__ = ["verify", "check_model_gp", "VerificationReport", "ErrorPart"]
 
 PART_MEANINGS = {
     "gd": "L steps on Gamma_J vs their fixed point",
@@ -44,6 +53,17 @@ class ErrorPart:
     measured: float
     bound: float | None = None
     meaning: str = ""
+
+    @property
+    def failed(self) -> bool:
+        """A NaN or infinite measurement (with or without a bound), or a measurement above its bound."""
+        return not math.isfinite(self.measured) or (self.bound is not None and self.measured > self.bound)
+
+    def flag(self) -> str:
+        """What the report table prints after the part: ``""`` or why it failed."""
+        if not math.isfinite(self.measured):
+            return "  NOT FINITE"
+        return "  BOUND VIOLATED" if self.failed else ""
 
 
 @dataclass
@@ -76,10 +96,18 @@ class VerificationReport:
     construction: Any = field(default=None, repr=False)
     x: torch.Tensor | None = field(default=None, repr=False)
 
+    @property
+    def failures(self) -> list[str]:
+        """The parts that failed: a NaN or infinite measurement, or one above its bound (``ErrorPart.failed``);
+        a non-finite certificate counts as the part ``"certificate"``."""
+        failed = [name for name, part in self.parts.items() if part.failed]
+        return failed + ([] if math.isfinite(self.certificate) else ["certificate"])
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (without the tensors and the construction object)."""
         out = {k: v for k, v in asdict(self).items() if k not in ("construction", "x", "parts")}
-        out["parts"] = {name: asdict(part) for name, part in self.parts.items()}
+        out["parts"] = {name: {**asdict(part), "failed": part.failed} for name, part in self.parts.items()}
+        out["failures"] = self.failures
         return out
 
     def table(self) -> str:
@@ -90,8 +118,7 @@ class VerificationReport:
         lines = [self.description,
                  f"{'part':<7}{'measured':>12}{'bound':>12}  meaning"]
         for name, part in self.parts.items():
-            flag = "  BOUND VIOLATED" if part.bound is not None and part.measured > part.bound else ""
-            lines.append(f"{name:<7}{fmt(part.measured):>12}{fmt(part.bound):>12}  {part.meaning}{flag}")
+            lines.append(f"{name:<7}{fmt(part.measured):>12}{fmt(part.bound):>12}  {part.meaning}{part.flag()}")
         lines.append(f"certificate  max_k |net_k - y_k| / |y_k| over {self.blocks} blocks ({self.steps} steps): "
                      f"{self.certificate:.3e}")
         for name, value in self.other_schedule_gd_bound.items():
@@ -136,7 +163,65 @@ def _multiplier_peak(model: Any, x: torch.Tensor, diffusion_time: float) -> floa
 
 
 def _norm(tensor: torch.Tensor) -> float:
-    return float(torch.linalg.vector_norm(tensor.to(torch.float64)))
+    """Frobenius norm in float64, scaled by the largest entry so that neither huge nor tiny entries over- or
+    underflow in the sum of squares."""
+    tensor = tensor.to(torch.float64)
+    largest = float(tensor.abs().max()) if tensor.numel() else 0.0
+    if largest == 0.0 or not math.isfinite(largest):
+        return largest
+    return largest * float(torch.linalg.vector_norm(tensor / largest))
+
+
+def check_model_gp(gp: Any, model: Any) -> None:
+    """Raise ``ValueError`` unless ``model`` was built for ``gp``.
+
+    A constructed model records the GP it was built for (``model.construction.gp``); the check compares what its
+    weights depend on: H, d, the lag values of Gamma (so the kernel and its parameters on these frames) and Sigma,
+    each to ``1e-12`` of its largest entry.  A model without a construction (a trained ``Transformer``) records
+    no GP: only its frame dimension d is checked.
+    """
+    construction = getattr(model, "construction", None)
+    if construction is None:
+        dim = int(model.config["dim"])
+        if dim != gp.dim:
+            raise ValueError(f"the model takes frames of dimension d = {dim}, the GP has d = {gp.dim}")
+        return
+    built = construction.gp
+    if built is gp:
+        return
+    ours, theirs = gd.factors(built), gd.factors(gp)
+    differences = []
+    if ours.frames != theirs.frames:
+        differences.append(f"frames H ({ours.frames} vs {theirs.frames})")
+    if ours.dim != theirs.dim:
+        differences.append(f"dimension d ({ours.dim} vs {theirs.dim})")
+    if not differences:
+        for name, mine, given in (("Gamma (kernel or its parameters)", ours.gamma, theirs.gamma),
+                                  ("Sigma", ours.spatial, theirs.spatial)):
+            gap = float((mine - given).abs().max())
+            if gap > 1e-12 * max(float(mine.abs().max()), float(given.abs().max())):
+                differences.append(f"{name} (max |difference| {gap:.3g})")
+    if differences:
+        raise ValueError(f"the model was built for {built!r}, not for the given {gp!r}: {', '.join(differences)} "
+                         "differ. Verify it against the GP it was built for, or build one for this GP "
+                         "(construct_unrolled(gp, ...))")
+
+
+def _checked_inputs(gp: Any, model: Any, diffusion_time: Any, generator: Any, attach_bounds: Any) -> float:
+    """Type and range checks of :func:`verify`'s arguments; returns the diffusion time as a float."""
+    from unroll.gp import GaussianProcess
+    from unroll.transformer import Transformer
+
+    if not isinstance(gp, GaussianProcess):
+        raise InputTypeError(f"gp must be an unroll.gp.GaussianProcess, got {type(gp).__name__}")
+    if not isinstance(model, Transformer):
+        raise InputTypeError(f"model must be an unroll.transformer.Transformer, got {type(model).__name__}")
+    check_generator("generator", generator)
+    check_bool("attach_bounds", attach_bounds)
+    t_tensor = check_diffusion_time(diffusion_time)
+    if t_tensor.ndim != 0:
+        raise ValueError(f"diffusion_time must be a scalar for verify, got shape {tuple(t_tensor.shape)}")
+    return float(t_tensor)
 
 
 def verify(gp: Any, model: Any, diffusion_time: float, x: torch.Tensor | None = None,
@@ -145,38 +230,53 @@ def verify(gp: Any, model: Any, diffusion_time: float, x: torch.Tensor | None = 
     """Measure the score error of ``model`` at one diffusion time, split into gd / trunc / net / total.
 
     Args:
-        gp: the ``GaussianProcess``.
+        gp: the ``GaussianProcess``; a constructed model must have been built for it (:func:`check_model_gp`).
         model: a ``Transformer``; for an ``UnrolledTransformer`` bands and taper come from its construction
-            (else from ``bands`` (default ``H - 1``) and ``taper``).
+            (``bands``/``taper``, if given, must agree with it), else from ``bands`` (default ``H - 1``) and
+            ``taper``.
         diffusion_time: a positive scalar t.
-        x: ``(batch, H, d)``; default: ``batch`` draws of the noised data at t, from ``generator``
-            (default seed 0).
+        x: ``(batch, H, d)`` or ``(H, d)``, finite and not all zero (the errors are relative to ``||C_t^{-1} x||``);
+            default: ``batch`` draws of the noised data at t, from ``generator`` (default seed 0).
         attach_bounds: call ``theory.bounds.attach_bounds`` (``False`` for constructions it has no bounds
             for, e.g. the softmax variant).
     Returns:
-        a :class:`VerificationReport`; bounds are filled by ``theory.bounds.attach_bounds``.
+        a :class:`VerificationReport`; bounds are filled by ``theory.bounds.attach_bounds``.  A part whose
+        measurement is NaN or infinite (a network output that overflowed) is reported, not raised, and counts as
+        failed (``report.failures``) with or without bounds.
+    Raises:
+        TypeError for arguments of the wrong type; ValueError for a model built for another GP, bands or taper
+        that disagree with the construction, a bad diffusion time, ``x`` of the wrong shape, non-finite or zero.
     """
-    t_tensor = check_diffusion_time(diffusion_time)
-    if t_tensor.ndim != 0:
-        raise ValueError(f"diffusion_time must be a scalar for verify, got shape {tuple(t_tensor.shape)}")
-    t = float(t_tensor)
+    t = _checked_inputs(gp, model, diffusion_time, generator, attach_bounds)
+    check_model_gp(gp, model)
     construction = getattr(model, "construction", None)
     if construction is not None:
+        for name, given, built in (("bands", bands, construction.bands), ("taper", taper, construction.taper)):
+            if given is not None and given != built:
+                raise ValueError(f"{name}={given!r} disagrees with the construction, built with {name}={built!r}; "
+                                 f"leave {name} out for a constructed model")
         bands, taper, mode = construction.bands, construction.taper, construction.mode
         steps = getattr(construction, "steps", "gd")
     else:
         bands = gp.frames - 1 if bands is None else check_int("bands", bands, minimum=0, maximum=gp.frames - 1)
+        if taper not in gd.TAPERS:
+            raise ValueError(f"taper must be None or 'triangular', got {taper!r}")
         mode, steps = "trained", "gd"
     blocks = int(model.config["blocks"])
     if x is None:
         batch = check_int("batch", batch, minimum=1)
         generator = generator if generator is not None else torch.Generator().manual_seed(0)
         x = gp.noised(gp.sample(batch, generator=generator), t, generator=generator)
-    x = torch.as_tensor(x).to(torch.float64)
+    x = to_real_tensor("x", x).to(torch.float64)
     check_sample_shape("x", x, gp.frames, gp.dim)
     check_finite("x", x)
     if x.ndim == 2:
         x = x.unsqueeze(0)
+    if x.ndim != 3:
+        raise ValueError(f"x must have shape (batch, H, d) or (H, d), got {tuple(x.shape)}")
+    if not bool(x.any()):
+        raise ValueError("x must not be all zeros: every error part is relative to ||C_t^{-1} x||, which is 0 "
+                         "there (the score of x = 0 is exactly 0 for every model of this class)")
 
     lambda_min_gamma = gd.check_truncation(gd.factors(gp).gamma, bands, taper, on_indefinite="raise")
     y_star = gp.precision_apply(x, t)
@@ -184,11 +284,14 @@ def verify(gp: Any, model: Any, diffusion_time: float, x: torch.Tensor | None = 
     oracle = gd.unrolled_iterates(gp, x, t, blocks, bands, taper, steps=steps)
     with torch.no_grad():
         model_dtype = next(model.parameters()).dtype
-        readouts = [r.to(torch.float64) for r in model.readouts(x.to(model_dtype), t)]
+        readouts = [r.to(torch.float64) for r in model.readouts(x.to(model_dtype), t, check_finite=False)]
     net = [-r for r in readouts]
     y_net = net[-1]
 
     scale = _norm(y_star)
+    if not scale > 0:
+        raise ValueError(f"||C_t^{{-1}} x|| underflows to {scale} (max |x| = {float(x.abs().max()):.3g}); every "
+                         "error part is relative to it: rescale x")
     gaps = [_norm(net[0]) / scale]
     for k in range(1, blocks + 1):
         gaps.append(_norm(net[k] - oracle[k]) / max(_norm(oracle[k]), 1e-300))

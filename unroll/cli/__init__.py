@@ -1,7 +1,9 @@
 """Command-line interface: ``unroll <command> ...``.
 
 Each sub-command lives in its own module exposing ``register(subparsers)``; the module list below is
-the only place that names them.
+the only place that names them.  ``main`` turns every expected failure into one line on stderr,
+``unroll <command>: error: <message>``, with the exit code of its class (``unroll.cli.failures.EXIT_CODES``,
+listed by ``unroll --help``); an unexpected exception (a bug) keeps its traceback.
 """
 
 from __future__ import annotations
@@ -9,6 +11,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from unroll.cli.failures import EXIT_INTERRUPTED, classify, exit_code_table, one_line
+from unroll.cli.options import OneLineParser
 
 COMMAND_MODULES = [
     "unroll.cli.demo",
@@ -21,10 +26,12 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="unroll",
         description="Check numerically that a transformer unrolling gradient descent represents the "
         "score of Gaussian-process sequence data.",
+        epilog=exit_code_table(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -32,15 +39,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; an unrecognised argument is reported by its sub-command (``unroll verify: error: ...``)."""
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+        commands[args.command].error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
+def _interrupted_message(args: argparse.Namespace) -> str:
+    note = getattr(args, "interrupt_note", None)
+    return "interrupted" + (f"; {note.format(**vars(args))}" if note else "")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``unroll`` script; returns the process exit code."""
+    """Entry point of the ``unroll`` script; returns the process exit code (``unroll --help`` lists them)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = _parse(parser, argv)
+    except SystemExit as stop:  # --help (0) or a usage error (2), already printed as one line
+        return stop.code if isinstance(stop.code, int) else 2
     try:
         return int(args.run(args) or 0)
-    except ValueError as error:
-        print(f"unroll {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    except (Exception, KeyboardInterrupt) as error:
+        failure = classify(error)
+        if failure is None:
+            raise
+        message = _interrupted_message(args) if failure.code == EXIT_INTERRUPTED else failure.message
+        print(f"unroll {args.command}: error: {one_line(message)}", file=sys.stderr)
+        return failure.code
 
 
 if __name__ == "__main__":

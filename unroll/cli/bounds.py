@@ -13,7 +13,16 @@ import argparse
 import dataclasses
 import math
 
-from unroll.cli.options import add_gp_arguments, gp_from_arguments
+from unroll.cli.options import (
+    TIME_MAX,
+    add_gp_arguments,
+    check_bands,
+    diffusion_time_type,
+    gp_from_arguments,
+    integer,
+    positive,
+)
+from unroll.cli.resources import bounds_estimate, check_memory
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,13 +31,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_gp_arguments(parser, frames=32, dim=4)
     group = parser.add_argument_group("construction")
-    group.add_argument("--bands", type=int, default=8, help="lags kept J (default 8)")
-    group.add_argument("--blocks", type=int, default=40, help="blocks L (default 40)")
-    group.add_argument("--time", type=float, default=0.5, help="diffusion time t > 0 (default 0.5)")
+    group.add_argument("--bands", type=integer(0), default=8, help="lags kept J, 0 <= J <= frames-1 (default 8)")
+    group.add_argument("--blocks", type=integer(1), default=40,
+                       help="blocks L >= 1 (default 40; the Chebyshev certificate takes O(L^3) time: L = 1000 "
+                            "about 40 s)")
+    group.add_argument("--time", type=diffusion_time_type, default=0.5,
+                       help=f"diffusion time 0 < t <= {TIME_MAX:g} (default 0.5)")
     group.add_argument("--taper", choices=("none", "triangular"), default="none")
     group.add_argument("--mode", choices=("exact", "paper"), default="exact")
-    group.add_argument("--t0", type=float, default=1e-3, help="early-stopping time t0 (default 1e-3)")
-    group.add_argument("--epsilon", type=float, default=1e-3, help="target error for J and L needed")
+    group.add_argument("--t0", type=diffusion_time_type, default=1e-3,
+                       help=f"early-stopping time 0 < t0 <= {TIME_MAX:g} (default 1e-3)")
+    group.add_argument("--epsilon", type=positive, default=1e-3,
+                       help="target error epsilon > 0 for J and L needed (default 1e-3)")
     group.add_argument("--latex", action="store_true", help="print formulas as LaTeX")
     parser.set_defaults(run=run)
 
@@ -36,9 +50,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import theory
     from theory import tails
-    from unroll._validate import check_positive
 
-    epsilon = check_positive("epsilon", args.epsilon)
+    check_bands(args)
+    check_memory(bounds_estimate(frames=args.frames, dim=args.dim, blocks=args.blocks))
+    epsilon = args.epsilon
     gp = gp_from_arguments(args)
     taper = None if args.taper == "none" else args.taper
     config = theory.Configuration.from_gp(gp, bands=args.bands, blocks=args.blocks, diffusion_time=args.time,

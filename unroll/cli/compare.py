@@ -7,14 +7,24 @@ grid with its infinite-data floor, the DiT/U-Net learning-rate grid) is an indep
 executor: ``--workers`` local processes (default 2), or a Dask cluster with ``--scheduler tcp://host:port``.
 Each finished task is cached in OUT/tasks, so an interrupted run resumes.  Writes OUT/results.json (every number),
 OUT/verdicts.md (the verdict table, also printed) and figures.  The comparison of record takes about an hour on 2
-cores; ``--quick`` is the same design at a size that runs in minutes (it decides nothing).
+cores; ``--quick`` is the same design at a size that runs in minutes (it decides nothing).  OUT is checked before the
+first task starts; ``--workers`` above the cores this process may use is capped at them.
 """
 
 from __future__ import annotations
 
 import argparse
 
+from unroll.cli.options import add_seed_argument, capped_at_cores, integer, positive
+from unroll.cli.paths import check_output_folder
+from unroll.cli.resources import check_memory, compare_estimate, core_count
 from unroll.training.compare import CompareConfig
+
+#: the files ``unroll compare`` writes into --out (besides the figures and tasks/)
+OUTPUT_FILES = ("results.json", "verdicts.md")
+
+
+workers_type = capped_at_cores("--workers", 0)  # 0 runs the tasks inline
 
 
 def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,17 +37,20 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--control-kernel", default=None,
                         help=f"the second kernel, 'none' for the primary only (default {defaults.control_kernel}; "
                              "--quick: none)")
-    parser.add_argument("--nu", type=float, default=defaults.nu)
-    parser.add_argument("--ell", type=float, default=defaults.ell)
-    parser.add_argument("--period", type=float, default=defaults.period, help="damped cosine period (default 6)")
-    parser.add_argument("--frames", type=int, default=defaults.frames, help="H (default 16)")
-    parser.add_argument("--dim", type=int, default=defaults.dim, help="d (default 2)")
-    parser.add_argument("--train-size", type=int, default=None, help="training samples n of the fixed-n arms")
-    parser.add_argument("--steps", type=int, default=None, help="training budget (steps) of every arm")
-    parser.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    parser.add_argument("--nu", type=positive, default=defaults.nu, help="decay exponent nu > 0")
+    parser.add_argument("--ell", type=positive, default=defaults.ell, help="length scale ell > 0")
+    parser.add_argument("--period", type=positive, default=defaults.period,
+                        help="damped cosine period > 0 (default 6)")
+    parser.add_argument("--frames", type=integer(2, 256), default=defaults.frames, help="H, 2 <= H <= 256 (default 16)")
+    parser.add_argument("--dim", type=integer(1, 256), default=defaults.dim, help="d, 1 <= d <= 256 (default 2)")
+    parser.add_argument("--train-size", type=integer(1), default=None,
+                        help="training samples n >= 1 of the fixed-n arms")
+    parser.add_argument("--steps", type=integer(1), default=None, help="training budget (steps >= 1) of every arm")
+    add_seed_argument(parser, "first seed")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda[:k]")
-    parser.add_argument("--workers", type=int, default=2,
-                        help="local worker processes, one torch thread each (default 2; 0: run inline)")
+    parser.add_argument("--workers", type=workers_type, default=min(2, core_count()),
+                        help="local worker processes, one torch thread each, 0 <= workers, capped at the cores "
+                             "(default 2, or 1 on one core; 0: run inline)")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="run the tasks on a Dask cluster (tcp://host:port; pip install 'unroll[dask]')")
     parser.add_argument("--sweeps", default=None,
@@ -68,7 +81,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                    "paper's claims", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     add_compare_arguments(parser)
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, interrupt_note="rerun the same command to resume (finished tasks are kept in "
+                                                "{out}/tasks)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,8 +90,10 @@ def run(args: argparse.Namespace) -> int:
 
     from unroll.training.compare import run_comparison, verdict_table
 
-    torch.set_num_threads(1)
     config = config_from_arguments(args)
+    check_output_folder("--out", args.out, OUTPUT_FILES, folders=("tasks",))
+    check_memory(compare_estimate(config))
+    torch.set_num_threads(1)
     results = run_comparison(config, args.out)
     print(f"{'model':<24}{'score_error':>12}{'lin. resp.':>11}{'lag prof.':>10}")
     for name, entry in results["models"].items():

@@ -8,7 +8,8 @@ import time
 
 import torch
 
-from unroll.cli.options import add_gp_arguments, gp_from_arguments
+from unroll.cli.options import add_gp_arguments, gp_from_arguments, integer
+from unroll.cli.resources import check_memory, demo_estimate
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,11 +19,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
     )
     add_gp_arguments(parser, frames=16, dim=3)
-    parser.add_argument("--batch", type=int, default=8, help="number of sampled sequences (default 8)")
+    parser.add_argument("--batch", type=integer(1), default=8, help="number of sampled sequences >= 1 (default 8)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    check_memory(demo_estimate(frames=args.frames, dim=args.dim, batch=args.batch))
     gp = gp_from_arguments(args)
     generator = torch.Generator().manual_seed(args.seed)
     x0 = gp.sample(args.batch, generator)

@@ -2,12 +2,17 @@
 step schedules, constructed vs learned attention maps) into a folder, each computed by the toolkit when drawn.
 Needs matplotlib (``pip install 'unroll[plot]'``).  The training figure takes a minute on 2 CPU cores; ``--only``
 picks figures, ``--train-steps`` sets its size.  ``--results runs/record/results.json`` also draws the comparison
-figures of a finished ``unroll compare`` run (its measurements, not recomputed).
+figures of a finished ``unroll compare`` run (its measurements, not recomputed).  Without matplotlib the command
+exits with status 6.
 """
 
 from __future__ import annotations
 
 import argparse
+
+from unroll.cli.options import TIME_MAX, add_seed_argument, diffusion_time_type, integer
+from unroll.cli.paths import check_input_file, check_output_folder
+from unroll.cli.resources import check_memory, figures_estimate
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,29 +27,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default="docs/figures", help="output folder (default docs/figures)")
     parser.add_argument("--only", nargs="+", choices=list(FIGURES), default=None, metavar="NAME",
                         help=f"draw only these figures: {', '.join(FIGURES)} (default: all)")
-    parser.add_argument("--time", type=float, default=0.5, help="diffusion time t of the figures (default 0.5)")
-    parser.add_argument("--train-steps", type=int, default=200,
-                        help="attention maps: training steps per model and per control (default 200)")
+    parser.add_argument("--time", type=diffusion_time_type, default=0.5,
+                        help=f"diffusion time 0 < t <= {TIME_MAX:g} of the figures (default 0.5)")
+    parser.add_argument("--train-steps", type=integer(1), default=200,
+                        help="attention maps: training steps >= 1 per model and per control (default 200)")
     parser.add_argument("--results", default=None, metavar="PATH",
                         help="results.json of a finished unroll compare run: draw its comparison figures too")
-    parser.add_argument("--seed", type=int, default=0, help="seed of data, training and held-out sets (default 0)")
+    add_seed_argument(parser, "seed of data, training and held-out sets")
     parser.set_defaults(run=run)
 
 
+def _require_matplotlib() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ImportError("unroll figures needs matplotlib: pip install 'unroll[plot]'")
+
+
 def run(args: argparse.Namespace) -> int:
-    from unroll._validate import check_int, check_positive
     from unroll.figures import FigureSettings, comparison_figures_from, generate_figures
 
-    settings = FigureSettings(diffusion_time=check_positive("time", args.time),
-                              train_steps=check_int("train-steps", args.train_steps, minimum=1),
-                              seed=check_int("seed", args.seed, minimum=0))
-    try:
-        if args.results is not None:
-            for path in comparison_figures_from(args.results, args.out).values():
-                print(path)
-        if args.results is None or args.only:
-            generate_figures(args.out, args.only, settings, log=print)
-    except ImportError as error:
-        print(f"unroll figures: error: {error}")
-        return 2
+    _require_matplotlib()
+    if args.results is not None:
+        check_input_file("--results", args.results)
+    check_output_folder("--out", args.out)
+    check_memory(figures_estimate(train_steps=args.train_steps))
+    settings = FigureSettings(diffusion_time=args.time, train_steps=args.train_steps, seed=args.seed)
+    if args.results is not None:
+        for path in comparison_figures_from(args.results, args.out).values():
+            print(path)
+    if args.results is None or args.only:
+        generate_figures(args.out, args.only, settings, log=print)
     return 0

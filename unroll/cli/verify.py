@@ -10,6 +10,10 @@ default 4); the data are ``--batch`` draws of the noised GP at ``--time`` (seed 
 plain gradient descent; the table prints the gd-part bound of both schedules at the same L.  ``--looped`` shares
 one block's weights across all L blocks (plain GD only).
 
+``--json PATH`` also writes the report as JSON (``--json -``: to standard output, the table then goes to stderr;
+a character device such as ``/dev/null`` is written straight through; a FIFO or a folder is refused before the
+run starts).
+
 ``--mode softmax`` builds the softmax variant (one softmax head per block over all frames,
 ``unroll.softmax_construction``; ``--bands`` and ``--taper`` do not apply) and adds its row-normalisation
 (boundary) error to the table; theory's bounds do not cover it, so its parts carry no bound.
@@ -19,14 +23,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import torch
 
-from unroll._atomic import write_text_atomic
-from unroll.cli.options import add_gp_arguments, gp_from_arguments
+from unroll.cli.options import (
+    TIME_MAX,
+    add_gp_arguments,
+    add_threads_argument,
+    check_bands,
+    diffusion_time_type,
+    gp_from_arguments,
+    integer,
+    real,
+)
+from unroll.cli.paths import STDOUT, check_output_file, write_output_text
+from unroll.cli.resources import check_memory, verify_estimate
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
+#: --range: the paper-mode multiplier's range R; beyond it the multiplier's products overflow float64
+VALUE_RANGE_MAX = 1e6
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,9 +55,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_gp_arguments(parser, frames=32, dim=4)
     group = parser.add_argument_group("construction")
-    group.add_argument("--bands", type=int, default=8, help="lags kept J, 0 <= J <= frames-1 (default 8)")
-    group.add_argument("--blocks", type=int, default=40, help="blocks L = GD steps (default 40)")
-    group.add_argument("--time", type=float, default=0.5, help="diffusion time t > 0 (default 0.5)")
+    group.add_argument("--bands", type=integer(0), default=8, help="lags kept J, 0 <= J <= frames-1 (default 8)")
+    group.add_argument("--blocks", type=integer(1), default=40,
+                       help="blocks L >= 1 = GD steps (default 40; the Chebyshev certificate of the bounds takes "
+                            "O(L^3) time: L = 1000 about 40 s)")
+    group.add_argument("--time", type=diffusion_time_type, default=0.5,
+                       help=f"diffusion time 0 < t <= {TIME_MAX:g} (default 0.5)")
     group.add_argument("--mode", choices=("exact", "paper", "softmax"), default="exact",
                        help="exact (t-scalars through ReLU homogeneity), paper (FFN multiplier) or softmax "
                             "(one softmax head per block; boundary error reported)")
@@ -53,28 +73,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group.add_argument("--frame-frequency", choices=("window", "sequence"), default="window",
                        help="frame embedding frequency w = pi/min(H, J+2) (window, default: weight norm "
                             "independent of H) or pi/H (sequence)")
-    group.add_argument("--knots", type=int, default=257, help="paper mode: multiplier knots N (default 257)")
-    group.add_argument("--range", type=float, default=16.0, dest="value_range",
-                       help="paper mode: multiplier range R (default 16)")
-    group.add_argument("--batch", type=int, default=8, help="sampled sequences (default 8)")
+    group.add_argument("--knots", type=integer(3), default=257,
+                       help="paper mode: multiplier knots N >= 3 (default 257)")
+    group.add_argument("--range", type=real(0.0, VALUE_RANGE_MAX, open_minimum=True), default=16.0,
+                       dest="value_range",
+                       help=f"paper mode: multiplier range 0 < R <= {VALUE_RANGE_MAX:g} (default 16)")
+    group.add_argument("--batch", type=integer(1), default=8, help="sampled sequences >= 1 (default 8)")
     group.add_argument("--dtype", choices=sorted(DTYPES), default="float64", help="model dtype (default float64)")
-    group.add_argument("--json", default=None, metavar="PATH", help="also write the report as JSON")
-    group.add_argument("--threads", type=int, default=1,
-                       help="torch CPU threads (default 1: the tensors are small, and on a shared machine a second "
-                            "thread only adds contention)")
+    group.add_argument("--json", default=None, metavar="PATH",
+                       help="also write the report as JSON (- for standard output, the table then on stderr)")
+    add_threads_argument(group, ": the tensors are small, and on a shared machine a second thread only adds "
+                                "contention")
     parser.set_defaults(run=run)
 
 
 def _write_json(path: str, payload: dict) -> None:
-    write_text_atomic(path, json.dumps(payload, indent=2, default=str) + "\n")
+    write_output_text(path, json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def _show(args: argparse.Namespace, text: str) -> None:
+    """Print the human-readable report: to stdout, or to stderr when the JSON goes to stdout (``--json -``)."""
+    print(text, file=sys.stderr if args.json == STDOUT else sys.stdout)
+
+
+def _check_before_work(args: argparse.Namespace) -> None:
+    """The options that must fit together, the output location and the memory the run needs, before anything is
+    built."""
+    check_bands(args)
+    if args.json is not None:
+        check_output_file("--json", args.json)
+    check_memory(verify_estimate(frames=args.frames, dim=args.dim, bands=args.bands, blocks=args.blocks,
+                                 batch=args.batch, mode=args.mode, steps=args.steps, looped=args.looped,
+                                 knots=args.knots))
 
 
 def run(args: argparse.Namespace) -> int:
-    from unroll._validate import check_int
     from unroll.constructor import construct_unrolled
     from unroll.verify import verify
 
-    torch.set_num_threads(check_int("threads", args.threads, minimum=1))
+    _check_before_work(args)
+    torch.set_num_threads(args.threads)
     start = time.perf_counter()
     gp = gp_from_arguments(args)
     generator = torch.Generator().manual_seed(args.seed)
@@ -86,9 +124,9 @@ def run(args: argparse.Namespace) -> int:
                                paper_range=args.value_range,
                                frame_frequency=args.frame_frequency, dtype=DTYPES[args.dtype])
     report = verify(gp, model, args.time, generator=generator, batch=args.batch)
-    print(report.table())
-    print(f"runtime {time.perf_counter() - start:.2f} s")
-    if args.json:
+    _show(args, report.table())
+    _show(args, f"runtime {time.perf_counter() - start:.2f} s")
+    if args.json is not None:
         _write_json(args.json, report.to_dict())
     return 0
 
@@ -99,17 +137,17 @@ def _run_softmax(args: argparse.Namespace, gp: object, generator: torch.Generato
     model = construct_softmax(gp, blocks=args.blocks, paper_knots=args.knots, paper_range=args.value_range,
                               dtype=DTYPES[args.dtype])
     errors = measure_softmax(gp, model, args.time, generator=generator, batch=args.batch)
-    print(errors.report.table())
     construction = model.construction
-    print(f"softmax: beta = {construction.softmax_beta:.4g}, kernel mismatch max_m |gamma_vM(m) - gamma(m)| = "
-          f"{errors.kernel_mismatch:.3e}")
-    print(f"row normalisation: one layer's boundary error {errors.boundary:.3e} (Nbar/N_i - 1 up to "
-          f"{errors.boundary_factor_max:.3g} at the ends, {errors.boundary_factor_middle:.3g} mid-sequence); "
-          f"one block vs exact GD step {errors.step:.3e}")
-    print(f"certificate vs GD on the row-normalised operator (multiplier error only): "
-          f"{errors.certificate_row_normalised:.3e}")
-    print(f"runtime {time.perf_counter() - start:.2f} s")
-    if args.json:
+    _show(args, errors.report.table())
+    _show(args, f"softmax: beta = {construction.softmax_beta:.4g}, kernel mismatch max_m |gamma_vM(m) - gamma(m)| "
+                f"= {errors.kernel_mismatch:.3e}")
+    _show(args, f"row normalisation: one layer's boundary error {errors.boundary:.3e} (Nbar/N_i - 1 up to "
+                f"{errors.boundary_factor_max:.3g} at the ends, {errors.boundary_factor_middle:.3g} mid-sequence); "
+                f"one block vs exact GD step {errors.step:.3e}")
+    _show(args, f"certificate vs GD on the row-normalised operator (multiplier error only): "
+                f"{errors.certificate_row_normalised:.3e}")
+    _show(args, f"runtime {time.perf_counter() - start:.2f} s")
+    if args.json is not None:
         payload = {**errors.report.to_dict(), "softmax": {
             "beta": construction.softmax_beta, "kernel_mismatch": errors.kernel_mismatch,
             "boundary": errors.boundary, "boundary_factor_max": errors.boundary_factor_max,

@@ -2,7 +2,8 @@
 
 Sub-modules: ``models`` (softmax DiT, temporal U-Net, wrappers), ``relu`` (the generic ReLU
 ``unroll.Transformer`` as a trainable score model), ``trainer`` (denoising score matching with exact
-resume and early stopping), ``attention`` (attention maps and their alignment with the temporal kernel),
+resume and early stopping), ``checkpoint`` (checkpoint files with a SHA-256 integrity record),
+``attention`` (attention maps and their alignment with the temporal kernel),
 ``compare`` (held-out score errors), ``sweeps`` (error vs n, H, model size, decay),
 ``sample_complexity`` (the error-vs-n design: early stopping, an infinite-data floor, a verdict on the
 n^(-1/2) rate), ``distribution`` (sampling, covariance error, exact KL for linear scores), ``video``

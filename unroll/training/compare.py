@@ -52,7 +52,7 @@ import torch
 # the strict-JSON writer lives in unroll._atomic (shared with unroll.executor); re-exported here
 from unroll._atomic import strict_json as _finite  # noqa: F401  (kept importable)
 from unroll._atomic import write_json_atomic, write_text_atomic
-from unroll._validate import check_int, check_positive
+from unroll._validate import InputTypeError, check_bool, check_int, check_positive, check_real
 from unroll.gp import GaussianProcess
 from unroll.kernels import kernel_from_name
 from unroll.training.trainer import TrainConfig, seeded_model, train
@@ -165,43 +165,85 @@ class CompareConfig:
         return spec
 
     def validate(self) -> CompareConfig:
+        """Check every field (``TypeError`` for a value of the wrong type, ``ValueError`` for one out of range);
+        ``tests/test_bad_input_api.py`` holds one bad value per field against it."""
+        self._validate_gp()
+        self._validate_data()
+        self._validate_models()
+        self._validate_claims()
+        self._validate_beyond()
+        self._validate_execution()
+        TrainConfig(**self.train_settings(), seed=self.seed).validate()
+        for rate in self.learning_rates:
+            TrainConfig(**self.train_settings(rate), seed=self.seed).validate()
+        return self
+
+    def _validate_gp(self) -> None:
         from unroll.kernels import NAMED_KERNELS
 
-        for name in self.kernels:
-            if name not in NAMED_KERNELS:
-                raise ValueError(f"kernel must be one of {sorted(NAMED_KERNELS)}, got {name!r}")
-        check_int("frames", self.frames, minimum=2, maximum=256)
-        check_int("dim", self.dim, minimum=1, maximum=256)
+        for field_name in ("kernel", "control_kernel"):
+            name = getattr(self, field_name)
+            if name is None and field_name == "control_kernel":
+                continue
+            if not isinstance(name, str) or name not in NAMED_KERNELS:
+                raise ValueError(f"{field_name} must be one of {sorted(NAMED_KERNELS)}, got {name!r}")
+        if self.control_kernel == self.kernel:
+            raise ValueError(f"control_kernel must differ from kernel = {self.kernel!r} (or be None)")
         check_positive("nu", self.nu)
         check_positive("ell", self.ell)
         check_positive("period", self.period)
-        if not -1 < self.spatial_correlation < 1:
+        for name in self.kernels:  # the family's own range of nu (gamma-exponential: nu <= 2, matern: nu <= 100)
+            spec = self.gp_spec(name)
+            kernel_from_name(name, nu=spec["nu"], ell=spec["ell"], period=spec["period"])
+        check_int("frames", self.frames, minimum=2, maximum=256)
+        check_int("dim", self.dim, minimum=1, maximum=256)
+        rho = check_real("spatial_correlation", self.spatial_correlation)
+        if not -1 < rho < 1:
             raise ValueError(f"spatial_correlation must satisfy -1 < rho < 1, got {self.spatial_correlation}")
+
+    def _validate_data(self) -> None:
         check_int("train_size", self.train_size, minimum=1)
         check_int("validation_size", self.validation_size, minimum=1)
         check_int("heldout", self.heldout, minimum=2)
-        for t in (*self.eval_times, self.response_time, self.map_time, self.probe_time):
-            check_positive("diffusion times", t)
+        for t in _sequence("eval_times", self.eval_times, minimum_length=1):
+            check_positive("eval_times", t)
+        for name in ("response_time", "map_time", "probe_time"):
+            check_positive(name, getattr(self, name))
         check_int("steps", self.steps, minimum=1)
+        check_int("seed", self.seed, minimum=0)
+
+    def _validate_models(self) -> None:
+        for name in ("dit_width", "dit_blocks", "dit_heads", "unet_channels", "relu_blocks", "relu_width"):
+            check_int(name, getattr(self, name), minimum=1)
+        if self.dit_width < 2 or self.dit_width % self.dit_heads:
+            raise ValueError(f"dit_width must be >= 2 and a multiple of dit_heads = {self.dit_heads}, "
+                             f"got {self.dit_width}")
+        check_int("unet_levels", self.unet_levels, minimum=0, maximum=6)
+        check_int("relu_bands", self.relu_bands, minimum=0)
+
+    def _validate_claims(self) -> None:
         check_int("alignment_seeds", self.alignment_seeds, minimum=2)
-        unknown = set(self.alignment_models) - {"dit", "relu_transformer"}
+        models = _sequence("alignment_models", self.alignment_models, minimum_length=1)
+        unknown = set(models) - {"dit", "relu_transformer"}
         if unknown:
-            raise ValueError(f"alignment_models must be among dit, relu_transformer; got {sorted(unknown)}")
+            raise ValueError(f"alignment_models must be among dit, relu_transformer; got {sorted(map(str, unknown))}")
         if self.sweep_model not in ("relu_transformer", "dit", "unet"):
             raise ValueError(f"sweep_model must be relu_transformer, dit or unet, got {self.sweep_model!r}")
+        for size in _sequence("sweep_sizes", self.sweep_sizes, minimum_length=3):
+            check_int("sweep_sizes", size, minimum=1)
         if len(set(self.sweep_sizes)) < 3:
             raise ValueError(f"sweep_sizes needs >= 3 distinct sizes for a slope with an interval, "
                              f"got {self.sweep_sizes}")
         check_int("sweep_seeds", self.sweep_seeds, minimum=2)
         check_int("floor_seeds", self.floor_seeds, minimum=2)
-        if not self.learning_rates:
-            raise ValueError("learning_rates must hold at least one learning rate")
-        for rate in self.learning_rates:
-            check_positive("learning_rates", rate)
+        for rate in _sequence("learning_rates", self.learning_rates, minimum_length=1):
+            check_positive("learning_rates", rate, upper=1.0)
         check_int("architecture_seeds", self.architecture_seeds, minimum=2)
         check_int("generated_samples", self.generated_samples, minimum=0)
-        for length in self.lengths:
-            check_int("lengths", length, minimum=2)
+
+    def _validate_beyond(self) -> None:
+        for length in _sequence("lengths", self.lengths, minimum_length=0):
+            check_int("lengths", length, minimum=2, maximum=256)
         if self.warp is not None:
             check_positive("warp", self.warp)
         check_int("init_seeds", self.init_seeds, minimum=0)
@@ -209,14 +251,25 @@ class CompareConfig:
         if self.bands is not None:
             check_int("bands", self.bands, minimum=0, maximum=self.frames - 1)
         check_int("sampler_steps", self.sampler_steps, minimum=1)
-        if not 0 < self.t0 < self.t_start:
+        check_positive("t_start", self.t_start)
+        t0 = check_real("t0", self.t0)
+        if not 0 < t0 < self.t_start:
             raise ValueError(f"t0 must satisfy 0 < t0 < t_start = {self.t_start}, got {self.t0}")
-        unknown = set(self.sweeps) - {"H", "size", "decay"}
+        unknown = set(_sequence("sweeps", self.sweeps, minimum_length=0)) - {"H", "size", "decay"}
         if unknown:
-            raise ValueError(f"sweeps must be a subset of H, size, decay; got unknown {sorted(unknown)}")
+            raise ValueError(f"sweeps must be a subset of H, size, decay; got unknown {sorted(map(str, unknown))}")
+        check_int("sweep_steps", self.sweep_steps, minimum=1)
+        check_bool("video", self.video)
+        check_int("video_size", self.video_size, minimum=2, maximum=64)
+        check_int("video_steps", self.video_steps, minimum=1)
+
+    def _validate_execution(self) -> None:
         check_int("workers", self.workers, minimum=0)
-        TrainConfig(**self.train_settings()).validate()
-        return self
+        if self.scheduler is not None and (not isinstance(self.scheduler, str) or not self.scheduler):
+            raise ValueError(f"scheduler must be None or a scheduler address (a non-empty string), "
+                             f"got {self.scheduler!r}")
+        check_bool("figures", self.figures)
+        check_bool("progress", self.progress)
 
     def train_settings(self, learning_rate: float | None = None) -> dict[str, Any]:
         """The ``TrainConfig`` fields every arm trains with (early stopping on the validation set)."""
@@ -232,6 +285,15 @@ class CompareConfig:
         return TrainConfig(steps=budget, batch_size=self.batch_size, learning_rate=self.learning_rate,
                            warmup=min(50, max(budget // 10, 1)), t_min=self.t0, t_max=self.t_start,
                            seed=self.seed + seed_offset, device=self.device, progress=self.progress)
+
+
+def _sequence(name: str, value: Any, *, minimum_length: int) -> tuple[Any, ...]:
+    """``value`` as a tuple if it is a tuple or list of at least ``minimum_length`` items (a string is not)."""
+    if not isinstance(value, (tuple, list)):
+        raise InputTypeError(f"{name} must be a tuple, got {value!r} ({type(value).__name__})")
+    if len(value) < minimum_length:
+        raise ValueError(f"{name} must hold at least {minimum_length} value(s), got {value!r}")
+    return tuple(value)
 
 
 @dataclass

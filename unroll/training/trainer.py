@@ -32,9 +32,19 @@ early stopping ends the run, so the two other schedules are the ones meant for e
 A checkpoint holds the model and optimizer states, both generator states, the step, the loss history
 and the early-stopping state (best parameters, best loss and step, counters, learning-rate scale,
 validation history); it is written atomically (temporary file in the same folder, then ``os.replace``)
-every ``checkpoint_every`` steps, at the end, and when the run is interrupted (``KeyboardInterrupt``).
+with a SHA-256 integrity record (``unroll.training.checkpoint``: a damaged file is refused, never resumed
+from) every ``checkpoint_every`` steps, at the end, and when the run is interrupted (``KeyboardInterrupt``).
 Resuming from it continues to the same parameters, bit for bit, as an uninterrupted run with the same
 seed (the validation draw is rebuilt from its seed and consumes none of the training generators).
+
+**Interrupts.** A checkpoint always holds the state at the end of a *completed* step, so resuming after
+Ctrl-C is as exact as after ``kill -9``. In the main thread, while the default SIGINT handler is in place,
+a first Ctrl-C is deferred to the end of the step in progress (its evaluation and checkpoint included),
+then that state is saved and ``KeyboardInterrupt`` raised; a second Ctrl-C interrupts at once. A
+``KeyboardInterrupt`` raised inside a step (a second Ctrl-C, another SIGINT handler, a callback) saves the
+state of the previous step when it comes before the parameter update (the generators are rewound to
+where that step began) and saves nothing once the update has begun (the last checkpoint stands).
+SIGTERM and ``kill -9`` end the process at once; the last checkpoint stands.
 """
 
 from __future__ import annotations
@@ -42,6 +52,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -52,12 +63,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from unroll._atomic import atomic_write
-from unroll._validate import check_int, check_positive
+from unroll._atomic import atomic_write, check_destination
+from unroll._validate import check_bool, check_int, check_positive, check_real
 from unroll.diffusion import alpha, dsm_loss, sample_diffusion_times, sigma
+from unroll.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 __all__ = ["TrainConfig", "TrainResult", "train", "seeded_model", "load_checkpoint", "atomic_torch_save",
-           "resolve_device", "ValidationDraw", "validation_draw", "validation_loss", "SCHEDULES"]
+           "resolve_device", "ValidationDraw", "validation_draw", "validation_loss", "SCHEDULES", "CheckpointError"]
 
 # Fields of TrainConfig that may change between an interrupted run and its resumption.
 _RESUMABLE_CHANGES = {"progress", "checkpoint_every", "device"}
@@ -100,25 +112,33 @@ class TrainConfig:
     plateau_patience: int = 3
 
     def validate(self) -> TrainConfig:
+        """Check every field (``TypeError`` for a value of the wrong type, ``ValueError`` for one out of range)."""
         check_int("steps", self.steps, minimum=1)
         check_int("batch_size", self.batch_size, minimum=1)
-        check_positive("learning_rate", self.learning_rate)
+        # AdamW moves each parameter by about learning_rate per step: above 1 that is larger than the weights
+        check_positive("learning_rate", self.learning_rate, upper=1.0)
         check_int("warmup", self.warmup, minimum=0)
         check_positive("final_lr_fraction", self.final_lr_fraction, upper=1.0)
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must satisfy weight_decay >= 0, got {self.weight_decay}")
+        decay = check_real("weight_decay", self.weight_decay)
+        if not (math.isfinite(decay) and 0 <= decay and decay * self.learning_rate < 1):
+            raise ValueError(f"weight_decay must satisfy 0 <= weight_decay < 1/learning_rate = "
+                             f"{1 / self.learning_rate:g} (AdamW scales every parameter by 1 - lr * weight_decay "
+                             f"per step), got {self.weight_decay!r}")
         check_positive("grad_clip", self.grad_clip)
         check_positive("t_min", self.t_min)
-        if not self.t_max > self.t_min:
-            raise ValueError(f"t_max must satisfy t_max > t_min = {self.t_min}, got {self.t_max}")
+        t_max = check_real("t_max", self.t_max)
+        if not (math.isfinite(t_max) and t_max > self.t_min):
+            raise ValueError(f"t_max must satisfy t_min = {self.t_min} < t_max < inf, got {self.t_max!r}")
         check_int("seed", self.seed, minimum=0)
         check_int("checkpoint_every", self.checkpoint_every, minimum=1)
         resolve_device(self.device)
-        if self.schedule not in SCHEDULES:
+        check_bool("progress", self.progress)
+        if not isinstance(self.schedule, str) or self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         check_int("eval_every", self.eval_every, minimum=1)
         check_int("patience", self.patience, minimum=1)
-        if not (isinstance(self.min_delta, (int, float)) and 0 <= self.min_delta < 1):
+        min_delta = check_real("min_delta", self.min_delta)
+        if not 0 <= min_delta < 1:
             raise ValueError(f"min_delta must satisfy 0 <= min_delta < 1 (a relative improvement), "
                              f"got {self.min_delta!r}")
         check_int("validation_repeats", self.validation_repeats, minimum=1)
@@ -252,11 +272,6 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     atomic_write(path, lambda temporary: torch.save(obj, temporary))
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Load a checkpoint written by ``train`` (on the CPU)."""
-    return torch.load(Path(path), map_location="cpu", weights_only=False)
-
-
 def _fingerprint(data: torch.Tensor) -> list[float]:
     flat = data.detach().to(torch.float64).reshape(-1)
     weights = torch.cos(torch.arange(flat.numel(), dtype=torch.float64))
@@ -284,6 +299,66 @@ def _sampled(sampler: Sampler, count: int, generator: torch.Generator, shape: tu
 
 def _clone_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {name: value.detach().clone() for name, value in model.state_dict().items()}
+
+
+def _record_evaluation(early: dict[str, Any], value: float, step: int, model: nn.Module,
+                       config: TrainConfig) -> None:
+    """Record the validation loss ``value`` at ``step`` in ``early``: best parameters, improvement counters,
+    plateau scale (``config.schedule == "plateau"``) and the stop flag (``config.patience``)."""
+    early["validation_steps"].append(step)
+    early["validation_losses"].append(value)
+    if early["best_loss"] is None or value < early["best_loss"]:
+        early.update(best_loss=value, best_step=step, best_state=_clone_state(model))
+    reference = early["reference_loss"]
+    if reference is None or value < (1 - config.min_delta) * reference:
+        early.update(reference_loss=value, bad_evaluations=0, plateau_bad=0)
+        return
+    early["bad_evaluations"] += 1
+    early["plateau_bad"] += 1
+    if config.schedule == "plateau" and early["plateau_bad"] >= config.plateau_patience:
+        scale = max(early["lr_scale"] * config.plateau_factor, config.final_lr_fraction)
+        if scale < early["lr_scale"]:
+            early["lr_reduced_at"].append(step)
+        early.update(lr_scale=scale, plateau_bad=0)
+    if early["bad_evaluations"] >= config.patience:
+        early["stopped_early"] = True
+
+
+def _generator_states(host: torch.Generator, noise: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(host state, noise state or None when the noise generator is the host one)``."""
+    return host.get_state(), None if noise is host else noise.get_state()
+
+
+def _set_generator_states(host: torch.Generator, noise: torch.Generator,
+                          states: tuple[torch.Tensor, torch.Tensor | None]) -> None:
+    host.set_state(states[0])
+    if states[1] is not None:
+        noise.set_state(states[1])
+
+
+class _DeferredSigint:
+    """While active, a first SIGINT only sets ``requested`` (the loop stops at the end of the step); a second
+    raises ``KeyboardInterrupt`` at once. Installed only in the main thread over Python's default handler
+    (``signal.default_int_handler``), so another program's handler (a notebook kernel) is left alone."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _DeferredSigint:
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def train(
@@ -358,6 +433,8 @@ def train(
                              "bad_evaluations": 0, "plateau_bad": 0, "lr_scale": 1.0, "validation_steps": [],
                              "validation_losses": [], "stopped_early": False, "lr_reduced_at": []}
 
+    if checkpoint is not None:
+        check_destination(checkpoint)  # before any work: a folder, FIFO or a path below a file is refused
     if checkpoint is not None and resume and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint)
         # A checkpoint from before a setting existed was written with that setting's default behaviour.
@@ -383,10 +460,13 @@ def train(
         if state.get("early_stopping") is not None:
             early = copy.deepcopy(state["early_stopping"])
 
+    saved_step: int | None = None
+
     def save() -> None:
+        nonlocal saved_step
         if checkpoint is None:
             return
-        atomic_torch_save({
+        save_checkpoint({
             "step": step, "model_kind": model_kind, "model_config": _model_config(model),
             "model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
             "host_rng": host_generator.get_state(),
@@ -396,27 +476,21 @@ def train(
             "early_stopping": early if draw is not None else None,
             "train_config": asdict(config),
         }, checkpoint)
+        saved_step = step
+
+    # Where an interruption leaves the state (module docstring, Interrupts): ``rewind`` holds the generator
+    # states at the start of the step in progress until it has drawn all it needs, ``updating`` is True from
+    # the parameter update (or an evaluation's bookkeeping) until the state is consistent again.
+    rewind: tuple[torch.Tensor, torch.Tensor | None] | None = None
+    updating = False
 
     def evaluate() -> None:
         """Validation loss at ``step``; update best parameters, counters, plateau scale, stop flag."""
+        nonlocal updating
         value = validation_loss(model, draw)
-        early["validation_steps"].append(step)
-        early["validation_losses"].append(value)
-        if early["best_loss"] is None or value < early["best_loss"]:
-            early.update(best_loss=value, best_step=step, best_state=_clone_state(model))
-        reference = early["reference_loss"]
-        if reference is None or value < (1 - config.min_delta) * reference:
-            early.update(reference_loss=value, bad_evaluations=0, plateau_bad=0)
-            return
-        early["bad_evaluations"] += 1
-        early["plateau_bad"] += 1
-        if config.schedule == "plateau" and early["plateau_bad"] >= config.plateau_patience:
-            scale = max(early["lr_scale"] * config.plateau_factor, config.final_lr_fraction)
-            if scale < early["lr_scale"]:
-                early["lr_reduced_at"].append(step)
-            early.update(lr_scale=scale, plateau_bad=0)
-        if early["bad_evaluations"] >= config.patience:
-            early["stopped_early"] = True
+        updating = True
+        _record_evaluation(early, value, step, model, config)
+        updating = False
 
     last = config.steps if stop_after is None else min(config.steps, int(stop_after))
     bar = None
@@ -434,38 +508,52 @@ def train(
         if early["stopped_early"]:
             save()
     try:
-        while step < last and not early["stopped_early"]:
-            for group in optimizer.param_groups:
-                group["lr"] = config.learning_rate_at(step, early["lr_scale"])
-            if sampler is None:
-                index = torch.randint(train_data.shape[0], (config.batch_size,), generator=host_generator)
-                batch = train_data[index.to(device)]
-            else:
-                batch = _sampled(sampler, config.batch_size, host_generator, sample_shape).to(
-                    device=device, dtype=torch.float32)
-            times = sample_diffusion_times(config.batch_size, t_min=config.t_min, t_max=config.t_max,
-                                           generator=host_generator, dtype=torch.float32, device=device)
-            loss = dsm_loss(model, batch, diffusion_time=times, generator=noise_generator)
-            if not bool(torch.isfinite(loss)):
-                raise FloatingPointError(f"DSM loss became {float(loss)} at step {step}; lower the learning "
-                                         "rate or check the model's initial scale")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            losses.append(loss.item())
-            step += 1
-            if draw is not None and (step % config.eval_every == 0 or step == config.steps):
-                evaluate()
-            if bar is not None:
-                bar.update(1)
-                if step % 25 == 0:
-                    bar.set_postfix(loss=f"{sum(losses[-25:]) / 25:.4f}")
-            if step % config.checkpoint_every == 0 or step == config.steps or early["stopped_early"]:
-                save()
+        with _DeferredSigint() as sigint:
+            while step < last and not early["stopped_early"]:
+                if sigint.requested:
+                    raise KeyboardInterrupt
+                rewind = _generator_states(host_generator, noise_generator)
+                for group in optimizer.param_groups:
+                    group["lr"] = config.learning_rate_at(step, early["lr_scale"])
+                if sampler is None:
+                    index = torch.randint(train_data.shape[0], (config.batch_size,), generator=host_generator)
+                    batch = train_data[index.to(device)]
+                else:
+                    batch = _sampled(sampler, config.batch_size, host_generator, sample_shape).to(
+                        device=device, dtype=torch.float32)
+                times = sample_diffusion_times(config.batch_size, t_min=config.t_min, t_max=config.t_max,
+                                               generator=host_generator, dtype=torch.float32, device=device)
+                loss = dsm_loss(model, batch, diffusion_time=times, generator=noise_generator)
+                if not bool(torch.isfinite(loss)):
+                    raise FloatingPointError(f"DSM loss became {float(loss)} at step {step}; lower the learning "
+                                             "rate or check the model's initial scale")
+                loss_value = loss.item()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                updating = True
+                optimizer.step()
+                losses.append(loss_value)
+                step += 1
+                rewind = None
+                updating = False
+                if draw is not None and (step % config.eval_every == 0 or step == config.steps):
+                    evaluate()
+                if bar is not None:
+                    bar.update(1)
+                    if step % 25 == 0:
+                        bar.set_postfix(loss=f"{sum(losses[-25:]) / 25:.4f}")
+                if step % config.checkpoint_every == 0 or step == config.steps or early["stopped_early"]:
+                    save()
+            if sigint.requested:  # a Ctrl-C during the last step: its state is saved, then the run stops
+                raise KeyboardInterrupt
     except KeyboardInterrupt:
         interrupted = True
-        save()
+        if not updating:  # else: the update was cut short, the last checkpoint stands
+            if rewind is not None:
+                _set_generator_states(host_generator, noise_generator, rewind)
+            if saved_step != step:
+                save()
         raise
     finally:
         if bar is not None:
