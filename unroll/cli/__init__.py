@@ -33,10 +33,25 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=exit_code_table(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=_version_line())
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
     return parser
+
+
+def _version_line() -> str:
+    """``unroll X.Y.Z (torch A.B.C, numpy ..., scipy ..., Python ...)``: what a bug report needs first."""
+    import platform
+
+    import numpy
+    import scipy
+    import torch
+
+    from unroll import __version__
+
+    return (f"unroll {__version__} (torch {torch.__version__}, numpy {numpy.__version__}, "
+            f"scipy {scipy.__version__}, Python {platform.python_version()})")
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
