@@ -15,11 +15,11 @@ import math
 
 from unroll.cli.options import (
     TIME_MAX,
+    add_construction_arguments,
     add_gp_arguments,
     check_bands,
     diffusion_time_type,
     gp_from_arguments,
-    integer,
     positive,
 )
 from unroll.cli.resources import bounds_estimate, check_memory
@@ -30,14 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "bounds", help="assumptions and bounds (formulas and numbers) for one configuration",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_gp_arguments(parser, frames=32, dim=4)
-    group = parser.add_argument_group("construction")
-    group.add_argument("--bands", type=integer(0), default=8, help="lags kept J, 0 <= J <= frames-1 (default 8)")
-    group.add_argument("--blocks", type=integer(1), default=40,
-                       help="blocks L >= 1 (default 40; the Chebyshev certificate takes O(L^3) time: L = 1000 "
-                            "about 40 s)")
-    group.add_argument("--time", type=diffusion_time_type, default=0.5,
-                       help=f"diffusion time 0 < t <= {TIME_MAX:g} (default 0.5)")
-    group.add_argument("--taper", choices=("none", "triangular"), default="none")
+    group = add_construction_arguments(parser)
     group.add_argument("--mode", choices=("exact", "paper"), default="exact")
     group.add_argument("--t0", type=diffusion_time_type, default=1e-3,
                        help=f"early-stopping time 0 < t0 <= {TIME_MAX:g} (default 1e-3)")

@@ -156,6 +156,21 @@ def random_spatial_covariance(dim: int, seed: int, condition: float = 4.0) -> to
     return (orthogonal * eigenvalues) @ orthogonal.T
 
 
+def add_construction_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The construction options ``verify`` and ``bounds`` share (``--bands``, ``--blocks``, ``--time``,
+    ``--taper``), in a group ``construction`` that is returned for each command's own options."""
+    group = parser.add_argument_group("construction")
+    group.add_argument("--bands", type=integer(0), default=8, help="lags kept J, 0 <= J <= frames-1 (default 8)")
+    group.add_argument("--blocks", type=integer(1), default=40,
+                       help="blocks L >= 1, one solver step each (default 40; the Chebyshev certificate of the bounds "
+                            "takes O(L^3) time: L = 1000 about 40 s)")
+    group.add_argument("--time", type=diffusion_time_type, default=0.5,
+                       help=f"diffusion time 0 < t <= {TIME_MAX:g} (default 0.5)")
+    group.add_argument("--taper", choices=("none", "triangular"), default="none",
+                       help="band truncation: plain cut (none) or triangular taper")
+    return group
+
+
 def add_gp_arguments(parser: argparse.ArgumentParser, *, frames: int = 32, dim: int = 4) -> None:
     """Add ``--kernel --nu --ell --period --frames --dim --spatial-condition --seed``."""
     group = parser.add_argument_group("Gaussian process")

@@ -29,11 +29,10 @@ import time
 import torch
 
 from unroll.cli.options import (
-    TIME_MAX,
+    add_construction_arguments,
     add_gp_arguments,
     add_threads_argument,
     check_bands,
-    diffusion_time_type,
     gp_from_arguments,
     integer,
     real,
@@ -54,18 +53,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_gp_arguments(parser, frames=32, dim=4)
-    group = parser.add_argument_group("construction")
-    group.add_argument("--bands", type=integer(0), default=8, help="lags kept J, 0 <= J <= frames-1 (default 8)")
-    group.add_argument("--blocks", type=integer(1), default=40,
-                       help="blocks L >= 1 = GD steps (default 40; the Chebyshev certificate of the bounds takes "
-                            "O(L^3) time: L = 1000 about 40 s)")
-    group.add_argument("--time", type=diffusion_time_type, default=0.5,
-                       help=f"diffusion time 0 < t <= {TIME_MAX:g} (default 0.5)")
+    group = add_construction_arguments(parser)
     group.add_argument("--mode", choices=("exact", "paper", "softmax"), default="exact",
                        help="exact (t-scalars through ReLU homogeneity), paper (FFN multiplier) or softmax "
                             "(one softmax head per block; boundary error reported)")
-    group.add_argument("--taper", choices=("none", "triangular"), default="none",
-                       help="band truncation: plain cut (none) or triangular taper")
     group.add_argument("--steps", choices=("gd", "chebyshev"), default="gd",
                        help="step schedule: plain gradient descent (gd) or Chebyshev steps, one per block")
     group.add_argument("--looped", action="store_true",
