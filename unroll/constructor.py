@@ -325,8 +325,7 @@ def construct_unrolled(gp: Any, blocks: int, bands: int, mode: str = "exact", ta
 
     lambda_min_gamma = gd.check_truncation(factors.gamma, bands, taper, on_indefinite="raise")
     gamma_truncated = gd.truncate(factors.gamma, bands, taper)
-    products = gd.eigen_products(factors, bands, taper)
-    product_min, product_max = float(products.min()), float(products.max())
+    product_min, product_max = gd.product_extremes(factors, bands, taper)
     step_center = 0.5 * (product_min + product_max)
     step_centers = gd.step_centers(factors, blocks, bands, taper, steps)
     time_groups = 1 if steps == "gd" else blocks

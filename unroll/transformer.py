@@ -85,8 +85,9 @@ def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, kind: st
         raise ValueError(f"path must be one of {ATTENTION_PATHS}, got {path!r}")
     frames = query.shape[-2]
     if path == "banded" or (path == "auto" and banded_pays(frames, window)):
-        out, band_weights = banded_attend(query, key, value, kind, frames - 1 if window is None else window, scale)
-        return out, band_to_dense(band_weights, frames) if need_weights else None
+        out, band_weights = banded_attend(query, key, value, kind, frames - 1 if window is None else window, scale,
+                                          need_weights)
+        return out, None if band_weights is None else band_to_dense(band_weights, frames)
     scores = scale * (query @ key.transpose(-1, -2))
     mask = None
     if window is not None and window < frames - 1:
