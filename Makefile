@@ -11,7 +11,7 @@ TORCH_PIP_ARGS ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup verify test test-slow lint bench
+.PHONY: setup verify test test-slow lint bench docs
 
 setup: $(STAMP)
 
@@ -42,3 +42,14 @@ BENCHMARKS ?= benchmarks/score_speed.py benchmarks/attention_speed.py benchmarks
 
 bench: $(STAMP)
 	for script in $(BENCHMARKS); do echo "== $$script"; $(PY) $$script || exit 1; done
+
+# the documentation site into site/ (git-ignored); strict: a broken link, anchor or docstring section fails it.
+# Quiet (warnings and errors only), so that CI's output still closes on pytest's summary line.
+DOCS_STAMP := $(VENV)/.installed-docs
+
+$(DOCS_STAMP): $(STAMP)
+	@$(PY) -m pip install -q -e ".[docs]"
+	@touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	@NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet -d site

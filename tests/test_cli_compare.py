@@ -71,6 +71,20 @@ def test_compare_tiny_run_writes_results_with_required_keys(tmp_path):
     for name in ("comparison_attention", "comparison_linear_response", "comparison_sample_complexity",
                  "comparison_probes"):
         assert (tmp_path / f"{name}.png").stat().st_size > 0
+    # each comparison figure is a Figure; the one-panel one draws into a given ax, the others into a given fig
+    from matplotlib.figure import Figure
+
+    from unroll.training import figures as comparison
+
+    tasks = comparison._read_tasks(tmp_path / "tasks")
+    for draw in (lambda fig: comparison.comparison_attention_figure(on_disk, tasks, fig=fig),
+                 lambda fig: comparison.comparison_linear_response_figure(on_disk, tasks, fig=fig),
+                 lambda fig: comparison.comparison_sample_complexity_figure(on_disk, fig=fig)):
+        host = Figure()
+        assert draw(None).get_axes() and draw(host) is host and len(host.get_axes()) == len(on_disk["kernels"])
+    host = Figure()
+    ax = host.subplots()
+    assert comparison.comparison_probes_figure(on_disk, ax=ax) is host and ax.lines
     # unroll figures --results draws the same figures from the files alone
     assert main(["figures", "--results", str(tmp_path / "results.json"), "--out", str(tmp_path / "again")]) == 0
     assert (tmp_path / "again" / "comparison_probes.png").stat().st_size > 0
@@ -112,9 +126,11 @@ def test_extra_sweeps_run_and_draw_their_figure(tmp_path):
         for row in sweeps[name]["results"]:
             assert 0 < row["score_error"] < 10 and 0 < row["constructed_score_error"] < 10
     pytest.importorskip("matplotlib")
-    from unroll.training.figures import _sweeps_figure, require_matplotlib
+    from unroll.training.figures import save_atomic, sweeps_figure
 
-    path = _sweeps_figure(require_matplotlib(), sweeps, tmp_path / "sweeps.png")
+    figure = sweeps_figure(sweeps)
+    assert len(figure.get_axes()) == 3  # one panel per sweep
+    path = save_atomic(figure, tmp_path / "sweeps.png")
     assert (tmp_path / "sweeps.png").stat().st_size > 0 and path.endswith("sweeps.png")
 
 

@@ -145,13 +145,11 @@ def _fmt(value: Any) -> str:
 def write_figure(rows: Sequence[dict[str, Any]], path: str) -> bool:
     """Measured vs bound per part (log-log, the diagonal = bound attained); ``False`` without matplotlib."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure  # no pyplot, no backend switch: a caller's backend stays in force
     except ImportError:
         return False
-    figure, axes = plt.subplots(1, len(PARTS), figsize=(4 * len(PARTS), 4))
+    figure = Figure(figsize=(4 * len(PARTS), 4), layout="constrained")
+    axes = figure.subplots(1, len(PARTS))
     for axis, name in zip(axes, PARTS, strict=True):
         pairs = [(r[f"{name}_measured"], r[f"{name}_bound"]) for r in rows
                  if f"{name}_measured" in r and r[f"{name}_measured"] > 0 and math.isfinite(r[f"{name}_bound"])]
@@ -164,9 +162,7 @@ def write_figure(rows: Sequence[dict[str, Any]], path: str) -> bool:
         axis.set_xlabel("measured")
         axis.set_ylabel("bound")
     axes[0].legend()
-    figure.tight_layout()
     atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=110))
-    plt.close(figure)
     return True
 
 

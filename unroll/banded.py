@@ -68,8 +68,11 @@ def banded_attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, k
     """Attention restricted to ``|i - j| <= window`` (module docstring for the equations).
 
     Args:
-        query, key: ``(..., H, dk)`` (e.g. ``(batch, M, H, dk)``); value: ``(..., H, dv)``.
-        kind: ``"relu"`` or ``"softmax"``; window: ``J >= 0`` (``J >= H - 1`` means all frames).
+        query: ``(..., H, dk)`` (e.g. ``(batch, M, H, dk)``).
+        key: ``(..., H, dk)``.
+        value: ``(..., H, dv)``.
+        kind: ``"relu"`` or ``"softmax"``.
+        window: ``J >= 0`` (``J >= H - 1`` means all frames).
         scale: factor on the scores ``q_i · k_j``.
         need_weights: keep and return the band weights; ``False`` drops each chunk's weights once its output is
             formed, so the extra memory is the output plus one chunk's temporaries (``benchmarks/attention_speed.py``).

@@ -284,8 +284,8 @@ def construct_unrolled(gp: Any, blocks: int, bands: int, mode: str = "exact", ta
         taper: ``None`` (plain cut) or ``"triangular"``.
         steps: the step schedule, ``"gd"`` (constant ``eta_t``) or ``"chebyshev"`` (module docstring).
         looped: one block's weights applied L times (weight sharing); needs ``steps="gd"``.
-        paper_knots, paper_range: N >= 3 knots on ``[-R, R]``, ``0 < R <= MAX_PAPER_RANGE = 1e6``, of the paper-mode
-            multiplier.
+        paper_knots: N >= 3 knots of the paper-mode multiplier.
+        paper_range: the multiplier's interval ``[-R, R]``, ``0 < R <= MAX_PAPER_RANGE = 1e6``.
         slope_margin: factor on the smallest tent slope that separates the lags, ``1 <= slope_margin <=
             MAX_SLOPE_MARGIN = 1e6`` (the rounding error grows in proportion to it).
         frame_frequency: ``"window"`` (``w = pi/min(H, J+2)``: tent slope independent of H) or

@@ -81,7 +81,8 @@ def construct_softmax(gp: Any, blocks: int, *, beta: float | None = None, paper_
         gp: a ``GaussianProcess`` with a Gaussian-type temporal kernel.
         blocks: L >= 1.
         beta: softmax inverse temperature; default: fitted so that ``gamma_vM(1) = gamma(1)``.
-        paper_knots, paper_range: the FFN multiplier (``unroll.constructor`` paper mode).
+        paper_knots: knots of the FFN multiplier (``unroll.constructor`` paper mode).
+        paper_range: the FFN multiplier's interval ``[-R, R]`` (``unroll.constructor`` paper mode).
     Returns:
         an ``UnrolledTransformer`` (``attention="softmax"``, ``heads=1``); ``.construction.mode ==
         "softmax"`` with extra attributes ``softmax_beta``, ``kernel_mismatch`` (max_m |gamma_vM - gamma|),

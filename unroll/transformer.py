@@ -73,7 +73,9 @@ def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, kind: st
     """Multi-head attention, dense or banded (``unroll.banded``).
 
     Args:
-        query, key: ``(batch, M, H, dk)``; value: ``(batch, M, H, dv)``.
+        query: ``(batch, M, H, dk)``.
+        key: ``(batch, M, H, dk)``.
+        value: ``(batch, M, H, dv)``.
         kind: ``"relu"`` (weights ``ReLU(scale q_i·k_j)``) or ``"softmax"``.
         window: attend only to ``|i - j| <= window`` (``None``: all frames).
         path: ``"auto"`` (banded when ``unroll.banded.banded_pays(H, window)``), ``"dense"`` or ``"banded"``.

@@ -173,7 +173,8 @@ def train_and_measure(*, gp: dict[str, Any], kind: str, options: dict[str, Any],
 
     Args:
         gp: the evaluation GP as a dict (``gp_from_spec``).
-        kind, options: ``unroll.training.models.build_model(kind, H, d, **options)``; with ``init``
+        kind: the model family of ``unroll.training.models.build_model(kind, H, d, **options)``.
+        options: the keyword arguments of ``build_model``; with ``init``
             (``relu_transformer`` only: ``"construction"``, its weights; ``"construction-shape"``, the same network
             with random blocks whose residual branches start at zero, ``_random_blocks``) ``options`` holds
             ``blocks`` and ``bands`` of the construction instead.
