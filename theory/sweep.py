@@ -126,8 +126,9 @@ def property_run(max_examples: int = 200, seed: int = 0, progress: bool = True,
     def collect(drawn: Any) -> None:
         report = drawn.verify(seed=0)
         kernel = drawn.gp.kernel
-        rows.append(row_from_report(report, family=kernel.name, nu=getattr(kernel, "nu", None), ell=kernel.ell,
-                                    period=getattr(kernel, "period", None), H=drawn.gp.frames, d=drawn.gp.dim,
+        damped = kernel.name == "damped-cosine"
+        rows.append(row_from_report(report, family=kernel.name, nu=None if damped else kernel.nu, ell=kernel.ell,
+                                    period=kernel.period if damped else None, H=drawn.gp.frames, d=drawn.gp.dim,
                                     J=drawn.bands, L=drawn.blocks, t=drawn.diffusion_time, taper=drawn.taper,
                                     mode=drawn.mode, steps=drawn.steps, knots=drawn.paper_knots, dtype="float64",
                                     batch=drawn.batch, seed=0, Sigma=matrix_text(drawn.gp.spatial), error=""))

@@ -16,6 +16,7 @@ model.  Two runs of the same command with the same seeds write files that differ
 from __future__ import annotations
 
 import datetime
+import fnmatch
 import json
 import os
 import platform
@@ -30,10 +31,11 @@ from typing import Any
 __all__ = ["VOLATILE_FIELDS", "GIT_TIMEOUT_SECONDS", "provenance", "git_state", "Rebuilt", "rebuild",
            "rebuild_row", "load_results", "strip_volatile", "TABLE_COMMENT"]
 
-#: dotted paths of the fields that differ between two runs of the same command with the same seeds: the time of
-#: the run and the wall-clock timings (``seconds`` of ``unroll train``, ``timings_seconds`` of ``unroll compare``,
-#: ``runtime_seconds`` of ``unroll verify``, ``seconds`` of ``unroll sweep``)
-VOLATILE_FIELDS = ("provenance.timestamp_utc", "seconds", "timings_seconds", "runtime_seconds")
+#: the fields that differ between two runs of the same command with the same seeds: the time of the run (a dotted
+#: path from the top) and, at any depth, the wall-clock timings: every key ``seconds`` or ending in ``_seconds``
+#: (``seconds`` of ``unroll train`` and of each training of ``unroll compare``, ``timings_seconds`` of
+#: ``unroll compare``, ``runtime_seconds`` of ``unroll verify``, ``seconds`` of ``unroll sweep``)
+VOLATILE_FIELDS = ("provenance.timestamp_utc", "seconds", "*_seconds")
 #: git is asked at most this long (a hung filesystem must not hang a run)
 GIT_TIMEOUT_SECONDS = 5.0
 #: the prefix of the header lines of a tab-separated table that hold its provenance and configuration
@@ -86,12 +88,24 @@ def provenance(command_line: Sequence[str] | None = None) -> dict[str, Any]:
             "threads": torch.get_num_threads(), "hostname": socket.gethostname()}
 
 
-def strip_volatile(record: Any) -> Any:
-    """A deep copy of a results dict without :data:`VOLATILE_FIELDS` (dotted paths from the top level)."""
-    import copy
+def _is_timing(key: Any) -> bool:
+    return isinstance(key, str) and any(fnmatch.fnmatchcase(key, pattern) for pattern in VOLATILE_FIELDS
+                                        if "." not in pattern)
 
-    out = copy.deepcopy(record)
-    for path in VOLATILE_FIELDS:
+
+def _without_timings(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _without_timings(item) for key, item in value.items() if not _is_timing(key)}
+    if isinstance(value, list):
+        return [_without_timings(item) for item in value]
+    return value
+
+
+def strip_volatile(record: Any) -> Any:
+    """A copy of a results dict without :data:`VOLATILE_FIELDS`: the dotted paths from the top level, and the
+    timing keys at any depth."""
+    out = _without_timings(record)
+    for path in (pattern for pattern in VOLATILE_FIELDS if "." in pattern):
         *parents, leaf = path.split(".")
         node = out
         for key in parents:

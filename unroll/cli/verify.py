@@ -34,6 +34,7 @@ from unroll.cli.options import (
     add_construction_arguments,
     add_gp_arguments,
     add_json_argument,
+    add_progress_argument,
     add_threads_argument,
     check_bands,
     gp_from_arguments,
@@ -45,6 +46,8 @@ from unroll.cli.output import check_json_output, show, write_json
 from unroll.cli.resources import check_memory, verify_estimate
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
+#: runs with frames x blocks x batch above this (a few seconds on one core) show a progress bar over verify's stages
+PROGRESS_WORK = 40_000
 #: --range: the paper-mode multiplier's range R; beyond it the multiplier's products overflow float64
 VALUE_RANGE_MAX = 1e6
 
@@ -78,6 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_json_argument(group, "the report")
     add_threads_argument(group, ": the tensors are small, and on a shared machine a second thread only adds "
                                 "contention")
+    add_progress_argument(group)
     parser.set_defaults(run=run)
 
 
@@ -117,7 +121,9 @@ def run(args: argparse.Namespace) -> int:
                                steps=args.steps, looped=args.looped, paper_knots=args.knots,
                                paper_range=args.value_range,
                                frame_frequency=args.frame_frequency, dtype=DTYPES[args.dtype])
-    report = verify(gp, model, args.time, generator=generator, batch=args.batch)
+    long_run = args.frames * args.blocks * args.batch > PROGRESS_WORK
+    report = verify(gp, model, args.time, generator=generator, batch=args.batch,
+                    progress=long_run and not args.no_progress)
     seconds = time.perf_counter() - start
     show(args, report.table())
     show(args, f"runtime {seconds:.2f} s")
