@@ -84,9 +84,9 @@ def run(args: argparse.Namespace) -> int:
     table = theory.check_assumptions(config)
 
     def out(text: str = "") -> None:
-        show(args, str(text))
+        show(args, text)
 
-    out(table)
+    out(str(table))
     out()
     values = theory.symbol_values(config)
     values["epsilon"] = epsilon

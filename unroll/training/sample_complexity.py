@@ -145,6 +145,13 @@ class SampleComplexityConfig:
         for t in self.eval_times:
             check_positive("eval_times", t)
         check_positive("limited_z", self.limited_z)
+        from unroll.gp_spec import SPATIAL_KINDS
+
+        if self.spatial not in SPATIAL_KINDS:
+            raise ValueError(f"spatial must be one of {', '.join(SPATIAL_KINDS)}, got {self.spatial!r}")
+        check_int("spatial_seed", self.spatial_seed, minimum=0)
+        if not check_positive("spatial_condition", self.spatial_condition) >= 1:
+            raise ValueError(f"spatial_condition must satisfy spatial_condition >= 1, got {self.spatial_condition}")
         check_int("threads", self.threads, minimum=1)
         for name in ("heldout_seed", "validation_seed", "data_seed"):
             check_int(name, getattr(self, name), minimum=0)
