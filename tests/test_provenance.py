@@ -160,13 +160,17 @@ TRAIN = ["train", "--model", "dit", "--frames", "6", "--dim", "2", "--train-size
          "--batch-size", "8", "--no-progress", "--no-resume", "--seed", "3"]
 
 
-def test_train_results_rebuild_the_gp_and_the_network(tmp_path, capsys):
+@pytest.mark.parametrize(("model", "kernel"), [("dit", "gamma-exponential"), ("relu_transformer", "damped-cosine")])
+def test_train_results_rebuild_the_gp_and_the_network(model, kernel, tmp_path, capsys):
     from unroll.gp_spec import random_spatial_covariance
 
-    assert main([*TRAIN, "--out", str(tmp_path)]) == 0
+    argv = [*TRAIN, "--out", str(tmp_path), "--kernel", kernel]
+    argv[argv.index("dit")] = model
+    assert main(argv) == 0
     record = json.loads((tmp_path / "results.json").read_text())
     configuration = record["configuration"]
-    assert configuration["gp"]["kernel"] == "gamma-exponential" and configuration["gp"]["ell"] == 2.0
+    assert configuration["gp"]["kernel"] == kernel and configuration["gp"]["ell"] == 2.0
+    assert configuration["model"] == model
     assert configuration["seed"] == 3 and configuration["training"]["seed"] == 3
     rebuilt = rebuild(tmp_path / "results.json")
     assert torch.equal(rebuilt.gp.spatial, random_spatial_covariance(2, 3))

@@ -88,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
     from unroll.training.trainer import TrainConfig, seeded_model, train
 
     spatial = spatial_fields(args)
-    config = CompareConfig(kernel=args.kernel, nu=DEFAULT_NU if args.nu is None else args.nu, ell=args.ell,
+    config = CompareConfig(kernel=args.kernel, control_kernel=None, nu=DEFAULT_NU if args.nu is None else args.nu,
+                           ell=args.ell,
                            period=DEFAULT_PERIOD if args.period is None else args.period, frames=args.frames,
                            dim=args.dim, spatial=spatial["spatial"], spatial_seed=spatial["spatial_seed"],
                            spatial_condition=spatial["spatial_condition"],
