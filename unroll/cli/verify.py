@@ -15,7 +15,9 @@ one block's weights across all L blocks (plain GD only).
 ``provenance`` (versions, git commit, command line, UTC time; ``unroll.provenance``), from which
 ``unroll.provenance.rebuild`` rebuilds the GP and the model (``--json -``: to standard output, the table then goes
 to stderr; a character device such as ``/dev/null`` is written straight through; a FIFO or a folder is refused
-before the run starts).
+before the run starts).  The report's own ``config`` is the network's (its ``seed`` initialises a network before
+its weights are set by hand, not the data); the run's seeds are ``configuration.seed`` (the data) and
+``configuration.gp.spatial_seed`` (Sigma).
 
 ``--mode softmax`` builds the softmax variant (one softmax head per block over all frames,
 ``unroll.softmax_construction``; ``--bands`` and ``--taper`` do not apply) and adds its row-normalisation
