@@ -39,6 +39,7 @@ in float64, and its mean over the times.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import os
 import time
@@ -57,9 +58,11 @@ from unroll.gp import GaussianProcess
 from unroll.kernels import kernel_from_name
 from unroll.training.trainer import TrainConfig, seeded_model, train
 
-__all__ = ["CompareConfig", "HeldOut", "make_gp", "heldout_set", "score_error", "float64_score",
+__all__ = ["CompareConfig", "HeldOut", "configuration_record", "make_gp", "heldout_set", "score_error", "float64_score",
            "white_gp", "train_score_model", "run_comparison", "write_json_atomic", "model_options", "run_task",
            "comparison_tasks", "verdict_table", "parameter_match"]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_SIZES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 #: the generated-samples sampler's interval when a task does not say (``experiments.train_and_measure``)
@@ -78,6 +81,10 @@ class CompareConfig:
     frames: int = 16
     dim: int = 2
     spatial_correlation: float = 0.5  # Sigma[a, b] = rho^|a-b|
+    # Sigma: "correlated" (rho^|a-b|, the record's) or "random" (unroll.gp_spec: drawn from spatial_seed, None: seed)
+    spatial: str = "correlated"
+    spatial_seed: int | None = None
+    spatial_condition: float = 4.0
     train_size: int = 2048
     validation_size: int = 512
     heldout: int = 256
@@ -161,8 +168,25 @@ class CompareConfig:
         damped = kernel == "damped-cosine"
         spec = dict(kernel=kernel, nu=None if damped else self.nu, ell=self.ell, period=self.period if damped else None,
                     frames=self.frames, dim=self.dim, spatial_correlation=self.spatial_correlation, warp=None)
+        spec.update(self.random_spatial())
         spec.update(changes)
         return spec
+
+    def random_spatial(self) -> dict[str, Any]:
+        """The Sigma fields of a random Sigma (``{}`` for the correlated one, so that the task records, and the
+        caches of earlier runs, stay as they were)."""
+        if self.spatial != "random":
+            return {}
+        seed = self.seed if self.spatial_seed is None else self.spatial_seed
+        return dict(spatial="random", spatial_seed=seed, spatial_condition=self.spatial_condition)
+
+    def task_settings(self) -> dict[str, Any]:
+        """``asdict(self)`` without the random-Sigma fields of a correlated Sigma (``random_spatial``)."""
+        settings = asdict(self)
+        if self.spatial != "random":
+            for name in ("spatial", "spatial_seed", "spatial_condition"):
+                settings.pop(name)
+        return settings
 
     def validate(self) -> CompareConfig:
         """Check every field (``TypeError`` for a value of the wrong type, ``ValueError`` for one out of range);
@@ -200,6 +224,14 @@ class CompareConfig:
         rho = check_real("spatial_correlation", self.spatial_correlation)
         if not -1 < rho < 1:
             raise ValueError(f"spatial_correlation must satisfy -1 < rho < 1, got {self.spatial_correlation}")
+        from unroll.gp_spec import SPATIAL_KINDS
+
+        if self.spatial not in SPATIAL_KINDS:
+            raise ValueError(f"spatial must be one of {', '.join(SPATIAL_KINDS)}, got {self.spatial!r}")
+        if self.spatial_seed is not None:
+            check_int("spatial_seed", self.spatial_seed, minimum=0)
+        if not check_real("spatial_condition", self.spatial_condition) >= 1:
+            raise ValueError(f"spatial_condition must satisfy spatial_condition >= 1, got {self.spatial_condition}")
 
     def _validate_data(self) -> None:
         check_int("train_size", self.train_size, minimum=1)
@@ -460,7 +492,7 @@ def sample_complexity_config(config: CompareConfig, kernel: str) -> Any:
     spec = config.gp_spec(kernel)
     return SampleComplexityConfig(
         kernel=kernel, nu=config.nu, ell=config.ell, period=spec["period"], frames=config.frames, dim=config.dim,
-        spatial_correlation=config.spatial_correlation, model=config.sweep_model,
+        spatial_correlation=config.spatial_correlation, **config.random_spatial(), model=config.sweep_model,
         model_options=model_options(config.sweep_model, config, None), sizes=tuple(config.sweep_sizes),
         seeds=tuple(range(config.seed, config.seed + config.sweep_seeds)),
         floor_seeds=tuple(range(config.seed, config.seed + config.floor_seeds)), heldout=config.heldout,
@@ -493,12 +525,13 @@ def comparison_tasks(config: CompareConfig) -> dict[str, dict[str, Any]]:
         return settings
 
     for kernel in config.kernels:  # the constructions first: each is one long serial job
-        tasks[f"{_tag(kernel)}.constructions"] = dict(job="constructions", settings=asdict(config), kernel=kernel)
+        tasks[f"{_tag(kernel)}.constructions"] = dict(job="constructions", settings=config.task_settings(),
+                                                      kernel=kernel)
     for kernel in config.kernels:
         gp = config.gp_spec(kernel)
         tag = _tag(kernel)
         sc = sample_complexity_config(config, kernel)
-        settings = asdict(sc)
+        settings = sc.task_settings()
         for seed in sc.floor_seeds:
             tasks[f"{tag}.sc.floor.s{seed}"] = dict(job="sample_complexity", settings=settings, n=None, seed=seed)
         for n in sorted(sc.sizes, reverse=True):
@@ -752,8 +785,9 @@ def _constructions(config: CompareConfig, kernel: str, progress: bool) -> dict[s
                 long_held = heldout_set(longer, config.heldout, config.eval_times, seed=1000)
                 entry["lengths"][str(length)] = {"score_error": score_error(score, long_held)["score_error"]}
         out[f"constructed_{steps}"] = entry
-        _log(f"{kernel}: constructed ({steps}, L={config.construct_blocks}) score error {entry['score_error']:.4g}, "
-             f"KL {entry['kl_to_data']:.4g} (exact score {out['exact_score']['kl_to_data']:.4g})", progress)
+        logger.info(f"{kernel}: constructed ({steps}, L={config.construct_blocks}) score error "
+                    f"{entry['score_error']:.4g}, KL {entry['kl_to_data']:.4g} (exact score "
+                    f"{out['exact_score']['kl_to_data']:.4g})")
     return out
 
 
@@ -812,16 +846,30 @@ def verdict_table(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _log(message: str, enabled: bool) -> None:
-    if enabled:
-        print(message, flush=True)
+def configuration_record(config: CompareConfig) -> dict[str, Any]:
+    """The run's configuration as fields (``unroll.provenance``): each kernel's GP as ``GPSpec.to_dict()``, the
+    construction's ``L`` and ``J``, the first seed; every setting is in ``results["config"]`` beside it."""
+    from unroll.gp_spec import GPSpec
+
+    def gp_record(kernel: str) -> dict[str, Any]:
+        spec = {key: value for key, value in config.gp_spec(kernel).items() if key != "warp"}
+        return GPSpec(**spec).to_dict()
+
+    return {"command": "compare", "gp": gp_record(config.kernel),
+            "control_gp": None if config.control_kernel is None else gp_record(config.control_kernel),
+            "construct_blocks": config.construct_blocks, "bands": _bands(config), "seed": config.seed,
+            "dtype": "float32 training, float64 evaluation"}
 
 
-def run_comparison(config: CompareConfig, out: str | os.PathLike, executor: Any = None) -> dict:
+def run_comparison(config: CompareConfig, out: str | os.PathLike, executor: Any = None, *,
+                   command_line: list[str] | None = None) -> dict:
     """Run every task (module docstring) and the constructions; write ``out/results.json``, ``out/verdicts.md`` and
     the figures.  ``executor``: any ``concurrent.futures.Executor`` (default ``make_executor(config.workers,
-    config.scheduler)``); the task records are cached in ``out/tasks`` (a rerun resumes)."""
+    config.scheduler)``); the task records are cached in ``out/tasks`` (a rerun resumes).  ``results.json``
+    carries ``configuration`` (:func:`configuration_record`) and ``provenance`` (``unroll.provenance``, with
+    ``command_line``, default ``sys.argv``)."""
     from unroll.executor import make_executor, run_tasks
+    from unroll.provenance import provenance
 
     config.validate()
     out = Path(out)
@@ -829,7 +877,7 @@ def run_comparison(config: CompareConfig, out: str | os.PathLike, executor: Any 
     started = time.perf_counter()
     tasks = comparison_tasks(config)
     where = "the given executor" if executor is not None else (config.scheduler or f"{config.workers} worker(s)")
-    _log(f"unroll compare: {len(tasks)} tasks on {where}", config.progress)
+    logger.info(f"unroll compare: {len(tasks)} tasks on {where}")
     own = executor is None
     executor = executor if executor is not None else make_executor(
         None if config.scheduler else config.workers, config.scheduler)
@@ -840,7 +888,9 @@ def run_comparison(config: CompareConfig, out: str | os.PathLike, executor: Any 
         if own:
             executor.shutdown()
     task_seconds = time.perf_counter() - started
-    results: dict[str, Any] = {"config": asdict(config), "kernels": {}, "timings_seconds": {"tasks": task_seconds}}
+    results: dict[str, Any] = {"configuration": configuration_record(config),
+                               "provenance": provenance(command_line), "config": asdict(config), "kernels": {},
+                               "timings_seconds": {"tasks": task_seconds}}
     for kernel in config.kernels:
         tic = time.perf_counter()
         entry = _analyse_kernel(records, config, kernel)

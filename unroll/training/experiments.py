@@ -38,7 +38,8 @@ __all__ = ["GP_DEFAULTS", "ARMS", "gp_from_spec", "train_and_measure", "task", "
 
 #: the comparison's GP unless a task says otherwise (``compare.make_gp`` settings, plus ``period`` and ``warp``)
 GP_DEFAULTS: dict[str, Any] = dict(kernel="gamma-exponential", nu=1.0, ell=4.0, period=None, frames=16, dim=2,
-                                   spatial_correlation=0.5, warp=None)
+                                   spatial_correlation=0.5, warp=None, spatial="correlated", spatial_seed=0,
+                                   spatial_condition=4.0)
 ARMS = ("data", "white", "fresh")
 #: ``init`` of a relu_transformer: the construction's weights, or the construction's network with random weights
 INITS = ("construction", "construction-shape")
@@ -47,7 +48,8 @@ INITS = ("construction", "construction-shape")
 def gp_from_spec(spec: dict[str, Any]) -> Any:
     """A ``GaussianProcess`` from a dict with the keys of ``GP_DEFAULTS`` (missing keys take the defaults).
 
-    ``Sigma[a, b] = spatial_correlation^|a - b|``; ``warp = p`` puts the kernel on the frame times
+    ``Sigma[a, b] = spatial_correlation^|a - b|``, or with ``spatial="random"`` the seeded random Sigma of
+    ``unroll.gp_spec`` (``spatial_seed``, ``spatial_condition``); ``warp = p`` puts the kernel on the frame times
     ``unroll.gp.power_warp(H, p)`` (a non-stationary ``Gamma``); ``period`` only for the damped cosine.
     """
     from unroll.gp import GaussianProcess, power_warp
@@ -61,10 +63,11 @@ def gp_from_spec(spec: dict[str, Any]) -> Any:
         kernel = kernel_from_name("damped-cosine", ell=s["ell"], period=s["period"])
     else:
         kernel = kernel_from_name(s["kernel"], nu=s["nu"], ell=s["ell"])
-    index = torch.arange(s["dim"], dtype=torch.float64)
-    if not -1 < s["spatial_correlation"] < 1:
-        raise ValueError(f"spatial_correlation must satisfy -1 < rho < 1, got {s['spatial_correlation']}")
-    spatial = s["spatial_correlation"] ** (index[:, None] - index[None, :]).abs()
+    from unroll.gp_spec import GPSpec
+
+    spatial = GPSpec(dim=s["dim"], spatial=s["spatial"], spatial_seed=s["spatial_seed"],
+                     spatial_condition=s["spatial_condition"],
+                     spatial_correlation=s["spatial_correlation"]).spatial_covariance()
     times = None if s["warp"] is None else power_warp(s["frames"], float(s["warp"]))
     return GaussianProcess(kernel, s["frames"], spatial, times=times).validate()
 

@@ -58,12 +58,18 @@ def axes_or_new(ax: Any, figsize: tuple[float, float]) -> tuple[Any, Any]:
 def save_atomic(figure: Any, path: str | os.PathLike) -> str:
     """``figure.savefig`` to a temporary file in ``path``'s folder, then ``os.replace``; returns the path.
 
-    The format is ``path``'s suffix (default png), at 110 dpi.
+    The format is ``path``'s suffix (default png), at 110 dpi.  A PNG carries the provenance record
+    (``unroll.provenance``) as JSON in its ``provenance`` text chunk.
     """
+    import json
+
+    from unroll.provenance import provenance
+
     path = Path(path)
     image_format = path.suffix.lstrip(".") or "png"
+    metadata = {"provenance": json.dumps(provenance())} if image_format == "png" else None
     atomic_write(path, lambda temporary: figure.savefig(temporary, format=image_format, dpi=110,
-                                                        bbox_inches="tight"))
+                                                        bbox_inches="tight", metadata=metadata))
     return str(path)
 
 

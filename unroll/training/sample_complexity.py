@@ -82,6 +82,9 @@ class SampleComplexityConfig:
     frames: int = 16
     dim: int = 2
     spatial_correlation: float = 0.5
+    spatial: str = "correlated"  # or "random" (unroll.gp_spec: seed spatial_seed, condition <= spatial_condition)
+    spatial_seed: int = 0
+    spatial_condition: float = 4.0
     model: str = "dit"
     model_options: dict = field(default_factory=lambda: dict(width=48, blocks=3, heads=4))
     sizes: tuple[int, ...] = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
@@ -142,6 +145,13 @@ class SampleComplexityConfig:
         for t in self.eval_times:
             check_positive("eval_times", t)
         check_positive("limited_z", self.limited_z)
+        from unroll.gp_spec import SPATIAL_KINDS
+
+        if self.spatial not in SPATIAL_KINDS:
+            raise ValueError(f"spatial must be one of {', '.join(SPATIAL_KINDS)}, got {self.spatial!r}")
+        check_int("spatial_seed", self.spatial_seed, minimum=0)
+        if not check_positive("spatial_condition", self.spatial_condition) >= 1:
+            raise ValueError(f"spatial_condition must satisfy spatial_condition >= 1, got {self.spatial_condition}")
         check_int("threads", self.threads, minimum=1)
         for name in ("heldout_seed", "validation_seed", "data_seed"):
             check_int(name, getattr(self, name), minimum=0)
@@ -156,9 +166,21 @@ class SampleComplexityConfig:
     def gp_spec(self) -> dict:
         """The GP as a spec for ``unroll.training.experiments.gp_from_spec``."""
         damped = self.kernel == "damped-cosine"
-        return dict(kernel=self.kernel, nu=None if damped else self.nu, ell=self.ell,
+        spec = dict(kernel=self.kernel, nu=None if damped else self.nu, ell=self.ell,
                     period=self.period if damped else None, frames=self.frames, dim=self.dim,
                     spatial_correlation=self.spatial_correlation)
+        if self.spatial == "random":
+            spec.update(spatial="random", spatial_seed=self.spatial_seed, spatial_condition=self.spatial_condition)
+        return spec
+
+    def task_settings(self) -> dict:
+        """``asdict(self)`` without the random-Sigma fields of a correlated Sigma (the task records of earlier runs,
+        and so their caches, stay valid)."""
+        settings = asdict(self)
+        if self.spatial != "random":
+            for name in ("spatial", "spatial_seed", "spatial_condition"):
+                settings.pop(name)
+        return settings
 
     def train_config(self, seed: int) -> Any:
         """The ``TrainConfig`` of a training with seed ``seed`` (SGD draws seeded by ``seed + 11``)."""

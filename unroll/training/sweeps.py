@@ -55,13 +55,10 @@ def _trained_error(config: Any, gp: Any, kind: str, options: dict | None = None)
 
 def run_extra_sweeps(config: Any, which: list[str]) -> dict:
     """The sweeps named in ``which`` among ``"H"``, ``"size"``, ``"decay"`` (each trains a few models)."""
-    from unroll.training.compare import make_gp
+    from unroll.training.experiments import gp_from_spec
 
-    def gp_for(**changes: Any) -> Any:
-        settings = dict(kernel=config.kernel, nu=config.nu, ell=config.ell, frames=config.frames, dim=config.dim,
-                        spatial_correlation=config.spatial_correlation)
-        settings.update(changes)
-        return make_gp(**settings)
+    def gp_for(**changes: Any) -> Any:  # the comparison's GP (its Sigma, correlated or random) with ``changes``
+        return gp_from_spec(config.gp_spec(config.kernel, **changes))
 
     kind = config.sweep_model
     out: dict[str, Any] = {}
