@@ -83,8 +83,12 @@ def property_run(max_examples: int = 200, seed: int = 0, **strategy_kwargs: Any)
 
     Returns ``(rows, seconds)``.  ``strategy_kwargs`` go to ``unroll.testing.configurations``.
     """
-    from hypothesis import HealthCheck, given, settings
-    from hypothesis import seed as hypothesis_seed
+    try:
+        from hypothesis import HealthCheck, Phase, given, settings
+        from hypothesis import seed as hypothesis_seed
+    except ImportError as error:
+        raise ImportError("theory.sweep.property_run needs hypothesis: pip install 'unroll-gp[testing]' "
+                          f"(hypothesis could not be imported: {error})") from error
 
     from unroll.testing import configurations
 
@@ -92,7 +96,7 @@ def property_run(max_examples: int = 200, seed: int = 0, **strategy_kwargs: Any)
 
     @hypothesis_seed(seed)
     @settings(max_examples=max_examples, deadline=None, database=None, derandomize=False,
-              suppress_health_check=list(HealthCheck), phases=("generate",))
+              suppress_health_check=list(HealthCheck), phases=(Phase.generate,))
     @given(configurations(**strategy_kwargs))
     def collect(drawn: Any) -> None:
         report = drawn.verify()

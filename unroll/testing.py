@@ -38,7 +38,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from hypothesis import strategies as st
+
+try:
+    from hypothesis import strategies as st
+except ImportError as error:  # hypothesis is an optional dependency: only this module needs it
+    raise ImportError("unroll.testing needs hypothesis: pip install 'unroll-gp[testing]' "
+                      f"(hypothesis could not be imported: {error})") from error
 
 __all__ = [
     "kernels",

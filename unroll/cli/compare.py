@@ -52,7 +52,7 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
                         help="local worker processes, one torch thread each, 0 <= workers, capped at the cores "
                              "(default 2, or 1 on one core; 0: run inline)")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                        help="run the tasks on a Dask cluster (tcp://host:port; pip install 'unroll[dask]')")
+                        help="run the tasks on a Dask cluster (tcp://host:port; pip install 'unroll-gp[dask]')")
     parser.add_argument("--sweeps", default=None,
                         help="extra sweeps, comma-separated subset of H,size,decay (default none)")
     parser.add_argument("--video", action="store_true", help="also run the moving-ball video experiment")
