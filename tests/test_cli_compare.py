@@ -98,6 +98,24 @@ def test_dit_and_unet_of_the_comparison_are_matched_within_ten_percent():
     assert not parameter_match(CompareConfig(dit_width=64))["within_10_percent"]
 
 
+
+def test_the_relu_transformer_options_follow_the_construction_and_need_the_gp():
+    """``sweep_model="relu_transformer"`` used to reach ``gp.frames`` with ``gp=None`` (an AttributeError)."""
+    from unroll import construct_unrolled
+    from unroll.training.compare import CompareConfig, sample_complexity_config
+    from unroll.training.experiments import gp_from_spec
+
+    config = CompareConfig.quick(frames=6, sweep_model="relu_transformer", relu_bands=9)
+    with pytest.raises(ValueError, match="gp is required"):
+        config.model_options("relu_transformer")
+    gp = gp_from_spec(config.gp_spec())
+    size = construct_unrolled(gp, blocks=config.relu_blocks, bands=5, taper="triangular").config  # bands <= H-1
+    options = sample_complexity_config(config, config.kernel).model_options
+    assert options["blocks"] == size["blocks"] and options["heads"] == size["heads"]
+    assert options["width"] == max(config.relu_width, size["width"])
+    assert options["qk_scale"] == pytest.approx(1 / 6)
+
+
 def test_extra_sweeps_run_and_draw_their_figure(tmp_path):
     """The H / size / decay sweeps end to end at toy size: every point trained and scored, one figure."""
     from unroll.training.compare import CompareConfig

@@ -12,7 +12,8 @@ predicts, ``"not supported"`` when it lies entirely on the other side, ``"undeci
 the number of seeds that would shrink the interval's half-width below the observed ``|mean|`` (the half-width
 falls like ``1/sqrt(n)``), so the reader sees what would decide it.  ``verdict_for_slope`` does the same for a
 fitted rate: supported if the interval contains the predicted slope and excludes 0, not supported if it
-excludes the predicted slope, undecided otherwise.
+excludes the predicted slope, undecided otherwise.  ``fit_loglog`` is the fitted rate: ``log y = a + b log x`` by
+ordinary least squares over k points, ``b ± t_{0.975, k-2} se(b)``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["Interval", "mean_interval", "paired_difference", "verdict_for_difference", "verdict_for_slope",
-           "normalised_profile_distance"]
+           "fit_loglog", "normalised_profile_distance"]
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,24 @@ def verdict_for_difference(interval: Interval, predicted_sign: int = 1) -> dict[
                          "difference of this size from 0" if needed else "no difference was measured")
         out["seeds_to_decide"] = needed
     return out
+
+
+def fit_loglog(x: Any, y: Any) -> dict:
+    """OLS fit of ``log y = a + b log x``: slope, intercept, standard error, 95% interval (needs >= 3 points)."""
+    from scipy import stats
+
+    lx, ly = np.log(np.asarray(x, dtype=np.float64)), np.log(np.asarray(y, dtype=np.float64))
+    if lx.size < 3 or lx.size != ly.size or not (np.all(np.isfinite(lx)) and np.all(np.isfinite(ly))):
+        raise ValueError(f"need >= 3 finite positive (x, y) pairs for a slope with an interval, got {lx.size}")
+    design = np.stack([np.ones_like(lx), lx], axis=1)
+    coef, *_ = np.linalg.lstsq(design, ly, rcond=None)
+    residual = ly - design @ coef
+    dof = lx.size - 2
+    sigma2 = float(residual @ residual) / dof if dof > 0 else float("nan")
+    se = float(np.sqrt(sigma2 / ((lx - lx.mean()) ** 2).sum())) if dof > 0 else float("nan")
+    half = float(stats.t.ppf(0.975, dof)) * se if dof > 0 else float("nan")
+    return {"slope": float(coef[1]), "intercept": float(coef[0]), "slope_se": se,
+            "slope_ci95": [float(coef[1]) - half, float(coef[1]) + half], "points": int(lx.size)}
 
 
 def verdict_for_slope(interval: Interval, predicted: float = -0.5) -> dict[str, Any]:

@@ -189,7 +189,7 @@ def train_and_measure(*, gp: dict[str, Any], kind: str, options: dict[str, Any],
     from unroll.linear_response import linear_response
     from unroll.training import attention
     from unroll.training.claims import normalised_profile_distance
-    from unroll.training.compare import float64_score, heldout_set, score_error, white_gp
+    from unroll.training.heldout import float64_score, heldout_set, score_error, white_gp
     from unroll.training.models import parameter_count
     from unroll.training.trainer import train as train_model
 

@@ -7,8 +7,8 @@ network ``N`` predicts the noise ``z`` of ``x_t = alpha_t x_0 + sigma_t z`` and 
     s(x, t) = -N(x, t) / sigma_t,          sigma_t^2 = 1 - exp(-t)   (docs/design.md §3),
 
 which keeps the network output of order one at every diffusion time (the score itself grows like
-``1/sigma_t`` as ``t -> 0``). ``NoiseParameterised`` wraps any ``net(x, t)`` (e.g. the generic
-``unroll.Transformer``) the same way.
+``1/sigma_t`` as ``t -> 0``). ``NoiseParameterised`` (``unroll.training.parameterisation``, re-exported here)
+wraps any ``net(x, t)`` (e.g. the generic ``unroll.Transformer``) the same way.
 
 ``model.config`` rebuilds an empty model of the same shape: ``model_from_config(model_kind, config)``.
 """
@@ -23,6 +23,7 @@ from torch import nn
 
 from unroll._validate import check_int
 from unroll.diffusion import sigma as diffusion_sigma
+from unroll.training.parameterisation import NoiseParameterised, batch_times
 
 __all__ = [
     "DiT",
@@ -34,22 +35,6 @@ __all__ = [
     "model_from_config",
     "parameter_count",
 ]
-
-
-def _batch_times(diffusion_time: Any, batch: int, like: torch.Tensor) -> torch.Tensor:
-    """Diffusion time(s) as a ``(batch,)`` tensor with the dtype/device of ``like``; must be > 0."""
-    t = torch.as_tensor(diffusion_time, dtype=like.dtype, device=like.device)
-    if t.ndim == 0:
-        t = t.expand(batch)
-    t = t.reshape(-1)
-    if t.shape[0] == 1 and batch != 1:
-        t = t.expand(batch)
-    if t.shape[0] != batch:
-        raise ValueError(f"diffusion_time must be a scalar or have one entry per sample ({batch}), "
-                         f"got shape {tuple(t.shape)}")
-    if not bool(torch.isfinite(t).all()) or bool((t <= 0).any()):
-        raise ValueError("diffusion_time must satisfy 0 < diffusion_time < inf")
-    return t
 
 
 def time_features(diffusion_time: torch.Tensor, features: int) -> torch.Tensor:
@@ -180,7 +165,7 @@ class DiT(nn.Module):
     def _tokens(self, x: torch.Tensor, diffusion_time: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if x.ndim != 3 or x.shape[-1] != self.dim:
             raise ValueError(f"x must have shape (batch, H, d={self.dim}), got {tuple(x.shape)}")
-        t = _batch_times(diffusion_time, x.shape[0], x)
+        t = batch_times(diffusion_time, x.shape[0], x)
         tokens = self.embed(x)
         if self.config["position"] == "sinusoidal":
             tokens = tokens + self.position(frame_features(x.shape[1], self.config["width"], x.dtype, x.device))[None]
@@ -196,7 +181,7 @@ class DiT(nn.Module):
 
     def forward(self, x: torch.Tensor, diffusion_time: Any) -> torch.Tensor:
         noise = self.noise(x, diffusion_time)
-        t = _batch_times(diffusion_time, x.shape[0], x)
+        t = batch_times(diffusion_time, x.shape[0], x)
         return -noise / diffusion_sigma(t)[:, None, None]
 
     def hidden_states(self, x: torch.Tensor, diffusion_time: Any) -> list[torch.Tensor]:
@@ -281,7 +266,7 @@ class TemporalUNet(nn.Module):
         """Predicted noise ``(batch, H, d)``."""
         if x.ndim != 3 or x.shape[-1] != self.dim:
             raise ValueError(f"x must have shape (batch, H, d={self.dim}), got {tuple(x.shape)}")
-        t = _batch_times(diffusion_time, x.shape[0], x)
+        t = batch_times(diffusion_time, x.shape[0], x)
         c = self.time(t)
         frames = x.shape[1]
         multiple = 2**self.levels
@@ -302,31 +287,8 @@ class TemporalUNet(nn.Module):
 
     def forward(self, x: torch.Tensor, diffusion_time: Any) -> torch.Tensor:
         noise = self.noise(x, diffusion_time)
-        t = _batch_times(diffusion_time, x.shape[0], x)
+        t = batch_times(diffusion_time, x.shape[0], x)
         return -noise / diffusion_sigma(t)[:, None, None]
-
-
-class NoiseParameterised(nn.Module):
-    """Wrap ``net(x, t)`` (read as predicted noise) into a score model ``-net(x, t) / sigma_t``.
-
-    ``attention_weights`` is delegated to the wrapped network when it has one.
-    """
-
-    def __init__(self, net: nn.Module):
-        super().__init__()
-        self.net = net
-
-    @property
-    def config(self) -> dict:
-        return dict(self.net.config)
-
-    def forward(self, x: torch.Tensor, diffusion_time: Any) -> torch.Tensor:
-        t = _batch_times(diffusion_time, x.shape[0], x)
-        return -self.net(x, t) / diffusion_sigma(t)[:, None, None]
-
-    def attention_weights(self, x: torch.Tensor, diffusion_time: Any) -> list[torch.Tensor]:
-        t = _batch_times(diffusion_time, x.shape[0], x)
-        return self.net.attention_weights(x, t)
 
 
 def parameter_count(model: nn.Module) -> int:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from unroll.training.models import NoiseParameterised
+from unroll.training.parameterisation import NoiseParameterised
 
 __all__ = ["build_relu_transformer", "relu_transformer_from_config", "relu_config_from_construction",
            "TRAINING_OVERRIDES"]

@@ -60,6 +60,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -68,8 +69,9 @@ from unroll._validate import check_bool, check_int, check_positive, check_real
 from unroll.diffusion import alpha, dsm_loss, sample_diffusion_times, sigma
 from unroll.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
-__all__ = ["TrainConfig", "TrainResult", "train", "seeded_model", "load_checkpoint", "atomic_torch_save",
-           "resolve_device", "ValidationDraw", "validation_draw", "validation_loss", "SCHEDULES", "CheckpointError"]
+__all__ = ["TrainConfig", "TrainResult", "train", "train_score_model", "seeded_model", "load_checkpoint",
+           "atomic_torch_save", "resolve_device", "ValidationDraw", "validation_draw", "validation_loss", "SCHEDULES",
+           "CheckpointError"]
 
 # Fields of TrainConfig that may change between an interrupted run and its resumption.
 _RESUMABLE_CHANGES = {"progress", "checkpoint_every", "device"}
@@ -569,3 +571,41 @@ def train(
                        best_validation_loss=early["best_loss"], validation_steps=list(early["validation_steps"]),
                        validation_losses=list(early["validation_losses"]), stopped_early=early["stopped_early"],
                        lr_reduced_at=list(early["lr_reduced_at"]))
+
+
+def train_score_model(kind: str, data: torch.Tensor | None, options: dict[str, Any], train_config: TrainConfig,
+                      checkpoint: str | os.PathLike | None = None, *, validation: torch.Tensor | None = None,
+                      sampler: Callable[[int, torch.Generator], torch.Tensor] | None = None
+                      ) -> tuple[nn.Module, dict[str, Any]]:
+    """Build ``unroll.training.models.build_model(kind, H, d, **options)`` (seeded by ``train_config.seed``) and
+    train it; returns ``(model, info)``.
+
+    ``data`` ``(n, H, d)`` or ``None`` with ``sampler`` (the infinite-data arm); ``validation`` enables
+    early stopping (``train``). ``info`` has the parameter count, seconds, steps run, first and final (mean of
+    the last 50) training losses, and with validation ``best_step``, ``best_validation_loss``,
+    ``stopped_early`` and the validation curve.
+    """
+    from unroll.training.models import build_model, parameter_count
+
+    if data is not None:
+        reference = data
+    elif validation is not None:
+        reference = validation
+    elif sampler is not None:
+        reference = sampler(1, torch.Generator().manual_seed(0))
+    else:
+        raise ValueError("train_score_model needs data, validation or a sampler to know the shape (H, d); "
+                         "got data=None, validation=None, sampler=None")
+    frames, dim = reference.shape[1], reference.shape[2]
+    model = seeded_model(lambda: build_model(kind, frames, dim, **options), train_config.seed)
+    result = train(model, data, train_config, checkpoint=checkpoint, model_kind=kind, validation=validation,
+                   sampler=sampler)
+    tail = result.losses[-min(50, len(result.losses)):]
+    info: dict[str, Any] = {
+        "parameters": parameter_count(model), "train_seconds": result.seconds, "steps": result.steps,
+        "final_loss": float(np.mean(tail)), "first_loss": float(result.losses[0]) if result.losses else None}
+    if validation is not None:
+        info.update(best_step=result.best_step, best_validation_loss=result.best_validation_loss,
+                    stopped_early=result.stopped_early, validation_steps=result.validation_steps,
+                    validation_losses=result.validation_losses, lr_reduced_at=result.lr_reduced_at)
+    return result.model, info
