@@ -75,8 +75,8 @@ def main() -> None:
         for name in ("score_error", "matrix_error"):
             fit = entry[name]
             low, high = fit["slope_ci95"]
-            print(f"log-log slope of the {name.replace('_', ' ')}: {fit['slope']:.3f} "
-                  f"(95% interval [{low:.3f}, {high:.3f}])")
+            print(f"log-log slope of the {name.replace('_', ' ')}: {fit['slope']:.3f} ± {fit['slope_se']:.3f} (se; "
+                  f"95% interval [{low:.3f}, {high:.3f}])")
     print(f"\n{time.perf_counter() - started:.1f} s")
     if args.out:
         write_json_atomic(results, args.out)

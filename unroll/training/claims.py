@@ -112,22 +112,29 @@ def verdict_for_difference(interval: Interval, predicted_sign: int = 1) -> dict[
     return out
 
 
-def fit_loglog(x: Any, y: Any) -> dict:
-    """OLS fit of ``log y = a + b log x``: slope, intercept, standard error, 95% interval (needs >= 3 points)."""
+def fit_loglog(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> dict[str, Any]:
+    """OLS fit of ``log y = a + b log x`` (``scipy.stats.linregress``) over k >= 3 points with distinct x.
+
+    Returns ``slope`` b, ``intercept`` a, ``slope_se`` se(b), ``slope_ci95`` ``b ± t_{0.975, k-2} se(b)`` and
+    ``points`` k.  ``ValueError`` for fewer than 3 pairs, unequal lengths, a value <= 0 or not finite, or a
+    single x.
+    """
     from scipy import stats
 
-    lx, ly = np.log(np.asarray(x, dtype=np.float64)), np.log(np.asarray(y, dtype=np.float64))
-    if lx.size < 3 or lx.size != ly.size or not (np.all(np.isfinite(lx)) and np.all(np.isfinite(ly))):
-        raise ValueError(f"need >= 3 finite positive (x, y) pairs for a slope with an interval, got {lx.size}")
-    design = np.stack([np.ones_like(lx), lx], axis=1)
-    coef, *_ = np.linalg.lstsq(design, ly, rcond=None)
-    residual = ly - design @ coef
-    dof = lx.size - 2
-    sigma2 = float(residual @ residual) / dof if dof > 0 else float("nan")
-    se = float(np.sqrt(sigma2 / ((lx - lx.mean()) ** 2).sum())) if dof > 0 else float("nan")
-    half = float(stats.t.ppf(0.975, dof)) * se if dof > 0 else float("nan")
-    return {"slope": float(coef[1]), "intercept": float(coef[0]), "slope_se": se,
-            "slope_ci95": [float(coef[1]) - half, float(coef[1]) + half], "points": int(lx.size)}
+    xs, ys = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if xs.ndim != 1 or xs.shape != ys.shape or xs.size < 3:
+        raise ValueError(f"x and y must be two 1-D sequences of the same length >= 3 (a slope with an interval), "
+                         f"got shapes {xs.shape} and {ys.shape}")
+    if not (np.all(np.isfinite(xs) & (xs > 0)) and np.all(np.isfinite(ys) & (ys > 0))):
+        raise ValueError(f"x and y must be finite and > 0 for a log-log fit, got x={xs.tolist()}, y={ys.tolist()}")
+    if np.ptp(xs) == 0:
+        raise ValueError(f"x must hold at least two distinct values, got {xs.tolist()}")
+    lx, ly = np.log(xs), np.log(ys)
+    fit = stats.linregress(lx, ly)
+    half = float(stats.t.ppf(0.975, lx.size - 2)) * float(fit.stderr)
+    slope = float(fit.slope)
+    return {"slope": slope, "intercept": float(fit.intercept), "slope_se": float(fit.stderr),
+            "slope_ci95": [slope - half, slope + half], "points": int(lx.size)}
 
 
 def verdict_for_slope(interval: Interval, predicted: float = -0.5) -> dict[str, Any]:
