@@ -23,6 +23,7 @@ import math
 import time
 
 import torch
+from bench_utils import configure
 
 import theory
 from unroll import construct_unrolled, gd
@@ -100,8 +101,7 @@ def main() -> None:
     parser.add_argument("--sampler-steps", type=int, default=60)
     parser.add_argument("--sampler-blocks", type=int, nargs="+", default=[20, 40, 80])
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(configure(threads=1))
     blocks_table(args)
     sampler_table(args)
 
