@@ -88,6 +88,9 @@ def test_every_seed_of_an_arm_starts_from_its_own_initialisation():
     wrong["options"] = {**wrong["options"], "seed": wrong["seed"] + 1}
     with pytest.raises(ValueError, match="seed"):
         train_and_measure(**wrong)
+    without_data = {k: v for k, v in relu[0].items() if k != "job"} | {"arm": "data", "train_size": None}
+    with pytest.raises(ValueError, match="train_size"):  # it reached int(None)
+        train_and_measure(**without_data)
 
 
 def test_dit_and_unet_of_the_comparison_are_matched_within_ten_percent():

@@ -298,6 +298,7 @@ def attention_maps_data(settings: FigureSettings | None = None) -> dict[str, Any
     settings = settings or FigureSettings()
     config = _compare_config(settings)
     gp = make_gp(config.kernel, config.nu, config.ell, config.frames, config.dim, config.spatial_correlation)
+    assert gp.kernel is not None  # make_gp builds Gamma from a named kernel
     gamma_values = gp.kernel(np.arange(gp.frames))
     held = heldout_set(gp, 64, (settings.diffusion_time,), seed=settings.seed + 1000)
     x = held.noised[0]

@@ -50,7 +50,7 @@ class Interval:
         return asdict(self)
 
 
-def mean_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
+def mean_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> Interval:
     """Mean and Student-t interval of ``values`` (finite numbers; NaN or inf raise ``ValueError``)."""
     from scipy import stats
 
@@ -69,12 +69,12 @@ def mean_interval(values: Sequence[float], confidence: float = 0.95) -> Interval
     return Interval(mean, mean - half, mean + half, int(data.size), sd)
 
 
-def paired_difference(control: Sequence[float], learned: Sequence[float]) -> Interval:
+def paired_difference(control: Sequence[float] | np.ndarray, learned: Sequence[float] | np.ndarray) -> Interval:
     """Interval of ``control - learned`` over paired seeds (equal lengths)."""
-    control, learned = np.asarray(control, dtype=np.float64), np.asarray(learned, dtype=np.float64)
-    if control.shape != learned.shape:
-        raise ValueError(f"control and learned must pair up seed by seed, got {control.shape} and {learned.shape}")
-    return mean_interval(control - learned)
+    controls, learneds = np.asarray(control, dtype=np.float64), np.asarray(learned, dtype=np.float64)
+    if controls.shape != learneds.shape:
+        raise ValueError(f"control and learned must pair up seed by seed, got {controls.shape} and {learneds.shape}")
+    return mean_interval(controls - learneds)
 
 
 def _seeds_to_decide(interval: Interval, limit: int = 100_000) -> int | None:
@@ -156,8 +156,8 @@ def verdict_for_slope(interval: Interval, predicted: float = -0.5) -> dict[str, 
     return out
 
 
-def normalised_profile_distance(profile: Sequence[float], reference: Sequence[float], *, first_lag: int = 1,
-                                max_lag: int | None = None) -> float:
+def normalised_profile_distance(profile: Sequence[float] | np.ndarray, reference: Sequence[float] | np.ndarray, *,
+                                first_lag: int = 1, max_lag: int | None = None) -> float:
     """Root-mean-square gap between ``profile(m)/profile(0)`` and ``reference(m)/reference(0)`` over lags
     ``first_lag..max_lag``: a scale-aware distance (unlike a Pearson correlation, a profile that barely moves
     with the lag is far from a reference that falls from 1 to 0.2).  ``nan`` if ``profile(0) = 0``."""

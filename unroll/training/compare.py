@@ -143,6 +143,7 @@ class CompareConfig:
     def quick(cls, **overrides: Any) -> CompareConfig:
         """The same design at a size that runs in a few minutes on 2 cores (primary kernel only, 2 seeds, short
         budgets): every key of the record run's ``results.json``, none of its power to decide."""
+        settings: dict[str, Any]
         settings = dict(control_kernel=None, train_size=512, validation_size=256, heldout=128, steps=400,
                         eval_every=50, patience=4, plateau_patience=2, alignment_seeds=2, sweep_sizes=(16, 32, 64, 128),
                         sweep_seeds=2, floor_seeds=2, learning_rates=(2e-3,), architecture_seeds=2,
@@ -512,10 +513,11 @@ def _summary(records: list[dict[str, Any]]) -> dict[str, Any]:
     rows = [_statistics(r) for r in records]
     for key in rows[0]:
         values = [row[key] for row in rows]
-        if any(v is None or not math.isfinite(v) for v in values):
+        finite = [v for v in values if v is not None and math.isfinite(v)]
+        if len(finite) < len(values):
             out[key] = None
             continue
-        out[key] = mean_interval(values).to_dict()
+        out[key] = mean_interval(finite).to_dict()
     out["parameters"] = records[0]["train"]["parameters"]
     return out
 
@@ -544,7 +546,7 @@ def _compare(control: list[dict[str, Any]], learned: list[dict[str, Any]], stati
 
 def _select_rate(results: dict[str, Any], config: CompareConfig, kernel: str, kind: str) -> dict[str, Any]:
     """The learning rate of lowest mean best validation loss over seeds (claim (d)'s grid), and the grid."""
-    grid = {}
+    grid: dict[str, dict[str, Any]] = {}
     for rate in config.learning_rates:
         runs = _runs(results, kernel, kind, learning_rate=rate, config=config)[: config.architecture_seeds]
         losses = [r["train"]["best_validation_loss"] for r in runs]
@@ -606,8 +608,10 @@ def _analyse_kernel(results: dict[str, Any], config: CompareConfig, kernel: str)
                                                          against="unet")})
     out["claims"] = rows
     # beyond the verdicts
-    first = {kind: (_runs(results, kernel, kind, config=config) or [None])[0] for kind in ("dit", "unet",
-                                                                                          "relu_transformer")}
+    first: dict[str, dict[str, Any] | None] = {}
+    for kind in ("dit", "unet", "relu_transformer"):
+        runs = _runs(results, kernel, kind, config=config)
+        first[kind] = runs[0] if runs else None
     out["probes"] = {kind: record["probes"] for kind, record in first.items() if record and "probes" in record}
     out["lengths"] = {kind: {"trained_at": config.frames, **record["lengths"]} for kind, record in first.items()
                       if record and "lengths" in record}
@@ -640,7 +644,7 @@ def _constructions(config: CompareConfig, kernel: str, progress: bool) -> dict[s
     bands = config.frames - 1 if config.bands is None else config.bands
     held = heldout_set(gp, config.heldout, config.eval_times, seed=1000)
     target = gp.covariance()
-    sampler = dict(t_start=config.t_start, t0=config.t0, steps=config.sampler_steps)
+    sampler: dict[str, Any] = dict(t_start=config.t_start, t0=config.t0, steps=config.sampler_steps)
     law = dist.sampler_gaussian_law(gp.score, gp.frames, gp.dim, **sampler)
     out: dict[str, Any] = {"exact_score": {"kl_to_data": dist.gaussian_kl(law, target),
                                            "covariance_error": dist.covariance_error(law, target)},

@@ -16,7 +16,7 @@ wraps any ``net(x, t)`` (e.g. the generic ``unroll.Transformer``) the same way.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -108,9 +108,10 @@ class _DiTBlock(nn.Module):
         self.norm2 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.attn = _SoftmaxAttention(width, heads)
         self.mlp = nn.Sequential(nn.Linear(width, mlp_ratio * width), nn.GELU(), nn.Linear(mlp_ratio * width, width))
-        self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 6 * width))
-        nn.init.zeros_(self.modulation[1].weight)
-        nn.init.zeros_(self.modulation[1].bias)
+        modulation = nn.Linear(width, 6 * width)
+        nn.init.zeros_(modulation.weight)
+        nn.init.zeros_(modulation.bias)
+        self.modulation = nn.Sequential(nn.SiLU(), modulation)
 
     def _modulated(self, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return self.modulation(c)[:, None, :].chunk(6, dim=-1)
@@ -143,6 +144,7 @@ class DiT(nn.Module):
         super().__init__()
         if position not in POSITIONS:
             raise ValueError(f"position must be one of {POSITIONS}, got {position!r}")
+        self.config: dict[str, Any]
         self.config = dict(frames=check_int("frames", frames, minimum=1), dim=check_int("dim", dim, minimum=1),
                            width=check_int("width", width, minimum=2), blocks=check_int("blocks", blocks, minimum=1),
                            heads=check_int("heads", heads, minimum=1),
@@ -156,9 +158,10 @@ class DiT(nn.Module):
         self.time = _TimeEmbedder(width, time_embedding)
         self.blocks = nn.ModuleList(_DiTBlock(width, heads, mlp_ratio) for _ in range(blocks))
         self.final_norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
-        self.final_modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
+        final_modulation = nn.Linear(width, 2 * width)
+        self.final_modulation = nn.Sequential(nn.SiLU(), final_modulation)
         self.readout = nn.Linear(width, dim)
-        for layer in (self.final_modulation[1], self.readout):
+        for layer in (final_modulation, self.readout):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
@@ -167,7 +170,7 @@ class DiT(nn.Module):
             raise ValueError(f"x must have shape (batch, H, d={self.dim}), got {tuple(x.shape)}")
         t = batch_times(diffusion_time, x.shape[0], x)
         tokens = self.embed(x)
-        if self.config["position"] == "sinusoidal":
+        if self.position is not None:  # position == "sinusoidal"
             tokens = tokens + self.position(frame_features(x.shape[1], self.config["width"], x.dtype, x.device))[None]
         return tokens, self.time(t), t
 
@@ -199,6 +202,7 @@ class DiT(nn.Module):
         h, c, _ = self._tokens(x, diffusion_time)
         maps = []
         for block in self.blocks:
+            block = cast(_DiTBlock, block)  # nn.ModuleList is not generic
             weights, _ = block.attn.weights_and_values(block.attention_input(h, c))
             maps.append(weights)
             h = block(h, c)
@@ -234,6 +238,7 @@ class TemporalUNet(nn.Module):
     def __init__(self, frames: int, dim: int, channels: int = 32, levels: int = 2, kernel_size: int = 3,
                  time_embedding: int = 32):
         super().__init__()
+        self.config: dict[str, Any]
         self.config = dict(frames=check_int("frames", frames, minimum=1), dim=check_int("dim", dim, minimum=1),
                            channels=check_int("channels", channels, minimum=1),
                            levels=check_int("levels", levels, minimum=0, maximum=6),
@@ -259,6 +264,7 @@ class TemporalUNet(nn.Module):
             self.up_blocks.append(_ResBlock1d(2 * chans[k], chans[k], width, kernel_size))
         self.out_norm = nn.GroupNorm(min(8, channels), channels)
         self.out = nn.Conv1d(channels, dim, kernel_size, padding=kernel_size // 2)
+        assert self.out.bias is not None  # Conv1d(bias=True)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 

@@ -3,7 +3,7 @@
 
     s(x, t) = -N(x, t) / sigma_t,          sigma_t^2 = 1 - exp(-t)   (docs/design.md §3).
 
-``NoiseParameterised`` wraps any ``net(x, t)`` (the generic ``unroll.Transformer`` of ``unroll.training.relu``) so;
+``NoiseParameterised`` wraps the generic ``unroll.Transformer`` (``unroll.training.relu``) so;
 the DiT and U-Net of ``unroll.training.models`` apply it themselves.  ``batch_times`` broadcasts the diffusion
 time(s) to one per sample.
 """
@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from unroll.diffusion import sigma as diffusion_sigma
+from unroll.transformer import Transformer
 
 __all__ = ["NoiseParameterised", "batch_times"]
 
@@ -37,12 +38,12 @@ def batch_times(diffusion_time: Any, batch: int, like: torch.Tensor) -> torch.Te
 
 
 class NoiseParameterised(nn.Module):
-    """Wrap ``net(x, t)`` (read as predicted noise) into a score model ``-net(x, t) / sigma_t``.
+    """Wrap a ``Transformer`` ``net(x, t)`` (read as predicted noise) into a score model ``-net(x, t) / sigma_t``.
 
-    ``attention_weights`` is delegated to the wrapped network when it has one.
+    ``attention_weights`` is delegated to the wrapped network.
     """
 
-    def __init__(self, net: nn.Module):
+    def __init__(self, net: Transformer):
         super().__init__()
         self.net = net
 

@@ -117,7 +117,7 @@ class SampleComplexityConfig:
         unknown = set(settings) - names
         if unknown:
             raise ValueError(f"settings has unknown fields {sorted(unknown)}")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
         return cls(**values)
 
     def validate(self) -> SampleComplexityConfig:
@@ -382,7 +382,7 @@ def analyse(config: SampleComplexityConfig, runs: list[dict], floor_runs: list[d
         "verdict": _verdict(fit, fitted),
     }
     if plugin:
-        rows = []
+        rows: list[dict[str, Any]] = []
         for n in sizes:
             values = [plugin.get((n, s)) for s in seeds]
             rows.append({"n": n, "score_error": [None if v is None else v["score_error"] for v in values],

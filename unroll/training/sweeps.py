@@ -103,6 +103,7 @@ def video_attention(config: Any) -> tuple[dict, dict]:
     model, info = train_score_model("dit", train_clips, options, config.train_config(config.video_steps, 21))
     control, control_info = train_score_model("dit", shuffled, options, config.train_config(config.video_steps, 21))
     init = seeded_model(lambda: DiT(config.frames, dim, **options), config.seed + 21).double()
+    maps: dict[str, Any]
     maps = {"learned": att.attention_maps(float64_score(model).model, x_t, t),
             "white": att.attention_maps(float64_score(control).model, x_t, t),
             "init": att.attention_maps(init, x_t, t), "correlation": correlation}

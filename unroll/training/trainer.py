@@ -220,7 +220,7 @@ def validation_draw(clean: torch.Tensor, config: TrainConfig, device: torch.devi
     times = sample_diffusion_times(x0.shape[0], t_min=config.t_min, t_max=config.t_max, generator=generator)
     z = torch.randn(x0.shape, generator=generator, dtype=torch.float64)
     a, s = alpha(times)[:, None, None], sigma(times)[:, None, None]
-    as32 = dict(device=device, dtype=torch.float32)
+    as32: dict[str, Any] = dict(device=device, dtype=torch.float32)
     return ValidationDraw(noised=(a * x0 + s * z).to(**as32), times=times.to(**as32),
                           sigmas=sigma(times).to(**as32), noise=z.to(**as32))
 
@@ -405,14 +405,16 @@ def train(
     device = resolve_device(config.device)
     model.to(device=device, dtype=torch.float32)
     model.train()
+    fingerprint: list[float | str]
     if data is not None:
         train_data = data.to(device=device, dtype=torch.float32)
-        sample_shape = tuple(data.shape[1:])
-        fingerprint = _fingerprint(data)
+        sample_shape = (int(data.shape[1]), int(data.shape[2]))
+        fingerprint = list(_fingerprint(data))
     else:
+        assert sampler is not None  # exactly one of data and sampler, checked above
         # A probe draw from its own generator identifies the sampler for resumption without using the host stream.
         probe = _sampled(sampler, 4, torch.Generator().manual_seed(2**31 - 1), None)
-        sample_shape = tuple(probe.shape[1:])
+        sample_shape = (int(probe.shape[1]), int(probe.shape[2]))
         fingerprint = ["sampler", *_fingerprint(probe)]
     draw = None
     validation_fingerprint = None
@@ -489,6 +491,7 @@ def train(
     def evaluate() -> None:
         """Validation loss at ``step``; update best parameters, counters, plateau scale, stop flag."""
         nonlocal updating
+        assert draw is not None  # evaluate() runs only with a validation set
         value = validation_loss(model, draw)
         updating = True
         _record_evaluation(early, value, step, model, config)
