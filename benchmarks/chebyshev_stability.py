@@ -27,7 +27,7 @@ from bench_utils import configure
 
 from unroll import construct_unrolled, gd
 from unroll.training.compare import make_gp
-from unroll.verify import verify
+from unroll.verification import verify
 
 
 def run_order(kappa: float, order: np.ndarray, dtype: type, size: int = 400, seed: int = 0) -> tuple[float, ...]:

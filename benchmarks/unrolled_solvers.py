@@ -32,7 +32,7 @@ from unroll.gp import GaussianProcess
 from unroll.kernels import GammaExponential
 from unroll.training import distribution
 from unroll.training.compare import float64_score, make_gp
-from unroll.verify import verify
+from unroll.verification import verify
 
 
 def measured_blocks(gp, x, t, bands, epsilon, steps, limit=4000):

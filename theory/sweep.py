@@ -57,7 +57,7 @@ def grid_sweep(families: Sequence[str] = ("gamma-exponential", "matern", "polyno
     from unroll.constructor import construct_unrolled
     from unroll.gp import GaussianProcess
     from unroll.kernels import kernel_from_name
-    from unroll.verify import verify
+    from unroll.verification import verify
 
     generator = torch.Generator().manual_seed(seed)
     q, _ = torch.linalg.qr(torch.randn(dim, dim, generator=generator, dtype=torch.float64))

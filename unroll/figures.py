@@ -177,7 +177,7 @@ def gamma_truncation_figure(path: str | os.PathLike, frames: int = 16, bands: in
 def _verify_parts(gp: Any, blocks: int, bands: int, diffusion_time: float, x: torch.Tensor,
                   taper: str | None = None) -> dict[str, tuple[float, float | None]]:
     from unroll.constructor import construct_unrolled
-    from unroll.verify import verify
+    from unroll.verification import verify
 
     report = verify(gp, construct_unrolled(gp, blocks=blocks, bands=bands, taper=taper), diffusion_time, x=x)
     return {name: (part.measured, part.bound) for name, part in report.parts.items()}

@@ -221,7 +221,7 @@ def _row_normalised_gd(model: UnrolledTransformer, x: torch.Tensor, t: float, st
 def measure_softmax(gp: Any, model: UnrolledTransformer, diffusion_time: float, x: torch.Tensor | None = None,
                     generator: torch.Generator | None = None, batch: int = 8) -> SoftmaxErrors:
     """Measure the boundary (row-normalisation) error of a softmax construction; see :class:`SoftmaxErrors`."""
-    from unroll.verify import verify
+    from unroll.verification import verify
 
     # theory.bounds covers the exact and paper constructions only: no bounds attached here
     report = verify(gp, model, diffusion_time, x=x, generator=generator, batch=batch, attach_bounds=False)

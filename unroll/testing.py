@@ -179,7 +179,7 @@ class DrawnConfiguration:
 
     def verify(self, dtype: torch.dtype = torch.float64, seed: int = 0) -> Any:
         """Construct the model and return ``unroll.verify``'s report (bounds attached)."""
-        from unroll.verify import verify
+        from unroll.verification import verify
 
         return verify(self.gp, self.build(dtype), self.diffusion_time,
                       generator=torch.Generator().manual_seed(seed), batch=self.batch)
