@@ -32,6 +32,7 @@ lint: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy unroll theory
 	$(PY) -m pytest -q
 
 test-slow: $(STAMP)

@@ -38,7 +38,7 @@ from unroll.kernels import NAMED_KERNELS, DampedCosine, GammaExponential, Matern
 from unroll.training.compare import CompareConfig
 from unroll.training.trainer import TrainConfig
 from unroll.transformer import Transformer
-from unroll.verify import verify
+from unroll.verification import verify
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 

@@ -102,6 +102,9 @@ def test_every_seed_of_an_arm_starts_from_its_own_initialisation():
     wrong["options"] = {**wrong["options"], "seed": wrong["seed"] + 1}
     with pytest.raises(ValueError, match="seed"):
         train_and_measure(**wrong)
+    without_data = {k: v for k, v in relu[0].items() if k != "job"} | {"arm": "data", "train_size": None}
+    with pytest.raises(ValueError, match="train_size"):  # it reached int(None)
+        train_and_measure(**without_data)
 
 
 def test_dit_and_unet_of_the_comparison_are_matched_within_ten_percent():
@@ -110,6 +113,24 @@ def test_dit_and_unet_of_the_comparison_are_matched_within_ten_percent():
     match = parameter_match(CompareConfig())
     assert match["within_10_percent"], match
     assert not parameter_match(CompareConfig(dit_width=64))["within_10_percent"]
+
+
+
+def test_the_relu_transformer_options_follow_the_construction_and_need_the_gp():
+    """``sweep_model="relu_transformer"`` used to reach ``gp.frames`` with ``gp=None`` (an AttributeError)."""
+    from unroll import construct_unrolled
+    from unroll.training.compare import CompareConfig, sample_complexity_config
+    from unroll.training.experiments import gp_from_spec
+
+    config = CompareConfig.quick(frames=6, sweep_model="relu_transformer", relu_bands=9)
+    with pytest.raises(ValueError, match="gp is required"):
+        config.model_options("relu_transformer")
+    gp = gp_from_spec(config.gp_spec())
+    size = construct_unrolled(gp, blocks=config.relu_blocks, bands=5, taper="triangular").config  # bands <= H-1
+    options = sample_complexity_config(config, config.kernel).model_options
+    assert options["blocks"] == size["blocks"] and options["heads"] == size["heads"]
+    assert options["width"] == max(config.relu_width, size["width"])
+    assert options["qk_scale"] == pytest.approx(1 / 6)
 
 
 def test_extra_sweeps_run_and_draw_their_figure(tmp_path):

@@ -84,7 +84,7 @@ def test_git_state_without_git_is_none(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- verify
 def test_verify_json_rebuilds_the_gp_and_the_model(tmp_path, capsys):
     from unroll.gp_spec import random_spatial_covariance
-    from unroll.verify import verify
+    from unroll.verification import verify
 
     path = tmp_path / "v.json"
     assert main([*VERIFY, "--json", str(path)]) == 0
@@ -238,7 +238,7 @@ def test_compare_default_gp_is_the_record_and_keeps_its_task_records():
 
 # --------------------------------------------------------------------------- sweep
 def test_sweep_table_rebuilds_each_row_and_repeats_itself(tmp_path, capsys):
-    from unroll.verify import verify
+    from unroll.verification import verify
 
     argv = ["sweep", "--examples", "3", "--seed", "2", "--no-progress", "--out", str(tmp_path)]
     assert main(argv) == 0

@@ -171,3 +171,14 @@ def test_tiny_and_huge_x_give_the_same_relative_errors():
         report = unroll.verify(gp, model, 0.5, x=x * factor, attach_bounds=False)
         assert report.parts["gd"].measured == pytest.approx(reference.parts["gd"].measured, rel=1e-9)
         assert report.parts["trunc"].measured == pytest.approx(reference.parts["trunc"].measured, rel=1e-9)
+
+
+def test_unroll_verify_is_the_function_and_its_module_is_unroll_verification():
+    import types
+    from pathlib import Path
+
+    from unroll.verification import VerificationReport, verify
+
+    assert unroll.verify is verify and not isinstance(unroll.verify, types.ModuleType)
+    assert VerificationReport.__module__ == "unroll.verification"
+    assert not (Path(unroll.__file__).parent / "verify.py").exists()  # no module of the function's name

@@ -80,7 +80,7 @@ def grid_sweep(families: Sequence[str] = ("gamma-exponential", "matern", "polyno
     from unroll.gp import GaussianProcess
     from unroll.gp_spec import GPSpec
     from unroll.kernels import kernel_from_name
-    from unroll.verify import verify
+    from unroll.verification import verify
 
     spec = GPSpec(dim=dim, spatial_seed=seed) if spatial is None else spatial
     sigma = spec.spatial_covariance()
@@ -112,8 +112,12 @@ def property_run(max_examples: int = 200, seed: int = 0, progress: bool = True,
     Returns ``(rows, seconds)``.  ``seed`` seeds hypothesis; ``strategy_kwargs`` go to
     ``unroll.testing.configurations``.  The data of every configuration are drawn with seed 0 (``data_seed``).
     """
-    from hypothesis import HealthCheck, given, settings
-    from hypothesis import seed as hypothesis_seed
+    try:
+        from hypothesis import HealthCheck, Phase, given, settings
+        from hypothesis import seed as hypothesis_seed
+    except ImportError as error:
+        raise ImportError("theory.sweep.property_run needs hypothesis: pip install 'unroll-gp[testing]' "
+                          f"(hypothesis could not be imported: {error})") from error
 
     from unroll.testing import configurations
 
@@ -121,7 +125,7 @@ def property_run(max_examples: int = 200, seed: int = 0, progress: bool = True,
 
     @hypothesis_seed(seed)
     @settings(max_examples=max_examples, deadline=None, database=None, derandomize=False,
-              suppress_health_check=list(HealthCheck), phases=("generate",))
+              suppress_health_check=list(HealthCheck), phases=(Phase.generate,))
     @given(configurations(**strategy_kwargs))
     def collect(drawn: Any) -> None:
         report = drawn.verify(seed=0)

@@ -199,7 +199,7 @@ def gamma_truncation_figure(frames: int = 16, bands: int = 3, *, fig: Any = None
 def _verify_parts(gp: Any, blocks: int, bands: int, diffusion_time: float, x: torch.Tensor,
                   taper: str | None = None) -> dict[str, tuple[float, float | None]]:
     from unroll.constructor import construct_unrolled
-    from unroll.verify import verify
+    from unroll.verification import verify
 
     report = verify(gp, construct_unrolled(gp, blocks=blocks, bands=bands, taper=taper), diffusion_time, x=x)
     return {name: (part.measured, part.bound) for name, part in report.parts.items()}
@@ -332,6 +332,7 @@ def attention_maps_data(settings: FigureSettings | None = None) -> dict[str, Any
     settings = settings or FigureSettings()
     config = _compare_config(settings)
     gp = make_gp(config.kernel, config.nu, config.ell, config.frames, config.dim, config.spatial_correlation)
+    assert gp.kernel is not None  # make_gp builds Gamma from a named kernel
     gamma_values = gp.kernel(np.arange(gp.frames))
     held = heldout_set(gp, 64, (settings.diffusion_time,), seed=settings.seed + 1000)
     x = held.noised[0]

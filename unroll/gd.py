@@ -591,8 +591,8 @@ def chebyshev_factor(kappa: Any, blocks: int) -> Any:
     if isinstance(kappa, torch.Tensor):
         rho = (kappa.sqrt() - 1) / (kappa.sqrt() + 1)
         return torch.where(torch.isinf(kappa), torch.ones_like(kappa), 2 * rho**blocks / (1 + rho ** (2 * blocks)))
-    kappa = float(kappa)
-    if math.isinf(kappa):
+    value = float(kappa)
+    if math.isinf(value):
         return 1.0
-    rho = (math.sqrt(kappa) - 1) / (math.sqrt(kappa) + 1)
-    return 2 * rho**blocks / (1 + rho ** (2 * blocks))
+    rho_value = (math.sqrt(value) - 1) / (math.sqrt(value) + 1)
+    return 2 * rho_value**blocks / (1 + rho_value ** (2 * blocks))

@@ -117,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
             total = results[f"gd{suffix}"] + results["trunc"] + results[f"net_exact{suffix}"]
             out(f"  {label:<14} = {total:.4g}   (gd + trunc + net, triangle inequality)")
     family = config.family
+    assert family is not None  # the command line builds Gamma from a named family
     out()
     out(f"tail T_J (J={config.bands}): exact sum {config.tail:.4g}; family bound "
           f"{tails.tail_bound(family, config.nu, config.ell, config.bands, config.frames):.4g}")

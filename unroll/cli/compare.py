@@ -73,7 +73,7 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
                         help="local worker processes, one torch thread each, 0 <= workers, capped at the cores "
                              "(default 2, or 1 on one core; 0: run inline)")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                        help="run the tasks on a Dask cluster (tcp://host:port; pip install 'unroll[dask]')")
+                        help="run the tasks on a Dask cluster (tcp://host:port; pip install 'unroll-gp[dask]')")
     parser.add_argument("--sweeps", nargs="+", choices=SWEEPS, default=None, metavar="NAME",
                         help=f"extra sweeps, any of {', '.join(SWEEPS)} (space-separated; default none)")
     parser.add_argument("--video", action="store_true", help="also run the moving-ball video experiment")

@@ -1,7 +1,7 @@
 """``unroll figures``: draw the docs' figures (tent heads, Gamma vs Gamma_J, error vs blocks and bands, the two
 step schedules, constructed vs learned attention maps) into the folder ``--out`` (required: the docs' own figures
 are drawn with ``--out docs/figures``), each computed by the toolkit when drawn, with a progress bar.
-Needs matplotlib (``pip install 'unroll[plot]'``).  The training figure takes a minute on 2 CPU cores; ``--only``
+Needs matplotlib (``pip install 'unroll-gp[plot]'``).  The training figure takes a minute on 2 CPU cores; ``--only``
 picks figures, ``--train-steps`` sets its size.  ``--results runs/record/results.json`` also draws the comparison
 figures of a finished ``unroll compare`` run (its measurements, not recomputed).  Without matplotlib the command
 exits with status 6.
@@ -44,7 +44,7 @@ def _require_matplotlib() -> None:
     import importlib.util
 
     if importlib.util.find_spec("matplotlib") is None:
-        raise ImportError("unroll figures needs matplotlib: pip install 'unroll[plot]'")
+        raise ImportError("unroll figures needs matplotlib: pip install 'unroll-gp[plot]'")
 
 
 def run(args: argparse.Namespace) -> int:

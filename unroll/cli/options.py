@@ -39,7 +39,7 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
 
-    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
+    def parse_known_args(self, args=None, namespace=None):
         """As argparse's, and refuse ``--frames=--``, which Python < 3.12 turns into an empty list."""
         namespace, extras = super().parse_known_args(args, namespace)
         for action in self._actions:

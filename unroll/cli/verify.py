@@ -109,7 +109,7 @@ def _check_before_work(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from unroll.constructor import construct_unrolled
-    from unroll.verify import verify
+    from unroll.verification import verify
 
     _check_before_work(args)
     torch.set_num_threads(args.threads)

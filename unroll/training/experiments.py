@@ -193,12 +193,14 @@ def train_and_measure(*, gp: dict[str, Any], kind: str, options: dict[str, Any],
     from unroll.linear_response import linear_response
     from unroll.training import attention
     from unroll.training.claims import normalised_profile_distance
-    from unroll.training.compare import float64_score, heldout_set, score_error, white_gp
+    from unroll.training.heldout import float64_score, heldout_set, score_error, white_gp
     from unroll.training.models import parameter_count
     from unroll.training.trainer import train as train_model
 
     if arm not in ARMS:
         raise ValueError(f"arm must be one of {ARMS}, got {arm!r}")
+    if arm != "fresh" and train_size is None:
+        raise ValueError(f"train_size must be a number of samples >= 1 for arm={arm!r} (None only for 'fresh')")
     settings = {"times": (0.05, 0.1, 0.25, 0.5, 1.0, 2.0), "heldout": 256, "response_time": 0.5,
                 "response_samples": 64, "map_time": 0.5, **(evaluate or {})}
     torch.set_num_threads(1)
@@ -208,7 +210,7 @@ def train_and_measure(*, gp: dict[str, Any], kind: str, options: dict[str, Any],
     frames, dim = evaluation_gp.frames, evaluation_gp.dim
     draw_seed = seed if data_seed is None else data_seed
     generator = torch.Generator().manual_seed(10_000 + draw_seed)
-    data = None if arm == "fresh" else source.sample(int(train_size), generator=generator)
+    data = None if arm == "fresh" or train_size is None else source.sample(int(train_size), generator=generator)
     validation = source.sample(int(validation_size), generator=torch.Generator().manual_seed(20_000 + draw_seed))
     model, construction = _build(kind, frames, dim, options, seed, init, evaluation_gp)
     map_x = evaluation_gp.noised(evaluation_gp.sample(128, generator=torch.Generator().manual_seed(4000)),

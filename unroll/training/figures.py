@@ -34,7 +34,7 @@ def require_matplotlib() -> Any:
     try:
         from matplotlib.figure import Figure
     except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError("figures need matplotlib: pip install 'unroll[plot]' (or matplotlib); "
+        raise ImportError("figures need matplotlib: pip install 'unroll-gp[plot]' (or matplotlib); "
                           "results.json is written without them") from error
     return Figure
 

@@ -17,8 +17,6 @@ block k; at k = 0 the gap ``||net_0|| / ||y*||``).  Bounds are attached by ``the
 from __future__ import annotations
 
 import math
-import sys
-import types
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -339,14 +337,3 @@ def verify(gp: Any, model: Any, diffusion_time: float, x: torch.Tensor | None = 
     bar.update()
     bar.close()
     return report
-
-
-class _CallableModule(types.ModuleType):
-    """``unroll.verify`` names both this module and its function: importing the sub-module makes
-    ``unroll.verify`` the module, so the module itself forwards calls to :func:`verify`."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> VerificationReport:
-        return verify(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
