@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import scipy.fft
@@ -49,7 +50,7 @@ def _sizes(frames: int, max_growth: int) -> list[int]:
         sizes.append(size)
 
 
-def embedding_eigenvalues(lags: Callable[[np.ndarray], np.ndarray] | np.ndarray, frames: int, *,
+def embedding_eigenvalues(lags: Callable[[np.ndarray], Any] | np.ndarray, frames: int, *,
                           max_growth: int = MAX_GROWTH) -> tuple[torch.Tensor, int]:
     """The eigenvalues of the smallest non-negative definite circulant embedding of ``gamma`` on ``frames`` frames.
 

@@ -417,8 +417,10 @@ class GaussianProcess:
         Raises:
             IndefiniteEmbeddingError: no embedding tried is non-negative definite.
         """
-        lags = self.kernel if self.unit_frame_times else self.autocovariance.numpy()
-        return embedding_eigenvalues(lags, self.frames)
+        kernel = self.kernel
+        if self.unit_frame_times and kernel is not None:
+            return embedding_eigenvalues(kernel, self.frames)  # the kernel itself: the embedding can grow
+        return embedding_eigenvalues(self.autocovariance.numpy(), self.frames)
 
     def sample(self, n: int, generator: torch.Generator | None = None, *, method: str = "auto") -> torch.Tensor:
         """Draw ``n`` sequences, ``(n, H, d)`` float64, with ``Cov(vec x) = Gamma ⊗ Sigma``.
