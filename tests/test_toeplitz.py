@@ -312,3 +312,16 @@ def test_the_long_fixed_point_path_is_the_dense_one(monkeypatch):
     expected = gd.fixed_point(gp, x, 0.05, 10, "triangular")
     monkeypatch.setattr(gd, "DENSE_MAX_FRAMES", 100)
     assert relative_error(gd.fixed_point(gp, x, 0.05, 10, "triangular"), expected) <= 1e-10
+
+
+def test_banded_attention_without_weights_gives_the_same_output_and_no_weights():
+    from unroll.banded import banded_attend
+
+    generator = torch.Generator().manual_seed(12)
+    query, key = (torch.randn(2, 5, 300, 3, generator=generator, dtype=torch.float64) for _ in range(2))
+    value = torch.randn(2, 5, 300, 4, generator=generator, dtype=torch.float64)
+    for kind in ("relu", "softmax"):
+        with_weights, weights = banded_attend(query, key, value, kind, 7, 0.5, True)
+        without, none = banded_attend(query, key, value, kind, 7, 0.5, False)
+        assert none is None and weights is not None and weights.shape == (2, 5, 300, 15)
+        assert torch.equal(with_weights, without)
