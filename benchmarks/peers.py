@@ -186,7 +186,12 @@ def main() -> None:
     print(f"threads={torch.get_num_threads()}  load average={os.getloadavg()}  d={DIM} batch={BATCH} t={TIME} "
           f"Matern(nu=1, ell=4), float64; times are the minimum of {args.repeats} round-robin repeats")
     gemm = gemm_flops()
-    print(f"machine: GEMM {gemm / 1e9:.2f} GFLOP/s (float64)")
+    rates = []
+    for frames in args.frames:
+        size = embedding_size(frames)
+        rates.append(f"n={size}: {2.5 * size * math.log2(size) / fft_seconds(size) / 1e9:.2f}")
+    print(f"machine: GEMM {gemm / 1e9:.2f} GFLOP/s (float64); real FFT GFLOP/s (counting 2.5 n log2 n per "
+          f"transform, 16 rows per call) {', '.join(rates)}")
     spatial = spatial_covariance()
     kernel = Matern(nu=1.0, ell=4.0)
     results: dict[str, dict[int, tuple[float, float, float]]] = {}  # method -> H -> (seconds, MiB, error)
