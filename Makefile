@@ -39,7 +39,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 BENCHMARKS ?= benchmarks/score_speed.py benchmarks/attention_speed.py benchmarks/scaling.py benchmarks/float32_certificate.py \
-	benchmarks/unrolled_solvers.py benchmarks/chebyshev_stability.py
+	benchmarks/unrolled_solvers.py benchmarks/chebyshev_stability.py benchmarks/long_sequences.py benchmarks/peers.py
 
 bench: $(STAMP)
 	for script in $(BENCHMARKS); do echo "== $$script"; $(PY) $$script || exit 1; done
