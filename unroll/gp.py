@@ -50,6 +50,7 @@ import torch
 from unroll import diffusion
 from unroll._validate import (
     InputTypeError,
+    all_finite,
     as_tensor,
     check_diffusion_time,
     check_finite,
@@ -472,7 +473,7 @@ class GaussianProcess:
 
     def _checked_result(self, what: str, result: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """``result`` if finite, else :class:`NonFiniteError` saying that ``x`` overflowed float64 in ``what``."""
-        if bool(torch.isfinite(result).all()):
+        if all_finite(result):
             return result
         return check_finite_result(f"GaussianProcess.{what}", result, f"the input x (max |x| = "
                                    f"{float(x.abs().max()):.3g}) overflows float64 there; rescale x")

