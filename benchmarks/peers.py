@@ -177,7 +177,9 @@ def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, nargs="+", default=[256, 1024, 4096, 16384, 65536])
+    parser.add_argument("--frames", type=int, nargs="+", default=[256, 1024, 4096, 16384, 65536],
+                        help="increasing sizes, starting small: a method is skipped at H when its time at the "
+                             "previous H predicts more than --budget")
     parser.add_argument("--repeats", type=int, default=3, help="round-robin repeats (the minimum is kept)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: see benchmarks/README)")
     parser.add_argument("--budget", type=float, default=60.0, help="skip a method whose predicted call exceeds this")
