@@ -44,7 +44,7 @@ OUTPUT_FILES = ("checkpoint.pt", "results.json")
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     defaults = CompareConfig()
-    parser = subparsers.add_parser("train", help="train a score model by denoising score matching (issue 5)",
+    parser = subparsers.add_parser("train", help="train a score model by denoising score matching",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, choices=("relu_transformer", "dit", "unet"),
                         help="the network: relu_transformer (the construction's architecture, trained), dit or unet")
