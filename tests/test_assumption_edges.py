@@ -1,0 +1,109 @@
+"""The assumption verdicts issue 15 found unread: ``multiplier_in_range`` both ways (paper mode, against a peak computed
+here from a plain GD loop), and ``truncated_pd`` agreeing with the constructor near its tolerance
+(``lambda_min(Gamma_J) > 1e-12 lambda_max``) on a smooth kernel whose Gamma is nearly singular, the truth from a
+60-digit eigen-solve."""
+
+from __future__ import annotations
+
+import math
+
+import mpmath
+import numpy as np
+import pytest
+import torch
+from plain_loop import plain_gd_loop, truncated_toeplitz
+
+import theory
+from theory.assumptions import check_assumptions
+from theory.bounds import bounds_for_report
+from unroll import gd
+from unroll.constructor import construct_unrolled
+from unroll.gp import GaussianProcess
+from unroll.kernels import GammaExponential, kernel_from_name
+from unroll.verify import verify
+
+SIGMA = np.diag([1.0, 2.0])
+
+
+def _paper_setup(paper_range):
+    gp = GaussianProcess(kernel_from_name("matern", nu=1.5, ell=2.0), 8, torch.from_numpy(SIGMA))
+    t, bands, blocks = 0.5, 7, 6
+    model = construct_unrolled(gp, blocks=blocks, bands=bands, mode="paper", paper_knots=129, paper_range=paper_range)
+    generator = torch.Generator().manual_seed(3)
+    x = gp.noised(gp.sample(2, generator=generator), t, generator=generator)
+    return gp, model, x, t, bands, blocks
+
+
+def _peak_truth(gp, x, t, bands, blocks):
+    """``max_k [max(eta a, eta s, eta) + max(|Gamma_J Y_k Sigma|, |Y_k|, |x|)]`` over the blocks ``k < L``: the
+    largest ``|c| + |v|`` the paper-mode FFN multiplies, from the plain loop (the network follows it to ~h^2)."""
+    gamma = gd.factors(gp).gamma.numpy()
+    a, s = math.exp(-t), -math.expm1(-t)
+    products = np.outer(np.linalg.eigvalsh(truncated_toeplitz(gamma, bands)), np.linalg.eigvalsh(SIGMA))
+    eta = 1.0 / (a * 0.5 * (products.min() + products.max()) + s)
+    features = max(eta * a, eta * s, eta)
+    iterates = plain_gd_loop(gamma, SIGMA, x.numpy(), t, blocks, bands)
+    band = truncated_toeplitz(gamma, bands)
+    peaks = [features + max(np.abs(band @ y @ SIGMA).max(), np.abs(y).max(), float(x.abs().max()))
+             for y in iterates[:blocks]]
+    return max(peaks), features + float(x.abs().max())
+
+
+def test_multiplier_in_range_holds_inside_the_range():
+    gp, model, x, t, bands, blocks = _paper_setup(paper_range=16.0)
+    truth, _ = _peak_truth(gp, x, t, bands, blocks)
+    report = verify(gp, model, t, x=x)
+    assert report.multiplier_peak == pytest.approx(truth, rel=1e-3)
+    config = theory.Configuration.from_model(gp, model, t, multiplier_peak=report.multiplier_peak)
+    verdict = check_assumptions(config)["multiplier_in_range"]
+    assert truth < 16.0 and verdict.holds and verdict.margin == pytest.approx(16.0 - truth, rel=1e-3)
+    assert math.isfinite(bounds_for_report(report, gp, model, t)["net"])
+
+
+def test_multiplier_in_range_fails_outside_the_range():
+    # block 1 alone already feeds max phi + max |x| to the multiplier: above a range of half that
+    gp, model0, x, t, bands, blocks = _paper_setup(paper_range=16.0)
+    _, first_block = _peak_truth(gp, x, t, bands, blocks)
+    small = 0.5 * first_block
+    model = construct_unrolled(gp, blocks=blocks, bands=bands, mode="paper", paper_knots=129, paper_range=small)
+    report = verify(gp, model, t, x=x)
+    assert report.multiplier_peak >= first_block * (1 - 1e-12)
+    config = theory.Configuration.from_model(gp, model, t, multiplier_peak=report.multiplier_peak)
+    verdict = check_assumptions(config)["multiplier_in_range"]
+    assert not verdict.holds and verdict.margin < 0
+    assert bounds_for_report(report, gp, model, t)["net"] == math.inf  # the bound needs the assumption
+
+
+def test_multiplier_in_range_without_a_run_or_a_multiplier():
+    gp, model, x, t, bands, blocks = _paper_setup(paper_range=16.0)
+    unknown = check_assumptions(theory.Configuration.from_model(gp, model, t))["multiplier_in_range"]
+    assert not unknown.holds and math.isnan(unknown.margin)  # paper mode, peak unknown: not assumed
+    exact = construct_unrolled(gp, blocks=blocks, bands=bands)
+    assert check_assumptions(theory.Configuration.from_model(gp, exact, t))["multiplier_in_range"].holds
+
+
+def _ratio_truth(gamma: np.ndarray) -> float:
+    """``lambda_min / lambda_max`` of ``toeplitz(gamma)`` from a 60-digit symmetric eigen-solve."""
+    with mpmath.workdps(60):
+        size = gamma.size
+        matrix = mpmath.matrix([[mpmath.mpf(float(gamma[abs(i - j)])) for j in range(size)] for i in range(size)])
+        eigenvalues = sorted(float(e) for e in mpmath.eigsy(matrix, eigvals_only=True))
+    return eigenvalues[0] / eigenvalues[-1]
+
+
+@pytest.mark.parametrize(("ell", "positive_definite"), [(8.0, True), (9.0, True), (10.0, False), (12.0, False)])
+def test_theory_and_constructor_agree_on_positive_definiteness_near_the_tolerance(ell, positive_definite):
+    """Gaussian kernel (gamma-exponential nu = 2), H = 8, all lags kept: lambda_min / lambda_max = 6e-12, 1.1e-12,
+    2.5e-13, 1.9e-14 for ell = 8, 9, 10, 12: positive, and on both sides of the 1e-12 tolerance."""
+    kernel = GammaExponential(nu=2.0, ell=ell)
+    gamma = np.asarray(kernel(np.arange(8.0)), dtype=np.float64)
+    ratio = _ratio_truth(gamma)
+    assert ratio > 0 and (ratio > gd.INDEFINITE_TOLERANCE) == positive_definite
+    gp = GaussianProcess(kernel, 8, torch.from_numpy(SIGMA))
+    config = theory.Configuration.from_gp(gp, bands=7, blocks=4, diffusion_time=0.5)
+    assert check_assumptions(config)["truncated_pd"].holds == positive_definite
+    if positive_definite:
+        construct_unrolled(gp, blocks=4, bands=7)
+    else:
+        with pytest.raises(gd.IndefiniteTruncationError):
+            construct_unrolled(gp, blocks=4, bands=7)
