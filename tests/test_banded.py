@@ -6,7 +6,7 @@ import contextlib
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import unroll
@@ -56,6 +56,16 @@ def random_qkv(batch: int, heads: int, frames: int, key_dim: int, value_dim: int
     seed=st.integers(0, 2**16),
     chunk_rows=st.sampled_from([None, 1, 2, 5]),
 )
+# the edges of the band a random draw reaches only by luck: window H - 2, H - 1 (all frames), >= H, 0, one frame
+@example(frames=7, window=5, kind="relu", batch=1, heads=2, key_dim=2, value_dim=2, scale=1.0, seed=1, chunk_rows=2)
+@example(frames=7, window=5, kind="softmax", batch=1, heads=1, key_dim=3, value_dim=1, scale=0.7, seed=2,
+         chunk_rows=None)
+@example(frames=6, window=5, kind="relu", batch=2, heads=1, key_dim=1, value_dim=2, scale=1.3, seed=3, chunk_rows=1)
+@example(frames=6, window=9, kind="softmax", batch=1, heads=1, key_dim=2, value_dim=2, scale=1.0, seed=4,
+         chunk_rows=5)
+@example(frames=5, window=0, kind="relu", batch=1, heads=1, key_dim=2, value_dim=1, scale=2.0, seed=5, chunk_rows=None)
+@example(frames=1, window=3, kind="softmax", batch=1, heads=1, key_dim=1, value_dim=1, scale=1.0, seed=6,
+         chunk_rows=None)
 def test_banded_equals_dense_on_random_inputs(frames, window, kind, batch, heads, key_dim, value_dim, scale, seed,
                                               chunk_rows):
     query, key, value = random_qkv(batch, heads, frames, key_dim, value_dim, seed)
@@ -172,3 +182,36 @@ def test_softmax_window_model_banded_equals_dense():
         dense = _with_path(model, "dense")(x, 0.3)
         banded = _with_path(model, "banded")(x, 0.3)
     assert relative_error(banded, dense) <= 1e-12
+
+
+def test_band_to_dense_of_unbatched_weights_and_its_argument_checks():
+    """``(H, 2J'+1)`` weights (no leading axes) scatter like batched ones; spans up to ``2H - 1`` only; a bad ``frames``
+    is named (mutation testing, issue 15)."""
+    frames, reach = 5, 4  # J' = H - 1: the widest band
+    weights = torch.arange(frames * (2 * reach + 1), dtype=torch.float64).reshape(frames, 2 * reach + 1) + 1
+    dense = band_to_dense(weights, frames)
+    for i in range(frames):
+        for j in range(frames):
+            assert dense[i, j] == weights[i, j - i + reach]
+    assert torch.equal(band_to_dense(weights[None, None], frames)[0, 0], dense)
+    with pytest.raises(ValueError, match="band_weights"):
+        band_to_dense(torch.zeros(frames, 2 * frames + 1), frames)  # span 2H + 1 > 2H - 1
+    with pytest.raises(ValueError, match="frames"):
+        band_to_dense(weights, 0)
+    with pytest.raises(TypeError, match="frames"):
+        band_to_dense(weights, "5")
+
+
+def test_banded_toeplitz_apply_unbatched_keeps_the_dtype_of_y_and_checks_lag_values():
+    lags = torch.tensor([2.0, -0.5, 0.25], dtype=torch.float64)
+    y = torch.arange(12, dtype=torch.float32).reshape(6, 2)  # (H, d): no batch axis
+    out = banded_toeplitz_apply(lags, y)
+    lag = (torch.arange(6)[:, None] - torch.arange(6)[None, :]).abs()
+    matrix = torch.where(lag <= 2, lags[lag.clamp(max=2)], torch.zeros((), dtype=torch.float64))
+    assert out.dtype == torch.float32 and torch.allclose(out.double(), matrix @ y.double(), rtol=1e-6)
+    with pytest.raises(ValueError, match="lag_values"):
+        banded_toeplitz_apply(torch.ones(2, 3), y)  # 2-D lag values, not empty
+    with pytest.raises(ValueError, match="lag_values"):
+        banded_toeplitz_apply(torch.ones(0), y)
+    with pytest.raises(ValueError, match="y must"):
+        banded_toeplitz_apply(lags, torch.ones(4))
