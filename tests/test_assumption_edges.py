@@ -19,7 +19,7 @@ from theory.bounds import bounds_for_report
 from unroll import gd
 from unroll.constructor import construct_unrolled
 from unroll.gp import GaussianProcess
-from unroll.kernels import GammaExponential, kernel_from_name
+from unroll.kernels import GammaExponential, Polynomial, kernel_from_name
 from unroll.verify import verify
 
 SIGMA = np.diag([1.0, 2.0])
@@ -107,3 +107,56 @@ def test_theory_and_constructor_agree_on_positive_definiteness_near_the_toleranc
     else:
         with pytest.raises(gd.IndefiniteTruncationError):
             construct_unrolled(gp, blocks=4, bands=7)
+
+
+def _lag_config(lag_values, bands=3):
+    gamma = GammaExponential(nu=1.0, ell=2.0)(np.arange(8.0))
+    return theory.Configuration(gamma=gamma, spatial_eigenvalues=np.array([1.0, 2.0]), bands=bands, blocks=4,
+                                diffusion_time=0.5, lag_values=np.asarray(lag_values, dtype=np.float64))
+
+
+def test_lags_separated_looks_at_lags_zero_to_j_plus_one_only():
+    """The windowed tents see lags 0..J+1: an inversion at lag J+2 is harmless, one at J+1 is not."""
+    bands = 3
+    decreasing = [1.0, 0.8, 0.5, 0.1, -0.3]  # lags 0..J+1 = 0..4
+    harmless = np.array(decreasing + [0.9, 0.95, 0.99])  # c_5 > c_4: beyond the window
+    result = check_assumptions(_lag_config(harmless, bands))["lags_separated"]
+    assert result.holds and result.margin == pytest.approx(0.2)  # min_m (c_m - c_(m+1)) over lags 0..4
+    harmful = np.array([1.0, 0.8, 0.5, 0.1, 0.2, 0.0, -0.5, -0.9])  # c_4 > c_3 at lag J+1
+    result = check_assumptions(_lag_config(harmful, bands))["lags_separated"]
+    assert not result.holds and result.margin == pytest.approx(-0.1)
+
+
+def test_boundary_cases_hold_with_margin_zero():
+    """t = t0 and kappa(Sigma) = max_condition are inside the assumptions (``>=`` and ``<=``)."""
+    gamma = GammaExponential(nu=1.0, ell=2.0)(np.arange(8.0))
+    config = theory.Configuration(gamma=gamma, spatial_eigenvalues=np.array([0.5, 5.0]), bands=3, blocks=4,
+                                  diffusion_time=0.01, t0=0.01, max_condition=10.0)
+    table = check_assumptions(config)
+    assert table["time_after_t0"].holds and table["time_after_t0"].margin == 0.0
+    assert table["spatial_bounded"].holds and table["spatial_bounded"].margin == pytest.approx(0.0, abs=1e-12)
+    assert table.holds("time_after_t0", "spatial_bounded")
+
+
+def test_table_lookup_failed_and_required_lists():
+    config = theory.Configuration.from_kernel(Polynomial(nu=0.5, ell=4.0), 32, np.diag([1.0, 2.0]), bands=3,
+                                              blocks=10, diffusion_time=1e-4, t0=1e-3)
+    table = check_assumptions(config)
+    expected_failed = [name for name in ("truncated_pd", "diagonal_dominance", "gd_converges", "time_after_t0",
+                                         "tail_summable", "truncation_informative") if not table[name].holds]
+    assert table.failed == [r.name for r in table if not r.holds] and set(expected_failed) <= set(table.failed)
+    sufficient = {a.name for a in theory.ASSUMPTIONS if a.sufficient_only}
+    assert sufficient == {"diagonal_dominance", "tail_summable", "truncation_informative"}
+    assert table.failed_required == [name for name in table.failed if name not in sufficient]
+    assert "time_after_t0" in table.failed_required and "tail_summable" not in table.failed_required
+    assert not table.holds() and not table.holds("time_after_t0") and table.holds("gamma_pd", "spatial_bounded")
+    with pytest.raises(KeyError, match="no assumption 'nope'"):
+        table["nope"]
+    subset = check_assumptions(config, names=("gamma_pd", "time_after_t0"))
+    assert [r.name for r in subset] == ["gamma_pd", "time_after_t0"] and subset.failed == ["time_after_t0"]
+    assert theory.assumptions.get("gamma_pd").name == "gamma_pd"
+    with pytest.raises(ValueError, match="unknown assumption 'nope'"):
+        theory.assumptions.get("nope")
+    rows = table.to_markdown().splitlines()
+    assert len(rows) == 2 + len(theory.ASSUMPTIONS) and "| time_after_t0 | FAILS |" in table.to_markdown()
+    assert "time_after_t0            FAILS" in str(table)
