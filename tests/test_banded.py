@@ -196,9 +196,9 @@ def test_band_to_dense_of_unbatched_weights_and_its_argument_checks():
     assert torch.equal(band_to_dense(weights[None, None], frames)[0, 0], dense)
     with pytest.raises(ValueError, match="band_weights"):
         band_to_dense(torch.zeros(frames, 2 * frames + 1), frames)  # span 2H + 1 > 2H - 1
-    with pytest.raises(ValueError, match="frames"):
+    with pytest.raises(ValueError, match="^frames must satisfy 1 <= frames"):
         band_to_dense(weights, 0)
-    with pytest.raises(TypeError, match="frames"):
+    with pytest.raises(TypeError, match="^frames must be an integer"):
         band_to_dense(weights, "5")
 
 
@@ -215,3 +215,36 @@ def test_banded_toeplitz_apply_unbatched_keeps_the_dtype_of_y_and_checks_lag_val
         banded_toeplitz_apply(torch.ones(0), y)
     with pytest.raises(ValueError, match="y must"):
         banded_toeplitz_apply(lags, torch.ones(4))
+
+
+@pytest.mark.parametrize("lead", [(), (3,), (2, 1, 2)])
+@pytest.mark.parametrize("kind", ["relu", "softmax"])
+def test_banded_equals_dense_for_any_number_of_leading_axes(lead, kind):
+    """``(..., H, dk)``: no leading axis, one, or three; the band axes are counted from the end."""
+    generator = torch.Generator().manual_seed(len(lead))
+    frames, window = 6, 2
+    query = torch.randn(*lead, frames, 3, generator=generator, dtype=torch.float64)
+    key = torch.randn(*lead, frames, 3, generator=generator, dtype=torch.float64)
+    value = torch.randn(*lead, frames, 2, generator=generator, dtype=torch.float64)
+    lag = (torch.arange(frames)[:, None] - torch.arange(frames)[None, :]).abs()
+    scores = 0.9 * query @ key.transpose(-1, -2)
+    if kind == "relu":
+        weights = torch.where(lag <= window, torch.relu(scores), torch.zeros_like(scores))
+    else:
+        weights = torch.softmax(scores.masked_fill(lag > window, float("-inf")), dim=-1)
+    out, band_weights = banded_attend(query, key, value, kind, window, 0.9)
+    assert out.shape == (*lead, frames, 2) and band_weights.shape == (*lead, frames, 2 * window + 1)
+    assert relative_error(out, weights @ value) <= 1e-12
+    assert relative_error(band_to_dense(band_weights, frames), weights) <= 1e-12
+
+
+def test_banded_attend_checks_each_shape_and_names_the_window():
+    query, key, value = random_qkv(1, 1, 4, 2, 2, seed=0)
+    with pytest.raises(ValueError, match="query and key must have the same shape"):
+        banded_attend(query, key[..., :1], value, "relu", 1, 1.0)  # key differs, value fits
+    with pytest.raises(ValueError, match="query and key must have the same shape"):
+        banded_attend(query, key, value[..., :3, :], "relu", 1, 1.0)  # value has other frames
+    with pytest.raises(ValueError, match="query and key must have the same shape"):
+        banded_attend(query[0, 0, 0], key[0, 0, 0], value[0, 0, 0], "relu", 1, 1.0)  # 1-D
+    with pytest.raises(ValueError, match="^window must satisfy 0 <= window"):
+        banded_attend(query, key, value, "relu", -1, 1.0)
