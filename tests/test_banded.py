@@ -124,6 +124,16 @@ def test_banded_toeplitz_apply_matches_dense_matrix(frames, bands):
     assert relative_error(banded_toeplitz_apply(lags, y), matrix @ y) <= 1e-14
 
 
+@pytest.mark.parametrize("window", [0, 1, 4, 7])
+def test_auto_dispatch_rule_at_its_boundary(window):
+    """Banded exactly when ``(2 J + 1) * BANDED_SPEEDUP_FACTOR <= H``: at ``H = 4 (2J + 1)`` and not one frame
+    below."""
+    frames = 4 * (2 * window + 1)
+    assert unroll.banded.BANDED_SPEEDUP_FACTOR == 4
+    assert banded_pays(frames, window) and not banded_pays(frames - 1, window)
+    assert banded_pays(10 * frames, window)
+
+
 def test_auto_dispatch_rule():
     assert banded_pays(64, 4)  # (2*4+1) * 4 = 36 <= 64
     assert not banded_pays(64, 8)
