@@ -160,3 +160,42 @@ def test_table_lookup_failed_and_required_lists():
     rows = table.to_markdown().splitlines()
     assert len(rows) == 2 + len(theory.ASSUMPTIONS) and "| time_after_t0 | FAILS |" in table.to_markdown()
     assert "time_after_t0            FAILS" in str(table)
+
+
+def _exact_config(gamma, t=0.5):
+    return theory.Configuration(gamma=np.asarray(gamma, dtype=np.float64), spatial_eigenvalues=np.array([1.0]),
+                                bands=len(gamma) - 1, blocks=2, diffusion_time=t)
+
+
+def test_strict_inequalities_fail_on_their_boundary():
+    """Margins exactly 0 in floating point: the strict inequalities of the statements fail there.
+
+    ``[[1, 1], [1, 1]]`` has eigenvalues exactly 0 and 2 (semidefinite, not definite); at ``t = ln 2``,
+    ``a = s = 1/2`` exactly, so ``Gamma = [[1, 2], [2, 1]]`` (eigenvalues -1, 3) gives ``lambda_min(C_tJ) = s - a =
+    0``; ``gamma = [1, 1/2]`` gives ``2 sum_(m>=1) |gamma(m)| = 1``; the zero process has ``Gamma = 0``."""
+    semidefinite = check_assumptions(_exact_config([1.0, 1.0]))["gamma_pd"]
+    assert not semidefinite.holds and semidefinite.margin == 0.0
+    boundary = theory.Configuration(gamma=np.array([1.0, 2.0]), spatial_eigenvalues=np.array([1.0]), bands=1,
+                                    blocks=2, diffusion_time=math.log(2.0))
+    assert boundary.a == boundary.s == 0.5
+    converges = check_assumptions(boundary)["gd_converges"]
+    assert not converges.holds and converges.margin == 0.0
+    dominance = check_assumptions(_exact_config([1.0, 0.5]))["diagonal_dominance"]
+    assert not dominance.holds and dominance.margin == 0.0
+    zero = check_assumptions(_exact_config([0.0, 0.0, 0.0]))
+    assert not zero["truncated_pd"].holds and not zero["gamma_pd"].holds
+
+
+def test_default_lag_values_use_the_sequence_frequency_without_bands():
+    from theory.assumptions import default_lag_values
+
+    np.testing.assert_allclose(default_lag_values(8), np.cos(np.pi * np.arange(8) / 8), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(default_lag_values(8, 3), np.cos(np.pi * np.arange(8) / 5), rtol=0, atol=1e-15)
+    assert default_lag_values(8).dtype == np.float64
+
+
+def test_markdown_table_rows():
+    table = check_assumptions(_exact_config([1.0, 0.5]))
+    rows = table.to_markdown().split("\n")
+    assert rows[:2] == ["| assumption | verdict | margin | statement | numbers |", "|---|---|---|---|---|"]
+    assert rows[2].startswith("| gamma_pd | holds | ") and len(rows) == 2 + len(theory.ASSUMPTIONS)
