@@ -199,3 +199,60 @@ def test_markdown_table_rows():
     rows = table.to_markdown().split("\n")
     assert rows[:2] == ["| assumption | verdict | margin | statement | numbers |", "|---|---|---|---|---|"]
     assert rows[2].startswith("| gamma_pd | holds | ") and len(rows) == 2 + len(theory.ASSUMPTIONS)
+
+
+def test_lags_separated_on_two_frames_one_frame_and_a_tie():
+    two = check_assumptions(_lag_config_frames([1.0, 1.0]))["lags_separated"]  # c_0 = c_1: not separated
+    assert not two.holds and two.margin == 0.0 and "(model)" in two.detail
+    separated = check_assumptions(_lag_config_frames([1.0, -1.0]))["lags_separated"]
+    assert separated.holds and separated.margin == 2.0
+    one = check_assumptions(_lag_config_frames([1.0]))["lags_separated"]
+    assert one.holds and one.margin == math.inf and one.detail == "one frame: no lags to separate"
+    tie = check_assumptions(_lag_config([1.0, 0.5, 0.5, 0.1, -0.3, -0.5, -0.7, -0.9]))["lags_separated"]
+    assert not tie.holds and tie.margin == 0.0
+    default = check_assumptions(theory.Configuration(gamma=np.array([1.0, 0.5, 0.2]), spatial_eigenvalues=np.ones(1),
+                                                     bands=1, blocks=2, diffusion_time=0.5))["lags_separated"]
+    assert default.holds and "(default cos(pi m/min(H, J+2)))" in default.detail
+
+
+def _lag_config_frames(lag_values):
+    frames = len(lag_values)
+    return theory.Configuration(gamma=np.r_[1.0, np.full(frames - 1, 0.2)], spatial_eigenvalues=np.ones(1),
+                                bands=frames - 1, blocks=2, diffusion_time=0.5, lag_values=np.asarray(lag_values))
+
+
+def test_multiplier_in_range_at_the_boundary_and_its_details():
+    gp, model, x, t, bands, blocks = _paper_setup(paper_range=16.0)
+    at_range = check_assumptions(theory.Configuration.from_model(gp, model, t, multiplier_peak=16.0))
+    assert at_range["multiplier_in_range"].holds and at_range["multiplier_in_range"].margin == 0.0
+    above = check_assumptions(theory.Configuration.from_model(gp, model, t, multiplier_peak=16.5))
+    assert not above["multiplier_in_range"].holds and above["multiplier_in_range"].margin == -0.5
+    unknown = check_assumptions(theory.Configuration.from_model(gp, model, t))["multiplier_in_range"]
+    assert unknown.detail == "paper mode: peak |c|+|v| of a run unknown (run unroll.verify)"
+    exact = construct_unrolled(gp, blocks=blocks, bands=bands)
+    exact_result = check_assumptions(theory.Configuration.from_model(gp, exact, t))["multiplier_in_range"]
+    assert exact_result.margin == math.inf and exact_result.detail == "exact mode: no multiplier"
+    # paper mode without a construction: no multiplier to check (its bound is inf without one anyway)
+    bare = theory.Configuration.from_gp(gp, bands=bands, blocks=blocks, diffusion_time=t, mode="paper")
+    assert check_assumptions(bare)["multiplier_in_range"].holds
+    assert theory.evaluate_all(bare)["net"] == math.inf
+
+
+def test_tail_summable_margins_and_details():
+    def result(kernel_or_gamma):
+        if isinstance(kernel_or_gamma, np.ndarray):
+            config = theory.Configuration(gamma=kernel_or_gamma, spatial_eigenvalues=np.ones(1), bands=1, blocks=2,
+                                          diffusion_time=0.5)
+        else:
+            config = theory.Configuration.from_kernel(kernel_or_gamma, 8, np.eye(1), bands=2, blocks=2,
+                                                      diffusion_time=0.5)
+        return check_assumptions(config)["tail_summable"]
+
+    polynomial = result(Polynomial(nu=2.5, ell=1.0))
+    assert polynomial.holds and polynomial.margin == 1.5
+    user = result(np.array([1.0, 0.5, 0.25]))  # lag values without a family: unknown, so not assumed
+    assert not user.holds and math.isnan(user.margin) and "sum over H lags = 1.75" in user.detail
+    damped = result(kernel_from_name("damped-cosine", ell=2.0, period=6.0))
+    assert damped.holds and damped.detail == "damped-cosine: |gamma(m)| <= exp(-m/ell), summable for every period"
+    exponential = result(GammaExponential(nu=1.0, ell=2.0))
+    assert exponential.holds and exponential.detail == "gamma-exponential: exponential decay, summable"
