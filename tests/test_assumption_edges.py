@@ -256,3 +256,25 @@ def test_tail_summable_margins_and_details():
     assert damped.holds and damped.detail == "damped-cosine: |gamma(m)| <= exp(-m/ell), summable for every period"
     exponential = result(GammaExponential(nu=1.0, ell=2.0))
     assert exponential.holds and exponential.detail == "gamma-exponential: exponential decay, summable"
+
+
+def test_truncation_informative_value_against_a_dense_truth():
+    """``2 a mu_max (T_J + taper bias) / lambda_min(C_tJ)`` with ``T_J`` summed and ``lambda_min`` from the dense
+    matrix here; exactly 1 (not informative) at ``t = ln 2`` for ``gamma = [1, 0, 1]``, ``J = 1``."""
+    kernel, frames, bands, t = Polynomial(nu=2.5, ell=2.0), 12, 4, 0.4
+    spatial = np.diag([0.5, 3.0])
+    gamma = np.asarray(kernel(np.arange(float(frames))))
+    config = theory.Configuration.from_kernel(kernel, frames, spatial, bands=bands, blocks=4, diffusion_time=t)
+    a = math.exp(-t)
+    lowest = np.linalg.eigvalsh(a * np.kron(truncated_toeplitz(gamma, bands), spatial) - math.expm1(-t) * np.eye(24))[0]
+    value = 2 * a * 3.0 * np.abs(gamma[bands + 1:]).sum() / lowest
+    result = check_assumptions(config)["truncation_informative"]
+    assert 1.0 < value < 2.0 and not result.holds and result.margin == pytest.approx(1.0 - value, rel=1e-10)
+    boundary = theory.Configuration(gamma=np.array([1.0, 0.0, 1.0]), spatial_eigenvalues=np.ones(1), bands=1,
+                                    blocks=2, diffusion_time=math.log(2.0))
+    at_one = check_assumptions(boundary)["truncation_informative"]
+    assert not at_one.holds and at_one.margin == 0.0
+    singular = theory.Configuration(gamma=np.array([1.0, 2.0]), spatial_eigenvalues=np.ones(1), bands=1, blocks=2,
+                                    diffusion_time=math.log(2.0))  # lambda_min(C_tJ) = 0 exactly
+    no_bound = check_assumptions(singular)["truncation_informative"]
+    assert not no_bound.holds and no_bound.margin == -math.inf
