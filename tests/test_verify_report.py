@@ -1,0 +1,102 @@
+"""unroll.verify's report: the flags, table rows and JSON dictionary it promises, and the paper-mode multiplier peak
+against a peak computed from a plain GD loop (issue 15: survivors of mutation testing)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+from plain_loop import plain_gd_loop, truncated_toeplitz
+
+import unroll
+from unroll import gd
+from unroll.constructor import construct_unrolled
+from unroll.gp import GaussianProcess
+from unroll.kernels import kernel_from_name
+from unroll.transformer import Transformer
+from unroll.verify import ErrorPart
+
+SIGMA = np.diag([2.0, 6.0])
+
+
+def _gp(frames=8):
+    return GaussianProcess(kernel_from_name("matern", nu=1.5, ell=2.0), frames, torch.from_numpy(SIGMA))
+
+
+def test_error_part_flags():
+    assert ErrorPart(0.1, 0.5).flag() == "" and not ErrorPart(0.1, 0.5).failed
+    assert ErrorPart(0.6, 0.5).flag() == "  BOUND VIOLATED" and ErrorPart(0.6, 0.5).failed
+    assert ErrorPart(math.nan, 0.5).flag() == "  NOT FINITE" and ErrorPart(math.inf).failed
+    assert ErrorPart(3.0).flag() == "" and not ErrorPart(3.0).failed  # no bound: nothing to violate
+
+
+def test_table_rows_without_bounds_and_with_many_bands():
+    gp = _gp()
+    model = construct_unrolled(gp, blocks=2, bands=3, taper="triangular")
+    report = unroll.verify(gp, model, 0.5, batch=2, attach_bounds=False)
+    rows = report.table().splitlines()
+    gd_row = next(row for row in rows if row.startswith("gd "))
+    assert re.fullmatch(r"gd\s+\d\.\d{3}e[+-]\d\d\s+-  L steps on Gamma_J vs their fixed point", gd_row), gd_row
+    assert "heads per band 0:3, 1:3, 2:3 ..." in report.table()  # 4 bands: the first three, then "..."
+    three = unroll.verify(gp, construct_unrolled(gp, blocks=2, bands=2, taper="triangular"), 0.5, batch=2)
+    assert three.table().rstrip().endswith("heads per band 0:3, 1:3, 2:3")
+
+
+def test_table_of_a_trained_model_and_of_a_report_without_sizes():
+    gp = _gp(frames=6)
+    report = unroll.verify(gp, Transformer(dim=2, width=8, blocks=2, heads=2), 0.5, batch=2, bands=5)
+    text = report.table()
+    assert "R = nan" in text and "heads per band \n" not in text and text.rstrip().endswith("heads per band")
+    report.size = {"D": 8}
+    assert "B = nan (spectral norm; max entry nan)  R = nan" in report.table()
+
+
+def test_to_dict_leaves_out_the_objects_and_lists_the_failures():
+    gp = _gp(frames=6)
+    model = construct_unrolled(gp, blocks=2, bands=5)
+    report = unroll.verify(gp, model, 0.5, batch=2)
+    out = report.to_dict()
+    assert "construction" not in out and "x" not in out
+    assert out["failures"] == report.failures == []
+    json.dumps(out)  # plain JSON: no tensor, no construction object
+    with torch.no_grad():
+        model.readout_bias[0] = math.nan
+    broken = unroll.verify(gp, model, 0.5, batch=2).to_dict()
+    assert set(broken["failures"]) == {"net", "total", "certificate"}
+
+
+def _peak_truth(gp, x, t, bands, blocks, taper):
+    """``max_k [max(eta a, eta s, eta) + max(|Gamma_J Y_k Sigma|, |Y_k|, |x|)]`` over the blocks ``k < L``: the largest
+    ``|c| + |v|`` the paper-mode FFN multiplies, from the plain loop (the network follows it to ~h^2/16)."""
+    gamma = gd.factors(gp).gamma.numpy()
+    a, s = math.exp(-t), -math.expm1(-t)
+    band = truncated_toeplitz(gamma, bands, taper)
+    products = np.outer(np.linalg.eigvalsh(band), np.linalg.eigvalsh(SIGMA))
+    eta = 1.0 / (a * 0.5 * (products.min() + products.max()) + s)
+    iterates = plain_gd_loop(gamma, SIGMA, x.numpy(), t, blocks, bands, taper)
+    largest_x = float(x.abs().max())
+    return max(max(eta * a, eta * s, eta) + max(np.abs(band @ y @ SIGMA).max(), np.abs(y).max(), largest_x)
+               for y in iterates[:blocks])
+
+
+@pytest.mark.parametrize(("bands", "taper", "scale"),
+                         [(7, None, 1e-3), (2, "triangular", 1e-3), (2, "triangular", 1.0)])
+def test_multiplier_peak_against_the_plain_loop(bands, taper, scale):
+    """Small inputs put the peak below 1 (the eta features are ~0.2 here); J = 2 with w = pi/4 aliases the lags
+    6, 7, 9, 10 beyond the window onto bands 2 and 1, so a peak read without the window would differ.  2049 knots on
+    [-24, 24]: products off by h^2/16 = 3.5e-5 at most (the peak stays inside the range)."""
+    gp = _gp(frames=12)
+    t, blocks = 0.5, 5
+    model = construct_unrolled(gp, blocks=blocks, bands=bands, taper=taper, mode="paper", paper_knots=2049,
+                               paper_range=24.0)
+    generator = torch.Generator().manual_seed(7)
+    x = scale * gp.noised(gp.sample(2, generator=generator), t, generator=generator)
+    truth = _peak_truth(gp, x, t, bands, blocks, taper)
+    report = unroll.verify(gp, model, t, x=x)
+    assert report.multiplier_peak == pytest.approx(truth, abs=1e-3)
+    if scale < 1:
+        assert truth < 1.0
