@@ -100,3 +100,23 @@ def test_multiplier_peak_against_the_plain_loop(bands, taper, scale):
     assert report.multiplier_peak == pytest.approx(truth, abs=1e-3)
     if scale < 1:
         assert truth < 1.0
+
+
+def test_table_says_whether_the_multiplier_stayed_inside_its_range():
+    gp = _gp(frames=6)
+    model = construct_unrolled(gp, blocks=2, bands=5, mode="paper", paper_knots=65, paper_range=32.0)
+    report = unroll.verify(gp, model, 0.5, batch=2)
+    assert report.multiplier_peak < 32.0 and "inside the range -> inside" in report.table()
+    report.multiplier_peak = 32.0  # at the range: still inside (|c| + |v| <= R)
+    assert report.table().endswith("inside the range -> inside")
+    report.multiplier_peak = 32.5
+    assert report.table().endswith("-> OUTSIDE the range: linear extrapolation, error ~ (|u| - R)^2/4; raise --range")
+
+
+def test_a_model_for_another_sigma_is_refused_naming_sigma():
+    model = construct_unrolled(_gp(frames=6), blocks=2, bands=5)
+    other = GaussianProcess(kernel_from_name("matern", nu=1.5, ell=2.0), 6, torch.from_numpy(SIGMA * (1 + 1e-9)))
+    with pytest.raises(ValueError, match=r": Sigma \(max \|difference\| 6e-09\) differ"):
+        unroll.verify(other, model, 0.5, batch=2)
+    unroll.verify(GaussianProcess(kernel_from_name("matern", nu=1.5, ell=2.0), 6,
+                                  torch.from_numpy(SIGMA * (1 + 1e-14))), model, 0.5, batch=2)  # within 1e-12
