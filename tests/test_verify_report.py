@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from plain_loop import plain_gd_loop, truncated_toeplitz
+from plain_loop import dense_truncated_covariance, plain_gd_loop, truncated_toeplitz
 
 import unroll
 from unroll import gd
@@ -119,4 +119,28 @@ def test_a_model_for_another_sigma_is_refused_naming_sigma():
     with pytest.raises(ValueError, match=r": Sigma \(max \|difference\| 6e-09\) differ"):
         unroll.verify(other, model, 0.5, batch=2)
     unroll.verify(GaussianProcess(kernel_from_name("matern", nu=1.5, ell=2.0), 6,
-                                  torch.from_numpy(SIGMA * (1 + 1e-14))), model, 0.5, batch=2)  # within 1e-12
+                                  torch.from_numpy(SIGMA * (1 + 1e-13))), model, 0.5, batch=2)  # 6e-13 < 1e-12 * 6
+
+
+def test_a_trained_model_is_verified_against_the_bands_given_or_all_lags():
+    gp = _gp(frames=6)
+    model = Transformer(dim=2, width=8, blocks=2, heads=2)
+    generator = torch.Generator().manual_seed(2)
+    x = gp.noised(gp.sample(2, generator=generator), 0.5, generator=generator)
+    assert unroll.verify(gp, model, 0.5, x=x).bands == 5  # default: every lag, H - 1
+    report = unroll.verify(gp, model, 0.5, x=x, bands=4)
+    assert report.bands == 4
+    flat = x.numpy().reshape(2, -1).T
+    y_star, y_trunc = (np.linalg.solve(dense_truncated_covariance(gd.factors(gp).gamma.numpy(), SIGMA, 0.5, bands),
+                                       flat) for bands in (5, 4))
+    assert report.parts["trunc"].measured == pytest.approx(np.linalg.norm(y_trunc - y_star) / np.linalg.norm(y_star),
+                                                           rel=1e-8)
+
+
+def test_verify_names_bad_generator_and_attach_bounds():
+    gp = _gp(frames=6)
+    model = construct_unrolled(gp, blocks=2, bands=5)
+    with pytest.raises(TypeError, match="^generator must be"):
+        unroll.verify(gp, model, 0.5, generator=3)
+    with pytest.raises(TypeError, match="^attach_bounds must be True or False"):
+        unroll.verify(gp, model, 0.5, attach_bounds="yes")
