@@ -144,3 +144,42 @@ def test_verify_names_bad_generator_and_attach_bounds():
         unroll.verify(gp, model, 0.5, generator=3)
     with pytest.raises(TypeError, match="^attach_bounds must be True or False"):
         unroll.verify(gp, model, 0.5, attach_bounds="yes")
+
+
+def test_verify_input_forms_and_their_checks():
+    gp = _gp(frames=6)
+    model = construct_unrolled(gp, blocks=3, bands=5)
+    generator = torch.Generator().manual_seed(5)
+    x = gp.noised(gp.sample(1, generator=generator), 0.5, generator=generator)
+    batched = unroll.verify(gp, model, 0.5, x=x)
+    for form in (x[0], x.numpy()):  # (H, d) unbatched, a numpy array
+        other = unroll.verify(gp, model, 0.5, x=form)
+        assert other.solution_norm == pytest.approx(batched.solution_norm, rel=1e-12)
+        assert other.parts["trunc"].measured == pytest.approx(batched.parts["trunc"].measured, rel=1e-9)
+    single = unroll.verify(gp, model, 0.5, x=x.float())  # float32 x: measured in float64 all the same
+    assert single.solution_norm == pytest.approx(float(gp.precision_apply(x.float().double(), 0.5).norm()), rel=1e-12)
+    with pytest.raises(TypeError, match="^x must be a real array or tensor"):
+        unroll.verify(gp, model, 0.5, x="abc")
+    with pytest.raises(ValueError, match="^x contains 1 NaN"):
+        unroll.verify(gp, model, 0.5, x=torch.where(torch.arange(12).reshape(1, 6, 2) == 3, math.nan, x))
+    with pytest.raises(ValueError, match="^batch must satisfy 1 <= batch"):
+        unroll.verify(gp, model, 0.5, batch=0)
+
+
+def test_verify_draws_x_from_the_generator_given():
+    gp = _gp(frames=6)
+    model = construct_unrolled(gp, blocks=3, bands=5)
+    drawn = unroll.verify(gp, model, 0.5, generator=torch.Generator().manual_seed(9), batch=2)
+    generator = torch.Generator().manual_seed(9)
+    x = gp.noised(gp.sample(2, generator=generator), 0.5, generator=generator)
+    assert torch.equal(drawn.x, x)
+    assert not torch.equal(unroll.verify(gp, model, 0.5, batch=2).x, x)  # default seed 0: another draw
+
+
+def test_verify_a_trained_model_checks_the_bands_range():
+    gp = _gp(frames=6)
+    model = Transformer(dim=2, width=8, blocks=1, heads=1)
+    assert unroll.verify(gp, model, 0.5, batch=1, bands=0).bands == 0
+    for bad in (6, -1):
+        with pytest.raises(ValueError, match="^bands must satisfy 0 <= bands <= 5"):
+            unroll.verify(gp, model, 0.5, batch=1, bands=bad)
