@@ -183,3 +183,22 @@ def test_verify_a_trained_model_checks_the_bands_range():
     for bad in (6, -1):
         with pytest.raises(ValueError, match="^bands must satisfy 0 <= bands <= 5"):
             unroll.verify(gp, model, 0.5, batch=1, bands=bad)
+
+
+def test_block_gaps_are_relative_to_each_iterate():
+    """``block_gaps[k] = |net_k - y_k| / |y_k|`` for a model started at ``y_0 = eps x`` (gaps far above rounding), with
+    ``|y_k| << 1``: each gap is relative to its own iterate, computed here from the plain loop."""
+    gp = _gp(frames=6)
+    t, blocks, bands, eps = 1.0, 4, 5, 1e-3
+    model = construct_unrolled(gp, blocks=blocks, bands=bands)
+    with torch.no_grad():
+        model.input_x[model.construction.layout["y"], :] += eps * torch.eye(2)
+    generator = torch.Generator().manual_seed(4)
+    x = 1e-6 * gp.noised(gp.sample(2, generator=generator), t, generator=generator)
+    report = unroll.verify(gp, model, t, x=x)
+    reference = plain_gd_loop(gd.factors(gp).gamma.numpy(), SIGMA, x.numpy(), t, blocks, bands)
+    with torch.no_grad():
+        network = model.iterates(x, t).numpy()
+    for k in range(1, blocks + 1):
+        expected = np.linalg.norm(network[k] - reference[k]) / np.linalg.norm(reference[k])
+        assert np.linalg.norm(reference[k]) < 1e-4 and report.block_gaps[k] == pytest.approx(expected, rel=1e-6)
