@@ -202,3 +202,29 @@ def test_block_gaps_are_relative_to_each_iterate():
     for k in range(1, blocks + 1):
         expected = np.linalg.norm(network[k] - reference[k]) / np.linalg.norm(reference[k])
         assert np.linalg.norm(reference[k]) < 1e-4 and report.block_gaps[k] == pytest.approx(expected, rel=1e-6)
+
+
+def test_report_fields_against_dense_values():
+    gp = _gp(frames=6)
+    t, bands, blocks = 0.3, 3, 4
+    model = construct_unrolled(gp, blocks=blocks, bands=bands, taper="triangular")
+    report = unroll.verify(gp, model, t, batch=3)
+    gamma = gd.factors(gp).gamma.numpy()
+    eigenvalues = np.linalg.eigvalsh(dense_truncated_covariance(gamma, SIGMA, t, bands, "triangular"))
+    assert (report.diffusion_time, report.bands, report.blocks, report.taper, report.mode, report.batch,
+            report.dtype, report.steps) == (t, bands, blocks, "triangular", "exact", 3, "float64", "gd")
+    assert report.lambda_min == pytest.approx(eigenvalues[0], rel=1e-10)
+    assert report.lambda_max == pytest.approx(eigenvalues[-1], rel=1e-10)
+    assert report.kappa == pytest.approx(eigenvalues[-1] / eigenvalues[0], rel=1e-10)
+    assert report.step_size == pytest.approx(2 / (eigenvalues[0] + eigenvalues[-1]), rel=1e-10)
+    tapered = np.linalg.eigvalsh(truncated_toeplitz(gamma, bands, "triangular"))
+    assert report.lambda_min_gamma == pytest.approx(tapered[0], rel=1e-10)
+
+
+def test_size_of_a_trained_model_in_the_report():
+    gp = _gp(frames=6)
+    model = Transformer(dim=2, width=8, blocks=2, heads=3, ffn_width=5)
+    report = unroll.verify(gp, model, 0.5, batch=1)
+    norms = model.max_weight_norm()
+    assert report.size == {"D": 8, "L": 2, "M": 3, "ffn_width": 5, "B": norms["spectral"], "B_entry": norms["entry"]}
+    assert "model  D = 8  L = 2  M = 3 heads  FFN width = 5  B = " in report.table()
