@@ -213,6 +213,7 @@ def test_report_fields_against_dense_values():
     eigenvalues = np.linalg.eigvalsh(dense_truncated_covariance(gamma, SIGMA, t, bands, "triangular"))
     assert (report.diffusion_time, report.bands, report.blocks, report.taper, report.mode, report.batch,
             report.dtype, report.steps) == (t, bands, blocks, "triangular", "exact", 3, "float64", "gd")
+    assert report.config == model.config and report.construction is model.construction
     assert report.lambda_min == pytest.approx(eigenvalues[0], rel=1e-10)
     assert report.lambda_max == pytest.approx(eigenvalues[-1], rel=1e-10)
     assert report.kappa == pytest.approx(eigenvalues[-1] / eigenvalues[0], rel=1e-10)
