@@ -11,7 +11,7 @@ TORCH_PIP_ARGS ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup verify test test-slow lint bench mutate mutate-summary
+.PHONY: setup verify test test-slow lint bench docs mutate mutate-summary
 
 setup: $(STAMP)
 
@@ -32,16 +32,28 @@ lint: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy unroll theory
 	$(PY) -m pytest -q
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 BENCHMARKS ?= benchmarks/score_speed.py benchmarks/attention_speed.py benchmarks/scaling.py benchmarks/float32_certificate.py \
-	benchmarks/unrolled_solvers.py benchmarks/chebyshev_stability.py
+	benchmarks/unrolled_solvers.py benchmarks/chebyshev_stability.py benchmarks/long_sequences.py benchmarks/peers.py
 
 bench: $(STAMP)
 	for script in $(BENCHMARKS); do echo "== $$script"; $(PY) $$script || exit 1; done
+
+# the documentation site into site/ (git-ignored); strict: a broken link, anchor or docstring section fails it.
+# Quiet (warnings and errors only), so that CI's output still closes on pytest's summary line.
+DOCS_STAMP := $(VENV)/.installed-docs
+
+$(DOCS_STAMP): $(STAMP)
+	@$(PY) -m pip install -q -e ".[docs]"
+	@touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	@NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet -d site
 
 # Mutation testing (slow, outside the default suite): mutmut over the core modules, one worker by default, then a
 # summary (killed / survived / timeout per module, the survivors listed).  One changed file only:

@@ -19,8 +19,10 @@ random Sigma.  Prints
    instead of ``~ 2 (J+2)^2/pi^2``): one layer dense vs banded and the forward against plain GD, to show
    the rounding that the H-independent default frequency removes.
 
-Peak memory: see ``bench_utils.MEMORY_METHOD``.  Timings are medians of --repeats runs (dense layer at
-H=4096: --dense-repeats) on a shared 2-core machine: expect +-30% noise.
+Peak memory: see ``bench_utils.MEMORY_METHOD``.  Timings: ``bench_utils.round_robin`` (``torch.utils.benchmark``),
+dense and banded of each comparison run in turn, once per round, the minimum over --repeats rounds (comparisons
+with a dense layer at H=4096: --dense-repeats rounds); one torch thread; the header prints the load average of
+the shared 2-core machine.
 
     python benchmarks/attention_speed.py [--frames 4096] [--bands 16] [--blocks 40] [--dim 16]
 """
@@ -31,7 +33,7 @@ import argparse
 import time
 
 import torch
-from bench_utils import MEMORY_METHOD, median_seconds, peak_memory
+from bench_utils import MEMORY_METHOD, configure, peak_memory, round_robin, seconds_per_call
 
 import unroll
 from unroll import gd
@@ -111,8 +113,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     frames, bands, blocks = args.frames, args.bands, args.blocks
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, float64, diffusion_time {DIFFUSION_TIME}, "
-          f"kernel {KERNEL!r}, taper {TAPER}")
+    print(f"{configure(threads=1)}; float64, diffusion_time {DIFFUSION_TIME}, kernel {KERNEL!r}, taper {TAPER}")
     print(f"peak memory: {MEMORY_METHOD}")
     print(f"vectorised GD reference vs unroll.gd.gd_iterates at H=24: max rel diff {check_reference():.2e}")
 
@@ -128,7 +129,7 @@ def main() -> None:
     x = gp.noised(gp.sample(args.batch, torch.Generator().manual_seed(0)), DIFFUSION_TIME,
                   torch.Generator().manual_seed(1))
     score, memory = peak_memory(lambda: model(x, DIFFUSION_TIME))
-    forward_time = median_seconds(lambda: model(x, DIFFUSION_TIME), 1)
+    forward_time = seconds_per_call(lambda: model(x, DIFFUSION_TIME), 1)
     reference = gd_reference(model, x, DIFFUSION_TIME, blocks)
     exact = gp.score(x, DIFFUSION_TIME)
     print(f"\n[2] full forward, banded path, H={frames} J={bands} L={blocks} d={args.dim} batch={args.batch}: "
@@ -142,9 +143,10 @@ def main() -> None:
     z = model.embed(x, torch.full((args.batch,), DIFFUSION_TIME, dtype=torch.float64))
     heads = block.query.shape[0]
     dense_out, dense_memory = peak_memory(lambda: grouped_layer(block, z, args.head_group, "dense", bands))
-    dense_time = median_seconds(lambda: grouped_layer(block, z, args.head_group, "dense", bands), args.dense_repeats)
     band_out, band_memory = peak_memory(lambda: layer(block, z, slice(0, heads), "banded", bands))
-    band_time = median_seconds(lambda: layer(block, z, slice(0, heads), "banded", bands), args.repeats)
+    times = round_robin({"dense": lambda: grouped_layer(block, z, args.head_group, "dense", bands),
+                         "banded": lambda: layer(block, z, slice(0, heads), "banded", bands)}, args.dense_repeats)
+    dense_time, band_time = times["dense"], times["banded"]
     print(f"\n[3] one attention layer of the constructed model, {heads} heads, H={frames} J={bands} "
           f"batch={args.batch}:")
     print(f"    dense  (groups of {args.head_group} heads) {dense_time:9.3f} s   peak memory {dense_memory:8.0f} MiB")
@@ -159,10 +161,9 @@ def main() -> None:
     v = torch.randn(*shape, args.dim, generator=generator, dtype=torch.float64)
     generic_dense = attend(q, k, v, "relu", bands, 1.0, path="dense", need_weights=False)[0]
     generic_band = attend(q, k, v, "relu", bands, 1.0, path="banded", need_weights=False)[0]
-    generic_dense_time = median_seconds(lambda: attend(q, k, v, "relu", bands, 1.0, path="dense",
-                                                       need_weights=False), args.repeats)
-    generic_band_time = median_seconds(lambda: attend(q, k, v, "relu", bands, 1.0, path="banded",
-                                                      need_weights=False), args.repeats)
+    times = round_robin({path: (lambda path=path: attend(q, k, v, "relu", bands, 1.0, path=path, need_weights=False))
+                         for path in ("dense", "banded")}, args.repeats)
+    generic_dense_time, generic_band_time = times["dense"], times["banded"]
     print(f"\n[4] generic random heads ({args.generic_heads} heads, dk=3, dv={args.dim}), H={frames} J={bands}:")
     print(f"    dense {generic_dense_time:.4f} s, banded {generic_band_time:.4f} s, ratio "
           f"{generic_dense_time / generic_band_time:.1f}, max relative difference "
@@ -175,8 +176,9 @@ def main() -> None:
     dense_model, band_model = with_path(small_model, "dense"), with_path(small_model, "banded")
     small_dense, small_dense_memory = peak_memory(lambda: dense_model(x_small, DIFFUSION_TIME))
     small_band, small_band_memory = peak_memory(lambda: band_model(x_small, DIFFUSION_TIME))
-    small_dense_time = median_seconds(lambda: dense_model(x_small, DIFFUSION_TIME), args.dense_repeats)
-    small_band_time = median_seconds(lambda: band_model(x_small, DIFFUSION_TIME), args.repeats)
+    times = round_robin({"dense": lambda: dense_model(x_small, DIFFUSION_TIME),
+                         "banded": lambda: band_model(x_small, DIFFUSION_TIME)}, args.dense_repeats)
+    small_dense_time, small_band_time = times["dense"], times["banded"]
     print(f"\n[5] full model forward, H={args.small_frames} J={bands} L={blocks} batch={args.batch}, all heads:")
     print(f"    dense  {small_dense_time:8.3f} s   peak memory {small_dense_memory:8.0f} MiB")
     print(f"    banded {small_band_time:8.3f} s   peak memory {small_band_memory:8.0f} MiB")

@@ -23,10 +23,11 @@ import math
 
 import numpy as np
 import torch
+from bench_utils import configure
 
 from unroll import construct_unrolled, gd
 from unroll.training.compare import make_gp
-from unroll.verify import verify
+from unroll.verification import verify
 
 
 def run_order(kappa: float, order: np.ndarray, dtype: type, size: int = 400, seed: int = 0) -> tuple[float, ...]:
@@ -91,8 +92,7 @@ def main() -> None:
     parser.add_argument("--time", type=float, default=0.01)
     parser.add_argument("--blocks", type=int, nargs="+", default=[20, 40, 80, 200])
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    print(f"torch {torch.__version__}, numpy {np.__version__}, threads {torch.get_num_threads()}")
+    print(f"{configure(threads=1)}; numpy {np.__version__}")
     order_table(args)
     network_table(args)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 
 import torch
+from bench_utils import configure
 
 import unroll
 from unroll.cli.options import random_spatial_covariance
@@ -30,7 +31,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=4)
     parser.add_argument("--batch", type=int, default=4)
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}; gamma-exponential nu=1 ell=2, "
+    print(f"{configure(threads=1)}; gamma-exponential nu=1 ell=2, "
           f"d={args.dim}, J={args.bands}, L={args.blocks}, t=0.5")
     print(f"{'H':>5} {'frequency':>9} {'B':>10} {'f32 certificate':>16} {'f32 net error':>14} {'f64 certificate':>16}")
     for frames in args.frames:

@@ -16,8 +16,9 @@ times the per-sample Jacobians ``(64, Hd, Hd)`` computed
 
 each with chunks of --chunks samples (the best chunk is what counts), then the whole ``linear_response(dit,
 gp, t, samples=64)`` call at ``H = 16`` (Jacobians, the independence check, the exact ``-C_t^{-1}`` and the
-statistics) and the same for ``gp.score``.  Times are the best of --repeats runs after one warm-up, on a shared
-2-core machine: expect +-30% noise.
+statistics) and the same for ``gp.score``.  Times: ``bench_utils.round_robin`` (``torch.utils.benchmark``): at each
+size every method and chunk runs once per round, in turn, after one calibrating warm-up run, and the minimum over
+--repeats rounds is kept; one torch thread; the header prints the load average of the shared 2-core machine.
 
     python benchmarks/linear_response_speed.py [--sizes 32 64 128] [--chunks 4 16 64] [--repeats 2]
 """
@@ -25,9 +26,9 @@ statistics) and the same for ``gp.score``.  Times are the best of --repeats runs
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from bench_utils import configure, round_robin
 
 import unroll
 from unroll.training.compare import make_gp
@@ -69,15 +70,6 @@ def jacobians_vmap_jacrev(score, x: torch.Tensor, t: float) -> torch.Tensor:
     return torch.func.vmap(per_sample)(x).reshape(x.shape[0], size, size)
 
 
-def best_seconds(function, repeats: int) -> float:
-    function()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -88,7 +80,7 @@ def main() -> None:
     parser.add_argument("--vmap-limit", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    print(configure(threads=1))
     t = 0.5
 
     methods = {"loop": jacobians_loop, "vectorized": jacobians_vectorized}
@@ -100,30 +92,34 @@ def main() -> None:
         x = torch.randn(args.samples, frames, args.dim, generator=torch.Generator().manual_seed(2),
                         dtype=torch.float64)
         reference = jacobians_loop(model, x[:4], t)
-        for name, method in methods.items():
+        for method in methods.values():
             assert torch.allclose(method(model, x[:4], t), reference, rtol=0, atol=1e-12 * float(reference.abs().max()))
-            row = [best_seconds(lambda method=method, c=c, model=model, x=x: [
-                method(model, x[i: i + c], t) for i in range(0, args.samples, c)], args.repeats) for c in args.chunks]
-            print(f"{size:>5} {name:>12} " + " ".join(f"{s:10.3f}" for s in row), flush=True)
+        seconds = round_robin({(name, c): (lambda method=method, c=c, model=model, x=x: [
+            method(model, x[i: i + c], t) for i in range(0, args.samples, c)])
+            for name, method in methods.items() for c in args.chunks}, args.repeats)
+        for name in methods:
+            print(f"{size:>5} {name:>12} " + " ".join(f"{seconds[name, c]:10.3f}" for c in args.chunks), flush=True)
         if size <= args.vmap_limit:
             try:
-                seconds = best_seconds(lambda model=model, x=x: jacobians_vmap_jacrev(model, x, t), 1)
-                print(f"{size:>5} {'vmap-jacrev':>12} {seconds:10.3f}  (all {args.samples} at once)", flush=True)
+                vmap = round_robin({"vmap": lambda model=model, x=x: jacobians_vmap_jacrev(model, x, t)}, 1)["vmap"]
+                print(f"{size:>5} {'vmap-jacrev':>12} {vmap:10.3f}  (all {args.samples} at once)", flush=True)
             except RuntimeError as error:
                 print(f"{size:>5} {'vmap-jacrev':>12} failed: {str(error).splitlines()[0][:90]}")
 
     gp = make_gp("gamma-exponential", 1.0, 4.0, 16, args.dim)
     model = random_dit(16, args.dim)
     print(f"\nlinear_response(score, gp, t={t}, samples={args.samples}) at H = 16, d = {args.dim}: whole call")
+    results: dict = {}
+    calls = {}
     for label, score, options in (("random DiT", model, {}), ("random DiT, vectorize", model, dict(vectorize=True)),
                                   ("gp.score", gp.score, {}), ("gp.score, vectorize", gp.score, dict(vectorize=True))):
-        holder = {}
+        def call(label=label, score=score, options=options):
+            results[label] = unroll.linear_response(score, gp, t, samples=args.samples, **options)
 
-        def call(score=score, options=options, holder=holder):
-            holder["result"] = unroll.linear_response(score, gp, t, samples=args.samples, **options)
-
-        seconds = best_seconds(call, args.repeats)
-        result = holder["result"]
+        calls[label] = call
+    times = round_robin(calls, args.repeats)
+    for label, seconds in times.items():
+        result = results[label]
         print(f"  {label:<22} {seconds:7.3f} s   error {result.error:.3e}  nonlinearity {result.nonlinearity:.3e}  "
               f"lag-profile error {result.lag_profile_error:.3e}  [{result.method}]")
 

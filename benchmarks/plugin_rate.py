@@ -10,7 +10,7 @@ each diffusion time, ``unroll.training.compare.heldout_set``):
                     = mean over t of ||C_hat_t^{-1} - C_t^{-1}||_F / ||C_t^{-1}||_F        (s_hat is linear)
 
 Prints both per n (mean and spread over seeds) and their fitted log-log slopes
-(``unroll.training.sweeps.fit_loglog`` on the seed means; the parametric rate is -1/2), and writes the numbers
+(``unroll.training.claims.fit_loglog`` on the seed means; the parametric rate is -1/2), and writes the numbers
 to ``--out`` (JSON, atomically) if given.
 
     python benchmarks/plugin_rate.py [--sizes 16 32 ... 8192] [--seeds 0 1 2] [--structures general toeplitz]
@@ -26,8 +26,8 @@ import torch
 
 import unroll
 from unroll.plugin import plugin_score
+from unroll.training.claims import fit_loglog
 from unroll.training.compare import heldout_set, make_gp, score_error, write_json_atomic
-from unroll.training.sweeps import fit_loglog
 
 
 def main() -> None:
@@ -75,8 +75,8 @@ def main() -> None:
         for name in ("score_error", "matrix_error"):
             fit = entry[name]
             low, high = fit["slope_ci95"]
-            print(f"log-log slope of the {name.replace('_', ' ')}: {fit['slope']:.3f} "
-                  f"(95% interval [{low:.3f}, {high:.3f}])")
+            print(f"log-log slope of the {name.replace('_', ' ')}: {fit['slope']:.3f} ± {fit['slope_se']:.3f} (se; "
+                  f"95% interval [{low:.3f}, {high:.3f}])")
     print(f"\n{time.perf_counter() - started:.1f} s")
     if args.out:
         write_json_atomic(results, args.out)

@@ -10,10 +10,13 @@ Paths (float64, batch 1 unless stated):
   split); ``factorise full``: one ``torch.linalg.eigh`` of Gamma (what gp.py did before);
 - ``score dense``: form C_t (Hd x Hd) and one LU solve, only for H <= --dense-score-max (C_t at H=1024,
   d=16 is 2 GB and the LU ~1e12 flops).
-For each path: seconds per call per H (median of --repeats, each looping the call for >= 0.2 s), peak
-memory (``bench_utils.MEMORY_METHOD``), and the least-squares slope of log(time) against log(H).  Small
-times (< 1 ms) are dominated by Python overhead, which flattens the fitted exponent (hence also a fit over
-the three largest H); the machine is shared (2 cores): expect +-30% noise per point.
+For each path: seconds per call per H (``bench_utils.round_robin``: at each H the fast paths run in turn, once per
+round, each run ``torch.utils.benchmark.Timer.timeit`` looping the call for >= 0.2 s, the minimum over --repeats
+rounds; the slow paths, factorisations and the dense score, one round), peak memory
+(``bench_utils.MEMORY_METHOD``), and the least-squares slope of log(time) against log(H) with its standard error
+(``scipy.stats.linregress``).  One torch thread.  Small times (< 1 ms) are dominated by Python overhead, which
+flattens the fitted exponent (hence also a fit over the three largest H); the machine is shared (2 cores): the
+header prints its load average.
 
     python benchmarks/scaling.py [--frames 256 512 1024 2048 4096] [--bands 16] [--dim 16]
 """
@@ -23,7 +26,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from bench_utils import MEMORY_METHOD, fit_exponent, peak_memory, seconds_per_call
+from bench_utils import MEMORY_METHOD, configure, fit_exponent, peak_memory, round_robin
 
 from unroll.cli.options import random_spatial_covariance
 from unroll.gp import GaussianProcess
@@ -39,9 +42,38 @@ def dense_score(gp: GaussianProcess, x: torch.Tensor) -> torch.Tensor:
     return -torch.linalg.solve(gp.noised_covariance(DIFFUSION_TIME), flat.T).T.reshape(x.shape)
 
 
-def measure(function, repeats: int) -> tuple[float, float]:
-    _, memory = peak_memory(function)
-    return seconds_per_call(function, repeats), memory
+def measure(candidates: dict, repeats: int) -> dict[str, tuple[float, float]]:
+    """``{name: (seconds per call, peak MiB)}``: peak memory of one call each, then the round-robin timing."""
+    memory = {name: peak_memory(function)[1] for name, function in candidates.items()}
+    seconds = round_robin(candidates, repeats)
+    return {name: (seconds[name], memory[name]) for name in candidates}
+
+
+def candidates(frames: int, args: argparse.Namespace, spatial: torch.Tensor) -> tuple[dict, dict]:
+    """The paths at ``frames``: the fast ones (timed over --repeats rounds) and the slow ones (one round)."""
+    generator = torch.Generator().manual_seed(frames)
+    shape = (1, args.heads, frames)
+    q = torch.randn(*shape, 3, generator=generator, dtype=torch.float64)
+    k = torch.randn(*shape, 3, generator=generator, dtype=torch.float64)
+    v = torch.randn(*shape, args.dim, generator=generator, dtype=torch.float64)
+    wide = (1, args.banded_heads, frames)
+    qw, kw = (torch.randn(*wide, 3, generator=generator, dtype=torch.float64) for _ in range(2))
+    vw = torch.randn(*wide, args.dim, generator=generator, dtype=torch.float64)
+    gp = GaussianProcess(KERNEL, frames, spatial).validate()
+    x = gp.sample(args.batch, generator)
+    fast = {f"attention {path}": (lambda path=path: attend(q, k, v, "relu", args.bands, 1.0, path=path,
+                                                           need_weights=False))
+            for path in ("dense", "banded")}
+    fast[f"banded, {args.banded_heads} heads"] = lambda: attend(qw, kw, vw, "relu", args.bands, 1.0, path="banded",
+                                                                need_weights=False)
+    fast["score structured"] = lambda: gp.score(x, DIFFUSION_TIME)
+    slow = {"factorise split": lambda: GaussianProcess(KERNEL, frames, spatial).temporal_eigen}
+    if frames <= args.full_eigh_max:
+        gamma = GaussianProcess(KERNEL, frames, spatial).temporal
+        slow["factorise full"] = lambda: torch.linalg.eigh(gamma)
+    if frames <= args.dense_score_max:
+        slow["score dense"] = lambda: dense_score(gp, x)
+    return fast, slow
 
 
 def main() -> None:
@@ -57,7 +89,7 @@ def main() -> None:
     parser.add_argument("--full-eigh-max", type=int, default=4096)
     args = parser.parse_args()
     torch.set_grad_enabled(False)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, float64, J={args.bands}, d={args.dim}, "
+    print(f"{configure(threads=1)}; float64, J={args.bands}, d={args.dim}, "
           f"attention heads={args.heads}, score batch={args.batch}")
     print(f"peak memory: {MEMORY_METHOD}")
     spatial = random_spatial_covariance(args.dim, seed=0)
@@ -68,41 +100,20 @@ def main() -> None:
         print(f"  H={frames:5d}  {name:<18} {seconds:10.4f} s   peak {memory:9.1f} MiB", flush=True)
 
     for frames in args.frames:
-        generator = torch.Generator().manual_seed(frames)
-        shape = (1, args.heads, frames)
-        q = torch.randn(*shape, 3, generator=generator, dtype=torch.float64)
-        k = torch.randn(*shape, 3, generator=generator, dtype=torch.float64)
-        v = torch.randn(*shape, args.dim, generator=generator, dtype=torch.float64)
-        for path in ("dense", "banded"):
-            record(f"attention {path}", frames, *measure(
-                lambda path=path, q=q, k=k, v=v: attend(q, k, v, "relu", args.bands, 1.0, path=path,
-                                                        need_weights=False),
-                args.repeats))
-        wide = (1, args.banded_heads, frames)
-        qw, kw = (torch.randn(*wide, 3, generator=generator, dtype=torch.float64) for _ in range(2))
-        vw = torch.randn(*wide, args.dim, generator=generator, dtype=torch.float64)
-        record(f"banded, {args.banded_heads} heads", frames, *measure(
-            lambda q=qw, k=kw, v=vw: attend(q, k, v, "relu", args.bands, 1.0, path="banded", need_weights=False),
-            args.repeats))
-        record("factorise split", frames, *measure(
-            lambda frames=frames: GaussianProcess(KERNEL, frames, spatial).temporal_eigen, 1))
-        if frames <= args.full_eigh_max:
-            gamma = GaussianProcess(KERNEL, frames, spatial).temporal
-            record("factorise full", frames, *measure(lambda gamma=gamma: torch.linalg.eigh(gamma), 1))
-        gp = GaussianProcess(KERNEL, frames, spatial).validate()
-        x = gp.sample(args.batch, generator)
-        record("score structured", frames, *measure(lambda gp=gp, x=x: gp.score(x, DIFFUSION_TIME), args.repeats))
-        if frames <= args.dense_score_max:
-            record("score dense", frames, *measure(lambda gp=gp, x=x: dense_score(gp, x), 1))
+        fast, slow = candidates(frames, args, spatial)
+        for name, (seconds, memory) in {**measure(fast, args.repeats), **measure(slow, 1)}.items():
+            record(name, frames, seconds, memory)
 
-    print("\nfitted exponent (time ~ H^p, least squares on log-log over the H measured):")
+    print("\nfitted exponent (time ~ H^p, least squares on log-log over the H measured, ± its standard error):")
     for name, rows in results.items():
         sizes = [row[0] for row in rows]
-        exponent = fit_exponent(sizes, [row[1] for row in rows])
-        memory = fit_exponent(sizes, [max(row[2], 1e-3) for row in rows])
-        tail = fit_exponent(sizes[-3:], [row[1] for row in rows[-3:]]) if len(sizes) > 3 else exponent
-        print(f"  {name:<18} p = {exponent:5.2f}   (H = {sizes[0]}..{sizes[-1]}, {len(sizes)} points; "
-              f"three largest H: p = {tail:5.2f}; memory exponent {memory:5.2f})")
+        exponent, error = fit_exponent(sizes, [row[1] for row in rows])
+        memory, memory_error = fit_exponent(sizes, [max(row[2], 1e-3) for row in rows])
+        tail, tail_error = (fit_exponent(sizes[-3:], [row[1] for row in rows[-3:]]) if len(sizes) > 3
+                            else (exponent, error))
+        print(f"  {name:<18} p = {exponent:5.2f} ± {error:4.2f}   (H = {sizes[0]}..{sizes[-1]}, {len(sizes)} points; "
+              f"three largest H: p = {tail:5.2f} ± {tail_error:4.2f}; memory exponent {memory:5.2f} ± "
+              f"{memory_error:4.2f})")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import math
 import time
 
 import torch
+from bench_utils import configure
 
 import theory
 from unroll import construct_unrolled, gd
@@ -31,7 +32,7 @@ from unroll.gp import GaussianProcess
 from unroll.kernels import GammaExponential
 from unroll.training import distribution
 from unroll.training.compare import float64_score, make_gp
-from unroll.verify import verify
+from unroll.verification import verify
 
 
 def measured_blocks(gp, x, t, bands, epsilon, steps, limit=4000):
@@ -100,8 +101,7 @@ def main() -> None:
     parser.add_argument("--sampler-steps", type=int, default=60)
     parser.add_argument("--sampler-blocks", type=int, nargs="+", default=[20, 40, 80])
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(configure(threads=1))
     blocks_table(args)
     sampler_table(args)
 

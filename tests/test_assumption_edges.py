@@ -20,7 +20,7 @@ from unroll import gd
 from unroll.constructor import construct_unrolled
 from unroll.gp import GaussianProcess
 from unroll.kernels import GammaExponential, Polynomial, kernel_from_name
-from unroll.verify import verify
+from unroll.verification import verify
 
 SIGMA = np.diag([1.0, 2.0])
 

@@ -112,3 +112,10 @@ def test_lag_separation_fails_when_a_lag_inside_the_window_aliases():
     config = theory.Configuration.from_gp(gp, bands=3, blocks=2, diffusion_time=0.5, lag_values=aliased)
     result = check_assumptions(config)["lags_separated"]
     assert not result.holds and result.margin < 0
+
+
+@pytest.mark.parametrize("function", [theory.tails.tail_sum, theory.tails.taper_bias_sum])
+def test_the_exact_tail_sums_need_a_number_of_frames(function):
+    """They used to accept ``frames=None`` and fail on ``None - 1``."""
+    with pytest.raises(TypeError, match="frames must be an integer"):
+        function("gamma-exponential", 1.0, 2.0, 3, None)

@@ -38,7 +38,7 @@ from unroll.kernels import NAMED_KERNELS, DampedCosine, GammaExponential, Matern
 from unroll.training.compare import CompareConfig
 from unroll.training.trainer import TrainConfig
 from unroll.transformer import Transformer
-from unroll.verify import verify
+from unroll.verification import verify
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
@@ -574,7 +574,8 @@ BAD_TRAIN_VALUES = {
 }
 BAD_COMPARE_VALUES = {
     "kernel": "gauss", "control_kernel": "gamma-exponential", "nu": 3.0, "ell": 0.0, "period": -6.0, "frames": 1,
-    "dim": 0, "spatial_correlation": 1.0, "train_size": 0, "validation_size": 0, "heldout": 1, "eval_times": (),
+    "dim": 0, "spatial_correlation": 1.0, "spatial": "diagonal", "spatial_seed": -1,
+    "spatial_condition": 0.5, "train_size": 0, "validation_size": 0, "heldout": 1, "eval_times": (),
     "response_time": 0.0, "map_time": math.nan, "probe_time": "0.5", "steps": 0, "batch_size": 0,
     "learning_rate": 2.0, "schedule": "step", "warmup": -1, "eval_every": 0, "patience": 0, "plateau_patience": 0,
     "seed": -1, "device": "tpu", "dit_width": 42, "dit_blocks": 0, "dit_heads": 0, "unet_channels": 0,

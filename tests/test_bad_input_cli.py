@@ -49,20 +49,24 @@ def _tripwire(*args, **kwargs):
 @pytest.fixture
 def no_work(monkeypatch):
     """Replace every command's work by the tripwire, and fix the memory available at 8 GiB."""
+    import theory.sweep
     import unroll.cli.bounds
     import unroll.cli.demo
     import unroll.cli.figures
     import unroll.cli.resources
+    import unroll.cli.train
     import unroll.cli.verify
     import unroll.figures
     import unroll.training.compare
     import unroll.training.video
 
-    for module in (unroll.cli.demo, unroll.cli.verify, unroll.cli.bounds):
+    for module in (unroll.cli.demo, unroll.cli.verify, unroll.cli.bounds, unroll.cli.train):
         monkeypatch.setattr(module, "gp_from_arguments", _tripwire)
     for name in ("make_gp", "run_comparison"):
         monkeypatch.setattr(unroll.training.compare, name, _tripwire)
     monkeypatch.setattr(unroll.training.video, "moving_ball_video", _tripwire)
+    for name in ("property_run", "grid_sweep"):
+        monkeypatch.setattr(theory.sweep, name, _tripwire)
     for name in ("generate_figures", "comparison_figures_from"):
         monkeypatch.setattr(unroll.figures, name, _tripwire)
     monkeypatch.setattr(unroll.cli.figures, "_require_matplotlib", lambda: None)  # the cases hold without it
@@ -105,17 +109,20 @@ BASE = {
     "train": ["train", "--model", "dit", "--out", "{tmp}/train"],
     "compare": ["compare", "--quick", "--out", "{tmp}/compare"],
     "figures": ["figures", "--out", "{tmp}/figures"],
+    "sweep": ["sweep", "--out", "{tmp}/sweep"],
 }
 
 INTEGER_OPTIONS = {  # option -> (commands, the smallest allowed value)
     "--frames": (("demo", "verify", "bounds"), 1),
-    "--dim": (("demo", "verify", "bounds", "train", "compare"), 1),
+    "--dim": (("demo", "verify", "bounds", "train", "compare", "sweep"), 1),
     "--batch": (("demo", "verify"), 1),
-    "--seed": (("demo", "verify", "bounds", "train", "compare", "figures"), 0),
+    "--seed": (("demo", "verify", "bounds", "train", "compare", "figures", "sweep"), 0),
+    "--spatial-seed": (("demo", "verify", "bounds", "train", "compare", "sweep"), 0),
+    "--examples": (("sweep",), 1),
     "--bands": (("verify", "bounds"), 0),
     "--blocks": (("verify", "bounds"), 1),
     "--knots": (("verify",), 3),
-    "--threads": (("verify", "train"), 1),
+    "--threads": (("verify", "train", "sweep"), 1),
     "--image-size": (("train",), 2),
     "--train-size": (("train", "compare"), 1),
     "--steps": (("train", "compare"), 1),
@@ -124,14 +131,15 @@ INTEGER_OPTIONS = {  # option -> (commands, the smallest allowed value)
     "--train-steps": (("figures",), 1),
 }
 #: options with an upper limit of their own: a value just above it (``None``: the machine's cores)
-INTEGER_MAXIMA = {"--seed": 2**32, "--threads": COUNT_MAX + 1, "--workers": COUNT_MAX + 1, "--image-size": 65}
+INTEGER_MAXIMA = {"--seed": 2**32, "--spatial-seed": 2**32, "--threads": COUNT_MAX + 1,
+                  "--workers": COUNT_MAX + 1, "--image-size": 65}
 TRAIN_FRAMES = (("train", "compare"), 2)  # --frames of train/compare: 2 <= H <= 256
 
 REAL_OPTIONS = {  # option -> (commands, value just above the maximum or None, zero allowed?)
     "--nu": (("demo", "verify", "bounds", "train", "compare"), None, False),
     "--ell": (("demo", "verify", "bounds", "train", "compare"), None, False),
     "--period": (("demo", "verify", "bounds", "compare"), None, False),
-    "--spatial-condition": (("demo", "verify", "bounds"), "1e11", False),
+    "--spatial-condition": (("demo", "verify", "bounds", "train", "compare", "sweep"), "1e11", False),
     "--time": (("verify", "bounds", "figures"), "37", False),
     "--range": (("verify",), "1e300", False),
     "--t0": (("bounds",), "100", False),
@@ -185,6 +193,15 @@ def test_bad_integer_is_one_line_exit_2(command, option, value, tmp_path, capsys
 def test_bad_number_is_one_line_exit_2(command, option, value, tmp_path, capsys, no_work):
     line = assert_one_line_failure(_argv(command, tmp_path, f"{option}={value}"), capsys, 2, option)
     assert "finite number with" in line or "must be a number with" in line
+
+
+@pytest.mark.parametrize("command", ["demo", "verify", "bounds", "train", "compare", "sweep"])
+@pytest.mark.parametrize("value", ["1", "-1", "1.5", "-2", *BAD_REAL_TEXT])
+def test_spatial_correlation_outside_minus_one_one(command, value, tmp_path, capsys, no_work):
+    """The correlated Sigma ``rho^|a-b|`` is positive definite only for ``-1 < rho < 1`` (both ends open)."""
+    line = assert_one_line_failure(_argv(command, tmp_path, f"--spatial-correlation={value}"), capsys, 2,
+                                   "--spatial-correlation")
+    assert "-1 < value < 1" in line
 
 
 @pytest.mark.parametrize(("command", "option"), [("verify", "--time"), ("train", "--lr"), ("demo", "--batch")])

@@ -31,7 +31,7 @@ from unroll.constructor import construct_unrolled
 from unroll.gp import GaussianProcess
 from unroll.kernels import kernel_from_name
 from unroll.transformer import Transformer
-from unroll.verify import verify
+from unroll.verification import verify
 
 SIGMA = np.array([[1.5, 0.3], [0.3, 0.7]])
 T, FRAMES, BANDS, BLOCKS = 0.2, 10, 3, 7

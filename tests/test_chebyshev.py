@@ -156,7 +156,7 @@ def test_chebyshev_network_equals_the_dense_oracle(mode):
     if mode == "exact":
         assert max(gaps) <= 1e-10
     else:  # the FFN multiplier approximates each product: its part is held against net_paper_chebyshev
-        from unroll.verify import verify
+        from unroll.verification import verify
 
         report = verify(gp, model, t, x=x)
         assert report.multiplier_peak <= 32.0
@@ -220,7 +220,7 @@ def test_chebyshev_needs_at_most_a_fifth_of_the_gd_blocks_at_small_time():
 
 
 def verify_chebyshev(gp, blocks, bands, t):
-    from unroll.verify import verify
+    from unroll.verification import verify
 
     model = construct_unrolled(gp, blocks=blocks, bands=bands, steps="chebyshev")
     return verify(gp, model, t, generator=torch.Generator().manual_seed(0), batch=8)

@@ -71,6 +71,20 @@ def test_compare_tiny_run_writes_results_with_required_keys(tmp_path):
     for name in ("comparison_attention", "comparison_linear_response", "comparison_sample_complexity",
                  "comparison_probes"):
         assert (tmp_path / f"{name}.png").stat().st_size > 0
+    # each comparison figure is a Figure; the one-panel one draws into a given ax, the others into a given fig
+    from matplotlib.figure import Figure
+
+    from unroll.training import figures as comparison
+
+    tasks = comparison._read_tasks(tmp_path / "tasks")
+    for draw in (lambda fig: comparison.comparison_attention_figure(on_disk, tasks, fig=fig),
+                 lambda fig: comparison.comparison_linear_response_figure(on_disk, tasks, fig=fig),
+                 lambda fig: comparison.comparison_sample_complexity_figure(on_disk, fig=fig)):
+        host = Figure()
+        assert draw(None).get_axes() and draw(host) is host and len(host.get_axes()) == len(on_disk["kernels"])
+    host = Figure()
+    ax = host.subplots()
+    assert comparison.comparison_probes_figure(on_disk, ax=ax) is host and ax.lines
     # unroll figures --results draws the same figures from the files alone
     assert main(["figures", "--results", str(tmp_path / "results.json"), "--out", str(tmp_path / "again")]) == 0
     assert (tmp_path / "again" / "comparison_probes.png").stat().st_size > 0
@@ -88,6 +102,9 @@ def test_every_seed_of_an_arm_starts_from_its_own_initialisation():
     wrong["options"] = {**wrong["options"], "seed": wrong["seed"] + 1}
     with pytest.raises(ValueError, match="seed"):
         train_and_measure(**wrong)
+    without_data = {k: v for k, v in relu[0].items() if k != "job"} | {"arm": "data", "train_size": None}
+    with pytest.raises(ValueError, match="train_size"):  # it reached int(None)
+        train_and_measure(**without_data)
 
 
 def test_dit_and_unet_of_the_comparison_are_matched_within_ten_percent():
@@ -96,6 +113,24 @@ def test_dit_and_unet_of_the_comparison_are_matched_within_ten_percent():
     match = parameter_match(CompareConfig())
     assert match["within_10_percent"], match
     assert not parameter_match(CompareConfig(dit_width=64))["within_10_percent"]
+
+
+
+def test_the_relu_transformer_options_follow_the_construction_and_need_the_gp():
+    """``sweep_model="relu_transformer"`` used to reach ``gp.frames`` with ``gp=None`` (an AttributeError)."""
+    from unroll import construct_unrolled
+    from unroll.training.compare import CompareConfig, sample_complexity_config
+    from unroll.training.experiments import gp_from_spec
+
+    config = CompareConfig.quick(frames=6, sweep_model="relu_transformer", relu_bands=9)
+    with pytest.raises(ValueError, match="gp is required"):
+        config.model_options("relu_transformer")
+    gp = gp_from_spec(config.gp_spec())
+    size = construct_unrolled(gp, blocks=config.relu_blocks, bands=5, taper="triangular").config  # bands <= H-1
+    options = sample_complexity_config(config, config.kernel).model_options
+    assert options["blocks"] == size["blocks"] and options["heads"] == size["heads"]
+    assert options["width"] == max(config.relu_width, size["width"])
+    assert options["qk_scale"] == pytest.approx(1 / 6)
 
 
 def test_extra_sweeps_run_and_draw_their_figure(tmp_path):
@@ -112,9 +147,11 @@ def test_extra_sweeps_run_and_draw_their_figure(tmp_path):
         for row in sweeps[name]["results"]:
             assert 0 < row["score_error"] < 10 and 0 < row["constructed_score_error"] < 10
     pytest.importorskip("matplotlib")
-    from unroll.training.figures import _sweeps_figure, require_matplotlib
+    from unroll.training.figures import save_atomic, sweeps_figure
 
-    path = _sweeps_figure(require_matplotlib(), sweeps, tmp_path / "sweeps.png")
+    figure = sweeps_figure(sweeps)
+    assert len(figure.get_axes()) == 3  # one panel per sweep
+    path = save_atomic(figure, tmp_path / "sweeps.png")
     assert (tmp_path / "sweeps.png").stat().st_size > 0 and path.endswith("sweeps.png")
 
 

@@ -22,7 +22,7 @@ def test_version_names_the_package_and_torch(capsys):
 
 
 def test_the_package_version_is_the_installed_distributions():
-    assert unroll.__version__ == metadata.version("unroll")
+    assert unroll.__version__ == metadata.version("unroll-gp")
 
 
 def test_python_dash_m_unroll_runs_the_same_command_line():

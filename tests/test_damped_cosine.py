@@ -22,7 +22,7 @@ from unroll.constructor import construct_unrolled
 from unroll.gp import GaussianProcess
 from unroll.kernels import KERNEL_FAMILIES, NAMED_KERNELS, DampedCosine, Matern, kernel_from_name
 from unroll.testing import configurations
-from unroll.verify import verify
+from unroll.verification import verify
 
 LOG_ELL = st.floats(math.log(0.1), math.log(50.0)).map(math.exp)
 LOG_PERIOD = st.floats(math.log(0.5), math.log(50.0)).map(math.exp)

@@ -224,6 +224,38 @@ def test_nothing_sends_a_reader_outside_the_repository():
     assert OUTSIDE.search("see ../shared/DESIGN.md"), "the pattern must catch a reference outside"
 
 
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_every_text_block_is_checked_output(page):
+    """A ```` ```text ```` block shows what the code above printed, so it must be a ``text output`` block, which
+    :func:`run_page` compares with what the code prints now: no page shows output nothing checks."""
+    unchecked = [f.start_line for f in extract_fences(page.read_text(encoding="utf-8"))
+                 if f.lang in ("text", "") and not is_output(f)]
+    assert not unchecked, f"{page.name}: text blocks not marked `text output` (unchecked) at lines {unchecked}"
+
+
+RECORD_VERDICTS = DOCS.parent / "runs" / "record_final" / "verdicts.md"
+
+
+def table_rows(text: str) -> list[str]:
+    """The data rows of the markdown verdict tables in ``text`` (rows that start with a claim, ``| (a) ...``)."""
+    return [line.rstrip() for line in text.splitlines() if line.startswith("| (")]
+
+
+def test_page_5_verdicts_are_those_of_the_run_of_record():
+    """Page 5 reproduces runs/record_final/verdicts.md, which `unroll compare --out runs/record_final` (named on
+    the page) regenerates; where that run is present (not in a fresh clone: runs/ is not committed) they agree."""
+    if not RECORD_VERDICTS.is_file():
+        pytest.skip(f"{RECORD_VERDICTS} not present (runs/ is not part of the repository)")
+    page = table_rows((DOCS / "05_trained_networks.md").read_text(encoding="utf-8"))
+    assert page and page == table_rows(RECORD_VERDICTS.read_text(encoding="utf-8"))
+
+
+def test_unchecked_blocks_and_tables_are_caught():
+    plain, checked = extract_fences("```text\n1\n```\n\n```text output\n1\n```\n")
+    assert plain.lang == "text" and not is_output(plain) and is_output(checked)  # the first is refused above
+    assert table_rows("| claim | x |\n|---|---|\n| (a) one | 1 |\n") == ["| (a) one | 1 |"]
+
+
 def test_index_links_every_walkthrough():
     index = (DOCS / "index.md").read_text(encoding="utf-8")
     for page in WALKTHROUGHS:

@@ -227,7 +227,7 @@ def test_bad_scheduler(scheduler):
 
 def test_missing_distributed_says_which_extra_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)  # makes `import distributed` raise ImportError
-    with pytest.raises(ImportError, match=r"pip install 'unroll\[dask\]'"):
+    with pytest.raises(ImportError, match=r"pip install 'unroll-gp\[dask\]'"):
         make_executor(scheduler="tcp://127.0.0.1:8786")
 
 

@@ -242,5 +242,10 @@ def test_finite_x_that_overflows_is_an_error_naming_the_method():
 
 
 def test_frames_beyond_the_memory_are_refused_before_allocating():
+    # a stationary GP keeps only its lag values: building it is O(H); its dense Gamma is refused on first use
+    gp = GaussianProcess(Matern(nu=1.5, ell=1.0), 10**6, torch.eye(2))
+    assert gp.autocovariance.shape == (10**6,)
     with pytest.raises(ValueError, match=r"frames=1000000 needs about 32 TB of memory, more than the"):
-        GaussianProcess(Matern(nu=1.5, ell=1.0), 10**6, torch.eye(2))
+        _ = gp.temporal
+    with pytest.raises(ValueError, match=r"frames=1000000 needs about 32 TB of memory, more than the"):
+        GaussianProcess(Matern(nu=1.5, ell=1.0), 10**6, torch.eye(2), times=np.arange(10**6) * 1.5)

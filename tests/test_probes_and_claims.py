@@ -16,6 +16,7 @@ from scipy import stats
 from unroll import construct_unrolled
 from unroll.training import attention
 from unroll.training.claims import (
+    fit_loglog,
     mean_interval,
     normalised_profile_distance,
     paired_difference,
@@ -116,6 +117,37 @@ def test_mean_interval_matches_the_t_formula():
         mean_interval([1.0, float("nan")])
     with pytest.raises(ValueError, match="pair"):
         paired_difference([1.0, 2.0], [1.0])
+
+
+
+def test_fit_loglog_against_the_normal_equations():
+    """Slope, intercept, se(slope) and the t-interval of a noisy power law against the dense normal equations
+    ``(X^T X) beta = X^T log y``, ``se(b)^2 = s^2 [(X^T X)^{-1}]_{11}``, ``s^2 = |r|^2 / (k - 2)``."""
+    rng = np.random.default_rng(3)
+    x = np.array([16.0, 32, 64, 128, 256, 512])
+    y = 2.0 * x ** -0.5 * np.exp(0.1 * rng.standard_normal(x.size))
+    design = np.stack([np.ones(x.size), np.log(x)], axis=1)
+    gram = design.T @ design
+    beta = np.linalg.solve(gram, design.T @ np.log(y))
+    residual = np.log(y) - design @ beta
+    se = math.sqrt(residual @ residual / (x.size - 2) * np.linalg.inv(gram)[1, 1])
+    half = stats.t.ppf(0.975, x.size - 2) * se
+    fit = fit_loglog(list(x), list(y))
+    assert fit["points"] == 6
+    assert fit["slope"] == pytest.approx(beta[1], rel=1e-12) and fit["intercept"] == pytest.approx(beta[0], rel=1e-12)
+    assert fit["slope_se"] == pytest.approx(se, rel=1e-10) and se > 0.01
+    assert fit["slope_ci95"] == pytest.approx([beta[1] - half, beta[1] + half], rel=1e-10)
+    exact = fit_loglog(x, 3.0 * x ** 1.5)  # an exact power law: slope 1.5, log 3, no spread
+    assert exact["slope"] == pytest.approx(1.5, rel=1e-12) and exact["intercept"] == pytest.approx(math.log(3.0))
+    assert exact["slope_se"] < 1e-12
+
+
+@pytest.mark.parametrize("x, y, message", [([1, 2], [1, 2], "length >= 3"), ([1, 2, 3], [1, 2], "same length"),
+                                           ([1, 2, 3], [1, 0, 2], "> 0"), ([1, 2, 4], [1, math.inf, 2], "finite"),
+                                           ([2, 2, 2], [1, 2, 3], "distinct")])
+def test_fit_loglog_refuses_what_it_cannot_fit(x, y, message):
+    with pytest.raises(ValueError, match=message):
+        fit_loglog(x, y)
 
 
 def test_seeds_to_decide_uses_the_t_quantile_of_the_new_count():

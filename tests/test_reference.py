@@ -1,28 +1,31 @@
-"""docs/reference.md documents every public name: each module's ``__all__`` (``unroll``, its sub-modules,
-``unroll.training.*``, ``theory`` and ``theory.*``) and every CLI sub-command with each of its options.
+"""The reference pages of the documentation site cover everything public.
 
-The page is generated from the docstrings and the argparse parsers by ``render_reference`` (run
-``python tests/test_reference.py --write`` after adding a public name); the tests below only check that
-nothing public is missing from it, so a new export without a reference entry fails the suite.
+The site renders them at build time (``make docs``: ``mkdocs build --strict``), so they cannot go stale in their
+content: ``docs/reference.md`` holds one mkdocstrings directive ``::: module`` per public module, rendered from the
+docstrings (signatures, ``Args``/``Returns``/``Raises``), and ``docs/cli.md`` a marker that ``mkdocs_hooks.py``
+replaces with the ``--help`` of every sub-command of ``unroll.cli.build_parser()``.  What can go stale is the list:
+these tests fail when a public module has no directive, a directive names a module that is gone, a public name
+has no docstring of its own, or the command-line page would lose a sub-command or an option.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import inspect
-import os
 import pkgutil
 import re
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "reference.md"
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT / "docs" / "reference.md"
+CLI_PAGE = ROOT / "docs" / "cli.md"
 PACKAGES = ("unroll", "theory")
-SECTION = re.compile(r"^#{2,4} `(?P<name>[^`]+)`", re.MULTILINE)
+DIRECTIVE = re.compile(r"^::: (?P<name>[\w.]+)\s*$", re.MULTILINE)
 
 
 def public_modules() -> list[ModuleType]:
@@ -41,74 +44,58 @@ def public_modules() -> list[ModuleType]:
     return modules
 
 
-def cli_commands() -> dict[str, argparse.ArgumentParser]:
-    from unroll.cli import build_parser
-
-    parser = build_parser()
-    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return dict(action.choices)
+def directives(text: str) -> list[str]:
+    """The modules a reference page renders (``::: name`` lines)."""
+    return [m["name"] for m in DIRECTIVE.finditer(text)]
 
 
-def long_options(parser: argparse.ArgumentParser) -> list[str]:
-    return [option for action in parser._actions for option in action.option_strings
-            if option.startswith("--") and option != "--help"]
+def missing_modules(text: str) -> list[str]:
+    found = set(directives(text))
+    return [m.__name__ for m in public_modules() if m.__name__ not in found]
 
 
-def sections(text: str) -> dict[str, str]:
-    """``{heading name: section text}`` for headings ``## `name` `` (levels 2-4)."""
-    matches = list(SECTION.finditer(text))
-    return {m["name"]: text[m.end(): matches[i + 1].start() if i + 1 < len(matches) else len(text)]
-            for i, m in enumerate(matches)}
-
-
-def mentions(section: str, name: str) -> bool:
-    """``name`` appears in backticks, bare or qualified, possibly followed by a call signature."""
-    return re.search(r"`(?:[\w.]+\.)?" + re.escape(name) + r"(?:`|\(|\[)", section) is not None
-
-
-def missing_entries(text: str) -> list[str]:
-    """Everything public that ``text`` (a reference page) does not document, as readable strings."""
-    found = sections(text)
+def undocumented_names() -> list[str]:
+    """Public functions and classes whose docstring is empty or only the one dataclass writes (``Name(...)``)."""
     missing = []
     for module in public_modules():
-        section = found.get(module.__name__)
-        if section is None:
-            missing.append(f"section `{module.__name__}`")
-            continue
-        missing += [f"{module.__name__}.{name}" for name in module.__all__ if not mentions(section, name)]
-    for command, parser in cli_commands().items():
-        section = found.get(f"unroll {command}")
-        if section is None:
-            missing.append(f"section `unroll {command}`")
-            continue
-        missing += [f"unroll {command} {option}" for option in long_options(parser)
-                    if f"`{option}" not in section]
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if not (inspect.isfunction(obj) or inspect.isclass(obj)):
+                continue
+            doc = obj.__doc__ or ""
+            if not doc.strip() or (inspect.isclass(obj) and doc.startswith(f"{obj.__name__}(")):
+                missing.append(f"{module.__name__}.{name}")
     return missing
 
 
-def test_every_public_name_and_cli_option_is_documented():
-    missing = missing_entries(REFERENCE.read_text(encoding="utf-8"))
-    assert not missing, ("docs/reference.md lacks: " + ", ".join(missing)
-                         + "  (regenerate with `python tests/test_reference.py --write`)")
-
-
-def test_documented_sections_still_exist():
-    """A section for a module or command that no longer exists is stale."""
-    known = {m.__name__ for m in public_modules()} | {f"unroll {c}" for c in cli_commands()}
-    stale = sorted(set(sections(REFERENCE.read_text(encoding="utf-8"))) - known)
-    assert not stale, f"docs/reference.md documents what no longer exists: {stale}"
-
-
-def test_the_check_can_fail():
+def test_every_public_module_is_rendered():
     text = REFERENCE.read_text(encoding="utf-8")
-    assert not missing_entries(text)
-    without_name = re.sub(r"^- `construct_unrolled\(.*$", "", text, flags=re.MULTILINE)
-    assert "unroll.constructor.construct_unrolled" in missing_entries(without_name) or \
-        "unroll.construct_unrolled" in missing_entries(without_name)
-    without_option = text.replace("`--bands", "`--b4nds")
-    assert "unroll verify --bands" in missing_entries(without_option)
-    without_section = text.replace("### `unroll.gd`", "### unroll.gd")
-    assert "section `unroll.gd`" in missing_entries(without_section)
+    assert not missing_modules(text), f"docs/reference.md lacks `::: module` lines for {missing_modules(text)}"
+
+
+def test_no_directive_names_a_module_that_is_gone():
+    known = {m.__name__ for m in public_modules()}
+    stale = [name for name in directives(REFERENCE.read_text(encoding="utf-8")) if name not in known]
+    assert not stale, f"docs/reference.md renders modules that are not public (or gone): {stale}"
+
+
+def test_every_public_name_has_a_docstring():
+    assert not undocumented_names(), f"public names without a docstring: {undocumented_names()}"
+
+
+def test_the_top_level_names_are_listed():
+    """``::: unroll`` renders only the package docstring (its names are lazy); the page lists them by hand."""
+    import unroll
+
+    text = REFERENCE.read_text(encoding="utf-8")
+    assert [name for name in unroll.__all__ if f"`{name}`" not in text] == []
+
+
+def test_the_checks_can_fail():
+    text = REFERENCE.read_text(encoding="utf-8")
+    assert "unroll.gd" in missing_modules(text.replace("::: unroll.gd\n", ""))
+    assert "unroll.gd" not in missing_modules(text)
+    assert directives("::: unroll.nowhere\n    options:\n      members: false\n") == ["unroll.nowhere"]
 
 
 @pytest.mark.parametrize("name", ["unroll", "theory"])
@@ -118,84 +105,50 @@ def test_top_level_exports_resolve(name):
         assert getattr(module, export) is not None
 
 
-# ------------------------------------------------------------------ the generator
-PREAMBLE = """# Reference: command line and public API
-
-Generated from the docstrings and the command-line parsers by `python tests/test_reference.py --write`;
-`tests/test_reference.py` fails when a public name (a module's `__all__`) or a CLI option is missing here.
-Shapes follow the docs: a sample is `(H, d)`, batches `(batch, H, d)`; diffusion times are `t > 0`.
-Walkthroughs: [index](index.md).
-
-## Command line
-
-`unroll COMMAND [options]`; every command prints `--help`. Every expected failure is one line on stderr,
-`unroll COMMAND: error: ...`, naming the option, with the exit status of its class (`unroll --help` lists them):
-"""
+# ------------------------------------------------------------------ the command-line page
+def _hooks() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("mkdocs_hooks", ROOT / "mkdocs_hooks.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _first_paragraph(text: str | None) -> str:
-    text = inspect.cleandoc(text or "").split("\n\n")[0]
-    text = " ".join(line.strip() for line in text.splitlines())
-    return re.sub(r":(?:class|func|data|mod|meth|attr):`", "`", text).replace("``", "`")
+def long_options(parser: argparse.ArgumentParser) -> list[str]:
+    return [option for action in parser._actions for option in action.option_strings if option.startswith("--")]
 
 
-def _signature(obj: object) -> str:
-    if not (inspect.isfunction(obj) or inspect.isclass(obj)):
-        return ""
-    try:
-        signature = str(inspect.signature(obj)).replace("'", "")
-    except (TypeError, ValueError):
-        return ""
-    signature = re.sub(r" -> .*$", "", signature)
-    return signature if len(signature) <= 110 else "(...)"
+def test_cli_page_holds_the_marker():
+    assert _hooks().MARKER in CLI_PAGE.read_text(encoding="utf-8")
 
 
-def _exit_codes() -> str:
-    from unroll.cli.failures import EXIT_CODES
+def test_cli_reference_has_every_subcommand_and_option():
+    from unroll.cli import build_parser
 
-    return "\n".join(f"- `{code}` — {meaning}" for code, meaning in EXIT_CODES) + "\n"
-
-
-def render_reference() -> str:
-    lines = [PREAMBLE, _exit_codes()]
-    for command, parser in cli_commands().items():
-        lines.append(f"### `unroll {command}`\n")
-        lines.append(_first_paragraph(parser.description) + "\n")
-        for action in parser._actions:
-            options = [o for o in action.option_strings if o.startswith("--") and o != "--help"]
-            if not options:
-                continue
-            default = "" if action.default in (None, argparse.SUPPRESS) else f" (default `{action.default}`)"
-            metavar = "" if action.nargs == 0 else f" {action.metavar or action.dest.upper()}"
-            help_text = (action.help or "").replace("%(default)s", str(action.default))
-            if "(default" in help_text:
-                default = ""
-            if action.choices is not None and action.nargs != "+":
-                help_text = f"one of {', '.join(map(str, action.choices))}" + (f"; {help_text}" if help_text else "")
-            lines.append(f"- `{', '.join(options)}{metavar}` — {help_text}{default}")
-        lines.append("")
-    lines.append("## Python API\n")
-    lines.append("Top-level names of `unroll` are imported lazily (`import unroll` stays cheap).\n")
-    for module in public_modules():
-        lines.append(f"### `{module.__name__}`\n")
-        lines.append(_first_paragraph(module.__doc__) + "\n")
-        for name in module.__all__:
-            obj = getattr(module, name)
-            doc = obj.__doc__ if (inspect.isfunction(obj) or inspect.isclass(obj) or inspect.ismodule(obj)) else None
-            if inspect.isclass(obj) and obj.__doc__ == type.__doc__:
-                doc = None
-            summary = _first_paragraph(doc)
-            if not summary and not callable(obj):
-                summary = f"constant: `{type(obj).__name__}`"
-            lines.append(f"- `{name}{_signature(obj)}` — {summary}".rstrip(" —"))
-        lines.append("")
-    return "\n".join(lines).rstrip("\n") + "\n"
+    hooks = _hooks()
+    parser = build_parser()
+    text = hooks.render_cli_reference(parser)
+    commands = hooks.subcommands(parser)
+    assert len(commands) >= 6, list(commands)  # demo, verify, train, compare, bounds, figures at least
+    sections = re.split(r"^## ", text, flags=re.MULTILINE)
+    by_heading = {s.split("\n", 1)[0].strip("`"): s for s in sections if s}
+    for name, command in commands.items():
+        section = by_heading.get(f"unroll {name}")
+        assert section is not None, f"no section for unroll {name}"
+        missing = [option for option in long_options(command) if option not in section]
+        assert not missing, f"unroll {name}: options missing from its section: {missing}"
 
 
-if __name__ == "__main__":
-    if sys.argv[1:] != ["--write"]:
-        sys.exit("usage: python tests/test_reference.py --write   (regenerates docs/reference.md)")
-    temporary = REFERENCE.with_suffix(".md.tmp")
-    temporary.write_text(render_reference(), encoding="utf-8")
-    os.replace(temporary, REFERENCE)
-    print(f"wrote {REFERENCE}")
+def test_cli_page_replaces_only_its_marker():
+    hooks = _hooks()
+
+    class Page:
+        class file:  # noqa: N801 - stands in for mkdocs' File
+            src_uri = "cli.md"
+
+    rendered = hooks.on_page_markdown(CLI_PAGE.read_text(encoding="utf-8"), Page, None, None)
+    assert hooks.MARKER not in rendered and "## `unroll verify`" in rendered
+    with pytest.raises(ValueError, match="cli-reference"):
+        hooks.on_page_markdown("# no marker\n", Page, None, None)
+    Page.file.src_uri = "index.md"
+    assert hooks.on_page_markdown("# untouched\n", Page, None, None) == "# untouched\n"

@@ -89,3 +89,17 @@ def test_round_trip_and_validation():
     long = make_gp(frames=16, kernel=kernel_from_name("gamma-exponential", nu=2.0, ell=6.0))
     with pytest.raises(gd.IndefiniteTruncationError, match="shorter length scale"):
         construct_softmax(long, blocks=1)
+
+
+def test_a_softmax_model_steps_by_one_gd_step_per_block_and_other_models_are_refused():
+    """``step_sizes`` used to fail on the softmax construction (no step centres); its steps are plain GD."""
+    gp = make_gp(frames=12)
+    model = construct_softmax(gp, blocks=3)
+    t = 0.5
+    centre = model.construction.step_center  # P = (lambda_min + lambda_max)/2 of Gamma (x) Sigma
+    eta = 1.0 / (math.exp(-t) * centre + (1.0 - math.exp(-t)))  # 1/(alpha_t^2 P + sigma_t^2)
+    assert torch.allclose(model.step_sizes(t), torch.full((3,), eta, dtype=torch.float64), rtol=1e-14, atol=0)
+    exact = unroll.construct_unrolled(make_gp(frames=12, kernel=kernel_from_name("gamma-exponential", nu=1.0,
+                                                                                 ell=2.0)), blocks=2, bands=3)
+    with pytest.raises(ValueError, match="softmax construction"):
+        boundary_factors(exact)

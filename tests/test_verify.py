@@ -191,3 +191,14 @@ def test_certificate_catches_a_model_whose_first_read_out_is_wrong():
     assert perturbed.certificate == pytest.approx(first_gap, rel=1e-9)
     assert max(perturbed.block_gaps[1:]) < first_gap / 5 and clean.certificate < first_gap / 1e6
     assert perturbed.parts["net"].measured < first_gap / 1e3  # the output alone hardly moves
+
+
+def test_unroll_verify_is_the_function_and_its_module_is_unroll_verification():
+    import types
+    from pathlib import Path
+
+    from unroll.verification import VerificationReport, verify
+
+    assert unroll.verify is verify and not isinstance(unroll.verify, types.ModuleType)
+    assert VerificationReport.__module__ == "unroll.verification"
+    assert not (Path(unroll.__file__).parent / "verify.py").exists()  # no module of the function's name

@@ -18,7 +18,7 @@ from unroll.constructor import construct_unrolled
 from unroll.gp import GaussianProcess
 from unroll.kernels import kernel_from_name
 from unroll.transformer import Transformer
-from unroll.verify import ErrorPart
+from unroll.verification import ErrorPart
 
 SIGMA = np.diag([2.0, 6.0])
 

@@ -184,7 +184,7 @@ def test_toeplitz_consumers_raise_the_clear_error():
 
 
 def test_verify_refuses_a_non_stationary_gp():
-    from unroll.verify import verify
+    from unroll.verification import verify
 
     stationary = GaussianProcess(Matern(nu=1.5, ell=2.0), 8, random_spatial_covariance(2, 0))
     model = construct_unrolled(stationary, blocks=3, bands=2, taper="triangular")

@@ -87,6 +87,7 @@ _names = {
     "S_J": "band sum sum_{1<=m<=J} |gamma_J(m)|",
     "u": "unit roundoff of the model dtype", "u64": "unit roundoff of float64 (references)",
     "K": "tent slope", "c_max": "largest tent height", "h": "multiplier knot spacing",
+    "omega": "frame frequency omega = pi / W of the embeddings (cos omega i, sin omega i)",
     "R_mult": "multiplier range", "X": "|x| / |y*|", "root": "sqrt(batch H d) / |y*|",
     "epsilon": "target relative error", "n": "sample size",
     "A_pre": "largest prefix product of the step factors 1 - eta_j C_J (theory.schedules; 1 for GD)",
@@ -106,7 +107,7 @@ t, a, s = _S["t"], _S["a"], _S["s"]
 lam_min, lam_max, lamJ_min, lamJ_max = _S["lam_min"], _S["lam_max"], _S["lamJ_min"], _S["lamJ_max"]
 mu_min, mu_max, Sigma_F = _S["mu_min"], _S["mu_max"], _S["Sigma_F"]
 T_J, bias_J, S_J = _S["T_J"], _S["bias_J"], _S["S_J"]
-u, u64, K, c_max = _S["u"], _S["u64"], _S["K"], _S["c_max"]
+u, u64, K, c_max, omega = _S["u"], _S["u64"], _S["K"], _S["c_max"], _S["omega"]
 L, J, H, d, M = _S["L"], _S["J"], _S["H"], _S["d"], _S["M"]
 h_knot, R_mult, X, root, F_w, D = _S["h"], _S["R_mult"], _S["X"], _S["root"], _S["F_w"], _S["D"]
 eps, n_samples = _S["epsilon"], _S["n"]
@@ -305,8 +306,15 @@ def _net_common(v: dict[str, float], c: dict[str, float], delta_block: float, gr
     return series * delta_block + c["loop_floor"] + mismatch
 
 
+def _angle_error(v: dict[str, float]) -> float:
+    """``6 K omega (H - 1)``: the frame angle ``omega i`` is formed from a rounded ``omega`` (``pi / W``: two
+    roundings) times ``i`` (one more), so ``|theta_i - omega i| <= 3 u omega i``; a tent reads
+    ``cos(theta_i - theta_j)`` (off by at most both errors) through its slope ``K``.  In units of ``u``."""
+    return 6 * v["K"] * v["omega"] * max(v["H"] - 1, 0)
+
+
 def _score_error(v: dict[str, float]) -> float:
-    return v["u"] * (40 * v["K"] + 20 * v["c_max"] + 10)
+    return v["u"] * (40 * v["K"] + _angle_error(v) + 20 * v["c_max"] + 10)
 
 
 def _exact_rounding(v: dict[str, float]) -> tuple[dict[str, float], float, float]:
@@ -327,7 +335,7 @@ def _paper_rounding(v: dict[str, float]) -> tuple[dict[str, float], float, float
     multiplier products per entry): ``(common, g, delta)`` as :func:`_exact_rounding`."""
     c = _num_common(v)
     gn = _gamma_num(2 * v["J"] + 1 + v["M"] + v["d"] + 8, v["u"])
-    es = v["u"] * (40 * v["K"] + 30)
+    es = v["u"] * (40 * v["K"] + _angle_error(v) + 30)
     acc = (4 * es + 4 * gn * (2 * v["K"] + 2)) * (1 + 2 * v["S_J"]) * v["Sigma_F"]
     growth = v["phi_max"] * acc
     g_ffn = _gamma_num(v["F_w"] + v["D"] + 8, v["u"])
@@ -419,7 +427,8 @@ def _net_common_e(delta_block: sp.Expr, growth: sp.Expr) -> sp.Expr:
     return series * delta_block + loop_floor_e + mismatch
 
 
-_es_exact = u * (40 * K + 20 * c_max + 10)
+_angle_e = 6 * K * omega * (H - 1)  # the rounding of the frame angle omega i, read through the tents (_angle_error)
+_es_exact = u * (40 * K + _angle_e + 20 * c_max + 10)
 _gn_e = _gamma_n(2 * J + 1 + M + d + 8, u)
 _band_e = (4 * _es_exact + 4 * _gn_e * (2 * K + c_max + 1)) * (1 + 2 * S_J) * Sigma_F
 _zero_e = (_es_exact + _gn_e * c_max) * (Sigma_F + 1)
@@ -427,7 +436,7 @@ _growth_exact = _band_e + _zero_e
 net_exact_e = _net_common_e(_growth_exact * 2 * G_e + (_es_exact + _gn_e * c_max + u * c_max) * X,
                             _growth_exact)
 
-_es_paper = u * (40 * K + 30)
+_es_paper = u * (40 * K + _angle_e + 30)
 _acc_e = (4 * _es_paper + 4 * _gn_e * (2 * K + 2)) * (1 + 2 * S_J) * Sigma_F
 _growth_paper = phi_max * _acc_e
 _per_entry_e = 3 * h_knot**2 / 16 + _gamma_n(F_w + D + 8, u) * 40 * R_mult**2
@@ -623,6 +632,7 @@ def symbol_values(config: Configuration, *, unit_roundoff: float | None = None, 
     if construction is not None:
         values["K"] = float(construction.tent_slope)
         values["c_max"] = float(construction.height_max)
+        values["omega"] = float(construction.frequency)
         multiplier = getattr(construction, "multiplier", None)
         if multiplier is not None:
             values["h"] = float(multiplier.spacing)
@@ -632,6 +642,7 @@ def symbol_values(config: Configuration, *, unit_roundoff: float | None = None, 
         period = frequency_period(config.frames, config.bands)
         gaps = (1.0 - math.cos(math.pi / period)) if config.frames > 1 else 1.0
         values["K"] = values["c_max"] / gaps
+        values["omega"] = math.pi / period
     values["M"] = float(size.get("M", 3 * (config.bands + 1) if config.mode == "exact" else 3 * config.bands + 1))
     values["F_w"] = float(size.get("ffn_width", 1))
     values["D"] = float(size.get("D", 2 * config.dim + 6))

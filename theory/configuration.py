@@ -24,6 +24,7 @@ import scipy.linalg
 
 from theory import tails
 from unroll._validate import NOT_TOEPLITZ_MESSAGE, check_int, check_positive
+from unroll.symbol import DENSE_MAX_FRAMES, symbol_extremes
 
 __all__ = ["Configuration", "UNIT_ROUNDOFF", "DEFAULT_T0", "DEFAULT_MAX_CONDITION"]
 
@@ -39,6 +40,16 @@ def _family_of(kernel: Any) -> str | None:
     name = getattr(kernel, "name", None)
     return name if name in tails.FAMILIES else None
 
+
+
+
+def _toeplitz_extremes(values: np.ndarray) -> tuple[float, float]:
+    """Extreme eigenvalues of ``toeplitz(values)``: scipy's dense ``eigvalsh`` up to ``DENSE_MAX_FRAMES``, the symbol's
+    range (``unroll.symbol.symbol_extremes``) beyond."""
+    if values.shape[0] > DENSE_MAX_FRAMES:
+        return symbol_extremes(values)
+    lam = scipy.linalg.eigvalsh(scipy.linalg.toeplitz(values))
+    return float(lam[0]), float(lam[-1])
 
 @dataclass
 class Configuration:
@@ -184,15 +195,14 @@ class Configuration:
 
     @cached_property
     def temporal_spectrum(self) -> tuple[float, float]:
-        """``(lam_min, lam_max)`` of Gamma."""
-        lam = scipy.linalg.eigvalsh(scipy.linalg.toeplitz(self.gamma))
-        return float(lam[0]), float(lam[-1])
+        """``(lam_min, lam_max)`` of Gamma (beyond ``unroll.symbol.DENSE_MAX_FRAMES`` frames: the symbol's range,
+        which contains the spectrum, so every bound built on it stays a bound)."""
+        return _toeplitz_extremes(self.gamma)
 
     @cached_property
     def truncated_spectrum(self) -> tuple[float, float]:
-        """``(lam_min, lam_max)`` of Gamma_J."""
-        lam = scipy.linalg.eigvalsh(scipy.linalg.toeplitz(self.gamma_truncated))
-        return float(lam[0]), float(lam[-1])
+        """``(lam_min, lam_max)`` of Gamma_J (the symbol's range beyond ``DENSE_MAX_FRAMES``, as above)."""
+        return _toeplitz_extremes(self.gamma_truncated)
 
     @property
     def mu_min(self) -> float:

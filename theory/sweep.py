@@ -9,15 +9,20 @@
   (``unroll.testing.configurations``), with wall time; :func:`slack_summary` gives min/median/max of the
   slack per part.
 
-Command line: ``python -m theory.sweep --examples 200 --out runs/bounds`` (property run + grid).
+Every row carries its whole configuration (family, ``nu``, ``ell``, ``H``, ``d``, ``J``, ``L``, ``t``, taper, mode,
+steps, dtype, batch, the data's seed and Sigma itself as JSON), and a table's header lines (``# provenance: {...}``,
+``# configuration: {...}``) the provenance of the run (``unroll.provenance``); ``unroll.provenance.rebuild(path,
+row=k)`` rebuilds row ``k``'s GP and model.  Both loops show a progress bar (``progress=False`` silences it).
+
+Command line: ``unroll sweep --examples 200 --out runs/bounds`` (property run; ``--grid`` adds the grid);
+``python -m theory.sweep`` is the same command.
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
+import json
 import math
-import os
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -28,9 +33,21 @@ import torch
 from theory.check import check
 from unroll._atomic import atomic_write
 
-__all__ = ["grid_sweep", "property_run", "slack_summary", "write_table", "write_figure", "row_from_report"]
+__all__ = ["grid_sweep", "property_run", "slack_summary", "write_table", "write_figure", "row_from_report",
+           "matrix_text"]
 
 PARTS = ("gd", "trunc", "net", "total")
+
+
+def matrix_text(matrix: torch.Tensor) -> str:
+    """A matrix as JSON, every entry exact (``repr`` of the float64): Sigma in a table row."""
+    return json.dumps([[float(value) for value in row] for row in matrix.tolist()])
+
+
+def _bar(total: int, description: str, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, unit="config", disable=not enabled, leave=False)
 
 
 def row_from_report(report: Any, **fields: Any) -> dict[str, Any]:
@@ -50,41 +67,57 @@ def row_from_report(report: Any, **fields: Any) -> dict[str, Any]:
 def grid_sweep(families: Sequence[str] = ("gamma-exponential", "matern", "polynomial", "logarithmic"),
                nus: Iterable[float] = (0.5, 1.5), ells: Iterable[float] = (2.0,), frames: Iterable[int] = (8, 16),
                bands: Iterable[int] = (2, 6), blocks: Iterable[int] = (5, 20), times: Iterable[float] = (0.1, 1.0),
-               taper: str | None = "triangular", mode: str = "exact", dim: int = 2, seed: int = 0,
-               batch: int = 2) -> list[dict[str, Any]]:
+               taper: str | None = "triangular", mode: str = "exact", dim: int = 4, seed: int = 0,
+               batch: int = 2, spatial: Any = None, progress: bool = True) -> list[dict[str, Any]]:
     """Construct and verify every grid point; configurations the constructor refuses get a row with
-    ``error`` set (and no measurements)."""
+    ``error`` set (and no measurements).
+
+    Sigma is ``spatial`` (an ``unroll.gp_spec.GPSpec`` whose Sigma fields are used; default the random Sigma of
+    ``GPSpec(dim=dim, spatial_seed=seed)``, ``unroll verify``'s); ``dim`` is ignored when ``spatial`` is given.
+    ``seed`` also seeds the data of every grid point.
+    """
     from unroll.constructor import construct_unrolled
     from unroll.gp import GaussianProcess
+    from unroll.gp_spec import GPSpec
     from unroll.kernels import kernel_from_name
-    from unroll.verify import verify
+    from unroll.verification import verify
 
-    generator = torch.Generator().manual_seed(seed)
-    q, _ = torch.linalg.qr(torch.randn(dim, dim, generator=generator, dtype=torch.float64))
-    sigma = (q * torch.linspace(1.0, 3.0, dim, dtype=torch.float64)) @ q.T
+    spec = GPSpec(dim=dim, spatial_seed=seed) if spatial is None else spatial
+    sigma = spec.spatial_covariance()
+    sigma_fields = {key: value for key, value in spec.to_dict().items() if key.startswith("spatial")}
+    grid = list(itertools.product(families, nus, ells, frames, bands, blocks, times))
     rows = []
-    for family, nu, ell, h, j, steps, t in itertools.product(families, nus, ells, frames, bands, blocks, times):
-        nu_value = min(nu, 2.0) if family == "gamma-exponential" else nu
-        fields = dict(family=family, nu=nu_value, ell=ell, H=h, J=min(j, h - 1), L=steps, t=t, taper=taper,
-                      mode=mode, error="")
-        gp = GaussianProcess(kernel_from_name(family, nu=nu_value, ell=ell), h, sigma)
-        try:
-            model = construct_unrolled(gp, blocks=steps, bands=min(j, h - 1), mode=mode, taper=taper)
-            report = verify(gp, model, t, generator=torch.Generator().manual_seed(seed), batch=batch)
-        except ValueError as error:
-            rows.append({**fields, "error": str(error).split(";")[0]})
-            continue
-        rows.append(row_from_report(report, **fields))
+    with _bar(len(grid), "grid", progress) as bar:
+        for family, nu, ell, h, j, steps, t in grid:
+            nu_value = min(nu, 2.0) if family == "gamma-exponential" else nu
+            fields = dict(family=family, nu=nu_value, ell=ell, H=h, d=spec.dim, J=min(j, h - 1), L=steps, t=t,
+                          taper=taper, mode=mode, steps="gd", dtype="float64", batch=batch, seed=seed,
+                          **sigma_fields, Sigma=matrix_text(sigma), error="")
+            gp = GaussianProcess(kernel_from_name(family, nu=nu_value, ell=ell), h, sigma)
+            try:
+                model = construct_unrolled(gp, blocks=steps, bands=min(j, h - 1), mode=mode, taper=taper)
+                report = verify(gp, model, t, generator=torch.Generator().manual_seed(seed), batch=batch)
+            except ValueError as error:
+                rows.append({**fields, "error": str(error).split(";")[0]})
+            else:
+                rows.append(row_from_report(report, **fields))
+            bar.update()
     return rows
 
 
-def property_run(max_examples: int = 200, seed: int = 0, **strategy_kwargs: Any) -> tuple[list[dict[str, Any]], float]:
+def property_run(max_examples: int = 200, seed: int = 0, progress: bool = True,
+                 **strategy_kwargs: Any) -> tuple[list[dict[str, Any]], float]:
     """Verify ``max_examples`` hypothesis-drawn configurations satisfying the assumptions.
 
-    Returns ``(rows, seconds)``.  ``strategy_kwargs`` go to ``unroll.testing.configurations``.
+    Returns ``(rows, seconds)``.  ``seed`` seeds hypothesis; ``strategy_kwargs`` go to
+    ``unroll.testing.configurations``.  The data of every configuration are drawn with seed 0 (``data_seed``).
     """
-    from hypothesis import HealthCheck, given, settings
-    from hypothesis import seed as hypothesis_seed
+    try:
+        from hypothesis import HealthCheck, Phase, given, settings
+        from hypothesis import seed as hypothesis_seed
+    except ImportError as error:
+        raise ImportError("theory.sweep.property_run needs hypothesis: pip install 'unroll-gp[testing]' "
+                          f"(hypothesis could not be imported: {error})") from error
 
     from unroll.testing import configurations
 
@@ -92,17 +125,22 @@ def property_run(max_examples: int = 200, seed: int = 0, **strategy_kwargs: Any)
 
     @hypothesis_seed(seed)
     @settings(max_examples=max_examples, deadline=None, database=None, derandomize=False,
-              suppress_health_check=list(HealthCheck), phases=("generate",))
+              suppress_health_check=list(HealthCheck), phases=(Phase.generate,))
     @given(configurations(**strategy_kwargs))
     def collect(drawn: Any) -> None:
-        report = drawn.verify()
+        report = drawn.verify(seed=0)
         kernel = drawn.gp.kernel
-        rows.append(row_from_report(report, family=kernel.name, nu=kernel.nu, ell=kernel.ell, H=drawn.gp.frames,
-                                    d=drawn.gp.dim, J=drawn.bands, L=drawn.blocks, t=drawn.diffusion_time,
-                                    taper=drawn.taper, mode=drawn.mode, error=""))
+        damped = kernel.name == "damped-cosine"
+        rows.append(row_from_report(report, family=kernel.name, nu=None if damped else kernel.nu, ell=kernel.ell,
+                                    period=kernel.period if damped else None, H=drawn.gp.frames, d=drawn.gp.dim,
+                                    J=drawn.bands, L=drawn.blocks, t=drawn.diffusion_time, taper=drawn.taper,
+                                    mode=drawn.mode, steps=drawn.steps, knots=drawn.paper_knots, dtype="float64",
+                                    batch=drawn.batch, seed=0, Sigma=matrix_text(drawn.gp.spatial), error=""))
+        bar.update()
 
     start = time.perf_counter()
-    collect()
+    with _bar(max_examples, "property run", progress) as bar:
+        collect()
     return rows, time.perf_counter() - start
 
 
@@ -123,14 +161,22 @@ def slack_summary(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]
     return summary
 
 
-def write_table(rows: Sequence[dict[str, Any]], path: str) -> None:
-    """Write the rows as a tab-separated table (atomically)."""
+def write_table(rows: Sequence[dict[str, Any]], path: str, configuration: dict[str, Any] | None = None,
+                command_line: Sequence[str] | None = None) -> None:
+    """Write the rows as a tab-separated table (atomically), after the header lines ``# provenance: {json}``
+    (``unroll.provenance.provenance(command_line)``) and ``# configuration: {json}`` (``configuration``, default
+    ``{"command": "sweep"}``); ``unroll.provenance.load_results`` reads it back."""
+    from unroll.provenance import TABLE_COMMENT, provenance
+
     columns: list[str] = []
     for row in rows:
         columns += [key for key in row if key not in columns]
+    header = {"provenance": provenance(command_line), "configuration": configuration or {"command": "sweep"}}
 
     def write(temporary: str) -> None:
         with open(temporary, "w") as stream:
+            for key, value in header.items():
+                stream.write(f"{TABLE_COMMENT}{key}: {json.dumps(value, default=str)}\n")
             stream.write("\t".join(columns) + "\n")
             for row in rows:
                 stream.write("\t".join(_fmt(row.get(c, "")) for c in columns) + "\n")
@@ -139,19 +185,17 @@ def write_table(rows: Sequence[dict[str, Any]], path: str) -> None:
 
 
 def _fmt(value: Any) -> str:
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
+    return repr(value) if isinstance(value, float) else str(value)  # repr: every float exact, the row rebuildable
 
 
 def write_figure(rows: Sequence[dict[str, Any]], path: str) -> bool:
     """Measured vs bound per part (log-log, the diagonal = bound attained); ``False`` without matplotlib."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure  # no pyplot, no backend switch: a caller's backend stays in force
     except ImportError:
         return False
-    figure, axes = plt.subplots(1, len(PARTS), figsize=(4 * len(PARTS), 4))
+    figure = Figure(figsize=(4 * len(PARTS), 4), layout="constrained")
+    axes = figure.subplots(1, len(PARTS))
     for axis, name in zip(axes, PARTS, strict=True):
         pairs = [(r[f"{name}_measured"], r[f"{name}_bound"]) for r in rows
                  if f"{name}_measured" in r and r[f"{name}_measured"] > 0 and math.isfinite(r[f"{name}_bound"])]
@@ -164,37 +208,20 @@ def write_figure(rows: Sequence[dict[str, Any]], path: str) -> bool:
         axis.set_xlabel("measured")
         axis.set_ylabel("bound")
     axes[0].legend()
-    figure.tight_layout()
-    atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=110))
-    plt.close(figure)
+    from unroll.provenance import provenance
+
+    metadata = {"provenance": json.dumps(provenance())}
+    atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=110, metadata=metadata))
     return True
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--examples", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--modes", default="exact", help="comma-separated: exact,paper")
-    parser.add_argument("--out", default="runs/bounds")
-    parser.add_argument("--grid", action="store_true", help="also run the grid sweep")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)  # many tiny matmuls: threads only contend on a shared machine
-    modes = tuple(args.modes.split(","))
-    rows, seconds = property_run(args.examples, args.seed, modes=modes)
-    print(f"property run: {len(rows)} examples in {seconds:.1f} s (modes {modes})")
-    for name, stats in slack_summary(rows).items():
-        print(f"  {name:<6} slack min {stats['min']:.3g}  median {stats['median']:.3g}  max {stats['max']:.3g}  "
-              f"(finite {stats['finite']}/{stats['count']}, violations {stats['violations']})")
-    write_table(rows, os.path.join(args.out, "property_run.tsv"))
-    if args.grid:
-        grid = grid_sweep()
-        write_table(grid, os.path.join(args.out, "grid.tsv"))
-        drew = write_figure(grid, os.path.join(args.out, "grid.png"))
-        print(f"grid: {len(grid)} rows -> {args.out}/grid.tsv{' and grid.png' if drew else ''}")
-        for name, stats in slack_summary([r for r in grid if not r["error"]]).items():
-            print(f"  grid {name:<6} slack min {stats['min']:.3g}  median {stats['median']:.3g}  "
-                  f"max {stats['max']:.3g}  violations {stats['violations']}")
-    return 0
+    """``python -m theory.sweep ARGS``: the same as ``unroll sweep ARGS`` (``unroll.cli.sweep``)."""
+    import sys
+
+    from unroll.cli import main as unroll_main
+
+    return unroll_main(["sweep", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -159,7 +159,7 @@ def _check_bands_frames(bands: int, frames: int | None) -> tuple[int, int | None
 def tail_sum(family: str, nu_value: float, ell_value: float, bands: int, frames: int,
              period: float | None = None) -> float:
     """Exact finite tail ``sum_{m=J+1}^{H-1} |gamma(m)|`` by summation (the oracle for the bounds)."""
-    bands, frames = _check_bands_frames(bands, frames)
+    bands, frames = check_int("bands", bands, minimum=0), check_int("frames", frames, minimum=1)
     if bands >= frames - 1:
         return 0.0
     lags = np.arange(bands + 1, frames, dtype=np.float64)
@@ -169,7 +169,7 @@ def tail_sum(family: str, nu_value: float, ell_value: float, bands: int, frames:
 def taper_bias_sum(family: str, nu_value: float, ell_value: float, bands: int, frames: int,
                    period: float | None = None) -> float:
     """``sum_{m=1}^{min(J, H-1)} |gamma(m)| m/(J+1)``: what the triangular taper removes inside the band."""
-    bands, frames = _check_bands_frames(bands, frames)
+    bands, frames = check_int("bands", bands, minimum=0), check_int("frames", frames, minimum=1)
     top = min(bands, frames - 1)
     if top < 1:
         return 0.0

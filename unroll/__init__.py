@@ -18,7 +18,7 @@ _LAZY = {
     "GaussianProcess": "unroll.gp",
     "Transformer": "unroll.transformer",
     "construct_unrolled": "unroll.constructor",
-    "verify": "unroll.verify",
+    "verify": "unroll.verification",
     "linear_response": "unroll.linear_response",
 }
 

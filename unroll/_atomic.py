@@ -23,6 +23,7 @@ non-standard ``NaN`` tokens other readers reject.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -30,14 +31,16 @@ import re
 import stat
 import tempfile
 import time
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+fcntl: types.ModuleType | None
 try:  # POSIX: a writer locks its temporary file, so stale-file cleaning never removes a live one
-    import fcntl
+    fcntl = importlib.import_module("fcntl")
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
@@ -126,7 +129,7 @@ def remove_stale_temporaries(path: str | os.PathLike, *, before: float, keep: st
     """
     path = Path(path)
     pattern = re.compile(re.escape(path.name) + _TEMPORARY_MIDDLE)
-    removed = []
+    removed: list[Path] = []
     try:
         names = os.listdir(path.parent)
     except OSError:

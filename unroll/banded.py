@@ -64,16 +64,21 @@ def _check(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, kind: st
 
 
 def banded_attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, kind: str, window: int,
-                  scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+                  scale: float, need_weights: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Attention restricted to ``|i - j| <= window`` (module docstring for the equations).
 
     Args:
-        query, key: ``(..., H, dk)`` (e.g. ``(batch, M, H, dk)``); value: ``(..., H, dv)``.
-        kind: ``"relu"`` or ``"softmax"``; window: ``J >= 0`` (``J >= H - 1`` means all frames).
+        query: ``(..., H, dk)`` (e.g. ``(batch, M, H, dk)``).
+        key: ``(..., H, dk)``.
+        value: ``(..., H, dv)``.
+        kind: ``"relu"`` or ``"softmax"``.
+        window: ``J >= 0`` (``J >= H - 1`` means all frames).
         scale: factor on the scores ``q_i · k_j``.
+        need_weights: keep and return the band weights; ``False`` drops each chunk's weights once its output is
+            formed, so the extra memory is the output plus one chunk's temporaries (``benchmarks/attention_speed.py``).
     Returns:
-        ``(out (..., H, dv), band_weights (..., H, 2J'+1))`` with ``J' = min(J, H - 1)``; ``band_weights[..., i,
-        o + J']`` is the weight of frame ``i + o`` in row ``i`` (0 where ``i + o`` is outside ``0..H-1``).
+        ``(out (..., H, dv), band_weights (..., H, 2J'+1) or None)`` with ``J' = min(J, H - 1)``; ``band_weights[...,
+        i, o + J']`` is the weight of frame ``i + o`` in row ``i`` (0 where ``i + o`` is outside ``0..H-1``).
     Raises:
         ValueError: bad ``kind``, negative ``window`` or mismatched shapes.
     """
@@ -81,52 +86,69 @@ def banded_attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, k
     frames = query.shape[-2]
     lead = tuple(query.shape[:-2])
     reach = min(window, frames - 1)
-    # frames on the last (contiguous) axis, keys and values zero-padded by J' frames on both sides
-    query_t = query.transpose(-1, -2).contiguous()  # (..., dk, H)
-    key_t = F.pad(key.transpose(-1, -2), (reach, reach)).contiguous()  # (..., dk, H + 2J')
-    value_t = F.pad(value.transpose(-1, -2), (reach, reach)).contiguous()  # (..., dv, H + 2J')
     tracking = torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, value))
     rows = max(1, CHUNK_FRAMES // max(1, math.prod(lead)))
+    dv = value.shape[-1]
+    out = None if tracking else query.new_empty(lead + (dv, frames), dtype=torch.result_type(query, value))
     outs, weights = [], []
     for first in range(0, frames, rows):  # query frames in chunks: every temporary stays cache-sized
-        out, weight = _band_rows(query_t, key_t, value_t, first, min(first + rows, frames), reach, kind, scale,
-                                 tracking)
-        outs.append(out)
-        weights.append(weight)
-    out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
+        stop = min(first + rows, frames)
+        # frames on the last (contiguous) axis, the chunk's keys and values zero-padded to J' frames either side:
+        # copies of one chunk only, never of the whole (..., H, dk) inputs
+        low, high = max(first - reach, 0), min(stop + reach, frames)
+        padding = (low - (first - reach), (stop + reach) - high)
+        query_t = query[..., first:stop, :].transpose(-1, -2).contiguous()  # (..., dk, rows)
+        key_t = F.pad(key[..., low:high, :].transpose(-1, -2), padding).contiguous()  # (..., dk, rows + 2J')
+        value_t = F.pad(value[..., low:high, :].transpose(-1, -2), padding).contiguous()  # (..., dv, rows + 2J')
+        chunk, weight = _band_rows(query_t, key_t, value_t, first, frames, reach, kind, scale, tracking)
+        if out is None:
+            outs.append(chunk)  # autograd: keep the pieces and concatenate (an in-place write would not record)
+        else:
+            out[..., first:stop] = chunk
+        if need_weights:
+            weights.append(weight)
+    if out is None:
+        out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
+    if not need_weights:
+        return out.transpose(-1, -2), None
     weight = weights[0] if len(weights) == 1 else torch.cat(weights, dim=-1)
     return out.transpose(-1, -2), weight.movedim(0, -1)
 
 
-def _band_rows(query_t: torch.Tensor, key_t: torch.Tensor, value_t: torch.Tensor, first: int, stop: int,
+def _band_rows(query_t: torch.Tensor, key_t: torch.Tensor, value_t: torch.Tensor, first: int, frames: int,
                reach: int, kind: str, scale: float, tracking: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Output ``(..., dv, rows)`` and band weights ``(2J'+1, ..., rows)`` of query frames ``first..stop-1``.
+    """Output ``(..., dv, rows)`` and band weights ``(2J'+1, ..., rows)`` of the query frames ``first..first+rows-1``.
 
-    ``key_t``/``value_t`` are padded by ``J'`` frames, so query frame ``i`` meets key frame ``i + o`` at
-    padded position ``i + o + J' = i + band``.
+    ``query_t (..., dk, rows)`` holds those frames; ``key_t``/``value_t (..., dk|dv, rows + 2J')`` the key and value
+    frames ``first - J' .. first + rows - 1 + J'`` (zero beyond the sequence), so query row ``r`` meets key frame
+    ``first + r + o`` at local position ``r + o + J' = r + band``.
     """
-    frames = query_t.shape[-1]
-    rows = stop - first
+    rows = query_t.shape[-1]
     span = 2 * reach + 1
     lead = tuple(query_t.shape[:-2])
-    query_rows = query_t[..., first:stop]
     if tracking:  # out= and in-place accumulation do not record gradients
-        scores = torch.stack([(query_rows * key_t[..., first + band : stop + band]).sum(-2) for band in range(span)])
+        scores = torch.stack([(query_t * key_t[..., band : band + rows]).sum(-2) for band in range(span)])
     else:
         scores = query_t.new_empty((span,) + lead + (rows,))
         for band in range(span):
-            torch.sum(query_rows * key_t[..., first + band : stop + band], dim=-2, out=scores[band])
-    scores = scores * scale
+            torch.sum(query_t * key_t[..., band : band + rows], dim=-2, out=scores[band])
     device = query_t.device
-    position = torch.arange(-reach, reach + 1, device=device)[:, None] + torch.arange(first, stop, device=device)
+    position = torch.arange(-reach, reach + 1, device=device)[:, None] + torch.arange(first, first + rows,
+                                                                                       device=device)
     valid = ((position >= 0) & (position <= frames - 1)).view((span,) + (1,) * len(lead) + (rows,))
-    if kind == "relu":
-        weights = torch.where(valid, torch.relu(scores), torch.zeros_like(scores))
+    if tracking:
+        scores = scores * scale
+        if kind == "relu":
+            weights = torch.where(valid, torch.relu(scores), torch.zeros_like(scores))
+        else:
+            weights = torch.softmax(scores.masked_fill(~valid, float("-inf")), dim=0)
+    elif kind == "relu":  # in place: no temporaries of the chunk's size beyond the scores themselves
+        weights = scores.mul_(scale).relu_().masked_fill_(~valid, 0.0)
     else:
-        weights = torch.softmax(scores.masked_fill(~valid, float("-inf")), dim=0)
+        weights = torch.softmax(scores.mul_(scale).masked_fill_(~valid, float("-inf")), dim=0)
     out = torch.zeros(lead + (value_t.shape[-2], rows), dtype=torch.result_type(weights, value_t), device=device)
     for band in range(span):
-        term = (weights[band].unsqueeze(-2), value_t[..., first + band : stop + band])
+        term = (weights[band].unsqueeze(-2), value_t[..., band : band + rows])
         out = out.addcmul(*term) if tracking else out.addcmul_(*term)
     return out, weights
 

@@ -71,7 +71,7 @@ from unroll._validate import (
     check_positive,
 )
 from unroll.layout import TokenLayout
-from unroll.transformer import Transformer
+from unroll.transformer import Block, Transformer
 
 __all__ = ["construct_unrolled", "UnrolledTransformer", "Construction", "MultiplierSpec"]
 
@@ -123,10 +123,10 @@ class Construction:
     product_max: float
     step_center: float  # P = (product_max + product_min)/2; eta_t = 1/(alpha^2 P + sigma^2)
     layout: TokenLayout
+    step_centers: torch.Tensor  # (L,) float64: P_k, eta_k(t) = 1/(alpha^2 P_k + sigma^2); all P for plain GD
     heads_per_band: dict[int, int] = field(default_factory=dict)
     multiplier: MultiplierSpec | None = None
     steps: str = "gd"  # step schedule, one of unroll.gd.STEP_RULES
-    step_centers: torch.Tensor | None = None  # (L,) float64: P_k, eta_k(t) = 1/(alpha^2 P_k + sigma^2)
     looped: bool = False  # one shared block applied L times
     # softmax variant only (unroll.softmax_construction)
     softmax_beta: float | None = None  # inverse temperature beta
@@ -204,7 +204,7 @@ def _multiplier(knots: int, value_range: float) -> MultiplierSpec:
 class _HeadWriter:
     """Writes tent heads ``ReLU(K s + a phi_p + b)`` into one block's Q, K, V, W_O (no gradient)."""
 
-    def __init__(self, block: torch.nn.Module, layout: TokenLayout, slope: float, phi_offset: int = 0) -> None:
+    def __init__(self, block: Block, layout: TokenLayout, slope: float, phi_offset: int = 0) -> None:
         self.block, self.layout, self.slope, self.phi_offset = block, layout, slope, phi_offset
         self.next = 0
         e, one = layout["e"], layout.index("one")
@@ -230,7 +230,7 @@ class _HeadWriter:
         b.output[h, lay[write], :] = torch.eye(value.shape[0], dtype=value.dtype)
 
 
-def _write_paper_ffn(block: torch.nn.Module, layout: TokenLayout, spec: MultiplierSpec, phi_offset: int = 0) -> None:
+def _write_paper_ffn(block: Block, layout: TokenLayout, spec: MultiplierSpec, phi_offset: int = 0) -> None:
     """FFN: ``y += -phi0*acc - phi1*y + phi2*x`` (approximate products), ``acc -= acc`` (exact); ``phi_j`` is
     entry ``phi_offset + j`` of the phi slot."""
     for weight in (block.ffn_in, block.ffn_in_bias, block.ffn_out, block.ffn_out_bias):
@@ -284,8 +284,8 @@ def construct_unrolled(gp: Any, blocks: int, bands: int, mode: str = "exact", ta
         taper: ``None`` (plain cut) or ``"triangular"``.
         steps: the step schedule, ``"gd"`` (constant ``eta_t``) or ``"chebyshev"`` (module docstring).
         looped: one block's weights applied L times (weight sharing); needs ``steps="gd"``.
-        paper_knots, paper_range: N >= 3 knots on ``[-R, R]``, ``0 < R <= MAX_PAPER_RANGE = 1e6``, of the paper-mode
-            multiplier.
+        paper_knots: N >= 3 knots of the paper-mode multiplier.
+        paper_range: the multiplier's interval ``[-R, R]``, ``0 < R <= MAX_PAPER_RANGE = 1e6``.
         slope_margin: factor on the smallest tent slope that separates the lags, ``1 <= slope_margin <=
             MAX_SLOPE_MARGIN = 1e6`` (the rounding error grows in proportion to it).
         frame_frequency: ``"window"`` (``w = pi/min(H, J+2)``: tent slope independent of H) or
@@ -325,8 +325,7 @@ def construct_unrolled(gp: Any, blocks: int, bands: int, mode: str = "exact", ta
 
     lambda_min_gamma = gd.check_truncation(factors.gamma, bands, taper, on_indefinite="raise")
     gamma_truncated = gd.truncate(factors.gamma, bands, taper)
-    products = gd.eigen_products(factors, bands, taper)
-    product_min, product_max = float(products.min()), float(products.max())
+    product_min, product_max = gd.product_extremes(factors, bands, taper)
     step_center = 0.5 * (product_min + product_max)
     step_centers = gd.step_centers(factors, blocks, bands, taper, steps)
     time_groups = 1 if steps == "gd" else blocks
@@ -416,16 +415,17 @@ def _write_weights(model: UnrolledTransformer, construction: Construction, spati
     model.readout_bias.zero_()
     model.readout_weight[:, layout["y"]] = -eye
 
-    written = model.blocks if groups > 1 else model.blocks[:1]
+    blocks = model.distinct_blocks()
+    written = blocks if groups > 1 else blocks[:1]
     for group, block in enumerate(written):
         _write_block(block, construction, spatial, phi_offset=3 * group)
     assert model.config["heads"] == 3 * construction.bands + (3 if construction.mode == "exact" else 1)
-    for block in model.blocks[len(written):]:  # GD: every block is the same step, copy block 0
-        for target, source in zip(block.parameters(), model.blocks[0].parameters(), strict=True):
+    for block in blocks[len(written):]:  # GD: every block is the same step, copy block 0
+        for target, source in zip(block.parameters(), blocks[0].parameters(), strict=True):
             target.copy_(source)
 
 
-def _write_block(block: torch.nn.Module, construction: Construction, spatial: torch.Tensor, phi_offset: int) -> None:
+def _write_block(block: Block, construction: Construction, spatial: torch.Tensor, phi_offset: int) -> None:
     """One block: the tent heads (and in paper mode the FFN) reading the time features at ``phi_offset``."""
     layout = construction.layout
     eye = torch.eye(spatial.shape[0], dtype=torch.float64)
@@ -453,5 +453,7 @@ def _write_block(block: torch.nn.Module, construction: Construction, spatial: to
             writer.head(None, 0.0, 1.0 + shift, value, "y", "acc")
             writer.head(None, 0.0, shift, -2.0 * value, "y", "acc")
             writer.head(None, 0.0, shift - 1.0, value, "y", "acc")
+        if construction.multiplier is None:
+            raise ValueError("a paper-mode construction needs its FFN multiplier, got multiplier=None")
         _write_paper_ffn(block, layout, construction.multiplier, phi_offset)
     assert writer.next == block.query.shape[0]

@@ -8,7 +8,7 @@ Back-ends, all ``concurrent.futures.Executor``s made by ``make_executor``, so th
   set to one torch thread; ``make_executor(workers=0)``: ``InlineExecutor``, each task run in the calling
   process when submitted (for tests and debugging: breakpoints and tracebacks as in a plain loop).
 - ``make_executor(scheduler="tcp://host:8786")``: the tasks go to a running Dask scheduler through a
-  ``distributed.Client`` (``pip install 'unroll[dask]'``); the cluster's workers, not ``workers``, set the
+  ``distributed.Client`` (``pip install 'unroll-gp[dask]'``); the cluster's workers, not ``workers``, set the
   parallelism. Dask starts its worker processes with ``OMP_NUM_THREADS=1`` (its ``distributed.nanny.pre-spawn-environ``
   default), which torch reads as one thread.
 
@@ -146,7 +146,7 @@ def make_executor(workers: int | None = None, scheduler: str | None = None) -> c
             process (``InlineExecutor``). Must be ``None`` with ``scheduler``.
         scheduler: address of a running Dask scheduler, ``"tcp://host:port"`` (also ``tls://``,
             ``inproc://``, ``ucx://``, ``ws://``, ``wss://``), e.g. ``LocalCluster().scheduler_address``.
-            Needs ``distributed`` (``pip install 'unroll[dask]'``).
+            Needs ``distributed`` (``pip install 'unroll-gp[dask]'``).
     Returns:
         A ``concurrent.futures.Executor``; use it in a ``with`` block (or call ``shutdown()``) to stop the
         processes or, for Dask, close the client (the executor's ``client`` attribute). Local processes are
@@ -168,7 +168,7 @@ def make_executor(workers: int | None = None, scheduler: str | None = None) -> c
     try:
         import distributed
     except ImportError as error:
-        raise ImportError("make_executor(scheduler=...) needs the Dask back-end: pip install 'unroll[dask]' "
+        raise ImportError("make_executor(scheduler=...) needs the Dask back-end: pip install 'unroll-gp[dask]' "
                           f"(distributed could not be imported: {error})") from error
     # set_as_default=False: do not make this client the process-wide scheduler of every dask computation
     return _DaskExecutor(distributed.Client(scheduler, set_as_default=False))

@@ -17,12 +17,19 @@ name                   what it shows                                            
                        controls, the sample-complexity fit, the layer probes
 =====================  ========================================================================  =========
 
+Every ``*_figure`` function computes its data and returns a ``matplotlib.figure.Figure``; none touches pyplot or
+the backend, so a notebook shows the returned figure inline and a script saves it
+(``unroll.training.figures.save_atomic``, or ``Figure.savefig``).  A one-panel figure (``error_vs_blocks``,
+``schedules``, ``error_vs_bands``) accepts ``ax=``, an ``Axes`` to draw into (it returns ``ax.figure``); a
+multi-panel figure (``tents``, ``gamma_truncation``, ``attention_maps``) accepts ``fig=``, an empty ``Figure`` or
+``SubFigure`` to lay its panels out in (it returns it).  Without either, each makes a new figure with constrained
+layout.  :func:`generate_figures` writes them as ``<name>.png`` into a folder (each file atomically: a temporary
+file in the same folder, then ``os.replace``), with a progress bar.
+
 matplotlib is optional: it is imported inside the functions (``unroll.training.figures.require_matplotlib``
-raises an ImportError that says how to install it) and every file is written atomically
-(``unroll.training.figures.save_atomic``: temporary file in the same folder, then ``os.replace``).
-The training figure reuses ``unroll.training`` (``compare``, ``attention``, ``sweeps``) at reduced
-settings (``FigureSettings``); they are illustrations of the method, not the measurements of record
-(``unroll compare`` is).
+raises an ImportError that says how to install it).  The training figure reuses ``unroll.training``
+(``compare``, ``attention``, ``claims``) at reduced settings (``FigureSettings``); they are illustrations of the
+method, not the measurements of record (``unroll compare`` is).
 """
 
 from __future__ import annotations
@@ -56,20 +63,16 @@ class FigureSettings:
     progress: bool = False
 
 
-def _plt() -> Any:
-    from unroll.training.figures import require_matplotlib
+def _new_figure(figsize: tuple[float, float], fig: Any = None) -> Any:
+    from unroll.training.figures import new_figure
 
-    return require_matplotlib()
+    return new_figure(figsize, fig)
 
 
-def _save(figure: Any, path: str | os.PathLike) -> str:
-    from unroll.training.figures import save_atomic
+def _axes(ax: Any, figsize: tuple[float, float]) -> tuple[Any, Any]:
+    from unroll.training.figures import axes_or_new
 
-    plt = _plt()
-    try:
-        return save_atomic(figure, path)
-    finally:
-        plt.close(figure)
+    return axes_or_new(ax, figsize)
 
 
 def _spatial() -> torch.Tensor:
@@ -116,15 +119,24 @@ def tent_curves(frames: int = 8, bands: int = 3, diffusion_time: float = 0.5, po
 
 
 @torch.no_grad()
-def tents_figure(path: str | os.PathLike, frames: int = 8, bands: int = 3, diffusion_time: float = 0.5) -> str:
+def tents_figure(frames: int = 8, bands: int = 3, diffusion_time: float = 0.5, *, fig: Any = None) -> Any:
     """Left: band 1's three ReLU heads (scaled by their value signs) and their sum, the tent.  Right: every
-    band's tent over ``s = e_i·e_j``, nonzero only at its own lag value ``c_m``."""
+    band's tent over ``s = e_i·e_j``, nonzero only at its own lag value ``c_m`` (:func:`tent_curves`).
+
+    Args:
+        frames: H of the constructed network.
+        bands: J of the constructed network.
+        diffusion_time: the ``t > 0`` that sets the tents' height ``eta_t alpha_t^2``.
+        fig: an empty ``Figure``/``SubFigure`` for the two panels (default: a new one).
+    Returns:
+        the figure drawn into.
+    """
     from unroll.constructor import frequency_period
 
-    plt = _plt()
     curves = tent_curves(frames, bands, diffusion_time)
     s, heads, c, height = curves["s"], curves["heads"], curves["lag_values"], curves["height"]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.5))
+    figure = _new_figure((9.5, 3.7), fig)
+    left, right = figure.subplots(1, 2)
     for h, (sign, style) in enumerate(zip((1.0, -2.0, 1.0), ("-", "--", ":"), strict=True)):
         left.plot(s, sign * heads[3 + h], style, color=_COLOURS[h + 2], lw=1.2,
                   label=f"{sign:+g} x ReLU head {3 + h}")
@@ -142,25 +154,35 @@ def tents_figure(path: str | os.PathLike, frames: int = 8, bands: int = 3, diffu
     for ax in (left, right):
         for value in c[: bands + 2]:  # the lags the windowed heads see
             ax.axvline(value, color="0.8", lw=0.6, zorder=0)
-        ax.set_xlabel(f"s = e_i · e_j   (grey: c_m = cos(pi m / {frequency_period(frames, bands)}), m = 0..J+1)")
+        ax.set_xlabel(f"s = e_i · e_j   (grey: c_m = cos(pi m / {frequency_period(frames, bands)}), m = 0..J+1)",
+                      fontsize=8)
+    left.set_ylabel("head score (value sign applied)")
     figure.suptitle(f"constructed heads, H = {frames}, J = {bands}, slope K = {curves['slope']:.1f}, "
                     f"t = {diffusion_time:g} (exact mode)", fontsize=10)
-    return _save(figure, path)
+    return figure
 
 
 # ------------------------------------------------------------------------------------------ Gamma vs Gamma_J
-def gamma_truncation_figure(path: str | os.PathLike, frames: int = 16, bands: int = 3) -> str:
+def gamma_truncation_figure(frames: int = 16, bands: int = 3, *, fig: Any = None) -> Any:
     """``Gamma`` (Gaussian kernel, ``ell = 3``) beside its plain-cut and tapered ``Gamma_J`` with their
-    smallest eigenvalues."""
+    smallest eigenvalues.
+
+    Args:
+        frames: H, the matrices are ``(H, H)``.
+        bands: J of the truncations.
+        fig: an empty ``Figure``/``SubFigure`` for the three panels (default: a new one).
+    Returns:
+        the figure drawn into.
+    """
     from unroll import gd
     from unroll.kernels import GammaExponential
 
-    plt = _plt()
     kernel = GammaExponential(nu=2.0, ell=3.0)
     gamma = torch.from_numpy(kernel(np.arange(frames)))
     panels = [("Gamma", gamma), (f"Gamma_J, plain cut J = {bands}", gd.truncate(gamma, bands)),
               (f"Gamma_J, triangular taper J = {bands}", gd.truncate(gamma, bands, "triangular"))]
-    figure, axes = plt.subplots(1, 3, figsize=(10, 3.4))
+    figure = _new_figure((10, 3.6), fig)
+    axes = figure.subplots(1, 3)
     for ax, (title, values) in zip(axes, panels, strict=True):
         matrix = gd.Factors(values, torch.eye(1, dtype=torch.float64)).toeplitz().numpy()
         lam_min = float(np.linalg.eigvalsh(matrix)[0])
@@ -168,16 +190,16 @@ def gamma_truncation_figure(path: str | os.PathLike, frames: int = 16, bands: in
         ax.set_title(f"{title}\nlambda_min = {lam_min:+.3g}", fontsize=9)
         ax.set_xlabel("frame j")
     axes[0].set_ylabel("frame i")
-    figure.colorbar(image, ax=axes, fraction=0.02, pad=0.02)
+    figure.colorbar(image, ax=axes, fraction=0.02, pad=0.02, label="entry")
     figure.suptitle(f"{kernel!r}, H = {frames}: the plain cut is indefinite, the taper is not", fontsize=10)
-    return _save(figure, path)
+    return figure
 
 
 # ------------------------------------------------------------------------------------------ error vs L, J
 def _verify_parts(gp: Any, blocks: int, bands: int, diffusion_time: float, x: torch.Tensor,
                   taper: str | None = None) -> dict[str, tuple[float, float | None]]:
     from unroll.constructor import construct_unrolled
-    from unroll.verify import verify
+    from unroll.verification import verify
 
     report = verify(gp, construct_unrolled(gp, blocks=blocks, bands=bands, taper=taper), diffusion_time, x=x)
     return {name: (part.measured, part.bound) for name, part in report.parts.items()}
@@ -196,11 +218,17 @@ def error_vs_blocks(blocks: Sequence[int] = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64)
     return {"blocks": list(blocks), "rows": rows, "gp": gp, "bands": bands, "diffusion_time": diffusion_time}
 
 
-def error_vs_blocks_figure(path: str | os.PathLike, **kwargs: Any) -> str:
-    """Error parts of ``unroll.verify`` (measured, solid; bound, dashed) vs blocks L (:func:`error_vs_blocks`)."""
-    plt = _plt()
+def error_vs_blocks_figure(*, ax: Any = None, **kwargs: Any) -> Any:
+    """Error parts of ``unroll.verify`` (measured, solid; bound, dashed) vs blocks L.
+
+    Args:
+        ax: an ``Axes`` to draw into (default: a new figure's).
+        **kwargs: the arguments of :func:`error_vs_blocks` (``blocks``, ``frames``, ``bands``, ``diffusion_time``).
+    Returns:
+        the figure drawn into (``ax.figure``).
+    """
     data = error_vs_blocks(**kwargs)
-    figure, ax = plt.subplots(figsize=(6, 4))
+    figure, ax = _axes(ax, (6, 4))
     for colour, name in zip(_COLOURS, ("gd", "trunc", "net", "total"), strict=False):
         measured = [row[name][0] for row in data["rows"]]
         bound = [row[name][1] for row in data["rows"]]
@@ -212,7 +240,7 @@ def error_vs_blocks_figure(path: str | os.PathLike, **kwargs: Any) -> str:
     ax.set_title(f"{data['gp'].kernel!r}, H = {data['gp'].frames}, J = {data['bands']}, "
                  f"t = {data['diffusion_time']:g}", fontsize=9)
     ax.legend(fontsize=7, ncol=2)
-    return _save(figure, path)
+    return figure
 
 
 def error_vs_bands(frames: int = 32, blocks: int = 1, diffusion_time: float = 0.5) -> dict[str, Any]:
@@ -244,11 +272,17 @@ def error_vs_bands(frames: int = 32, blocks: int = 1, diffusion_time: float = 0.
     return result
 
 
-def error_vs_bands_figure(path: str | os.PathLike, **kwargs: Any) -> str:
-    """Truncation error (measured, solid; bound, dashed) vs bands J for four families (:func:`error_vs_bands`)."""
-    plt = _plt()
+def error_vs_bands_figure(*, ax: Any = None, **kwargs: Any) -> Any:
+    """Truncation error (measured, solid; bound, dashed) vs bands J for four families.
+
+    Args:
+        ax: an ``Axes`` to draw into (default: a new figure's).
+        **kwargs: the arguments of :func:`error_vs_bands` (``frames``, ``blocks``, ``diffusion_time``).
+    Returns:
+        the figure drawn into (``ax.figure``).
+    """
     data = error_vs_bands(**kwargs)
-    figure, ax = plt.subplots(figsize=(6.4, 4.2))
+    figure, ax = _axes(ax, (6.4, 4.2))
     bands = np.asarray(data["bands"])
     for colour, (name, entry) in zip(_COLOURS, data["families"].items(), strict=False):
         measured = np.asarray(entry["measured"], dtype=np.float64)
@@ -264,7 +298,7 @@ def error_vs_bands_figure(path: str | os.PathLike, **kwargs: Any) -> str:
     ax.set_title(f"truncation error vs J, H = {data['frames']}, t = {data['diffusion_time']:g}, plain cut "
                  "(x at top: Gamma_J indefinite, refused)", fontsize=8)
     ax.legend(fontsize=6, ncol=2)
-    return _save(figure, path)
+    return figure
 
 
 # ------------------------------------------------------------------------------------------ training figures
@@ -298,6 +332,7 @@ def attention_maps_data(settings: FigureSettings | None = None) -> dict[str, Any
     settings = settings or FigureSettings()
     config = _compare_config(settings)
     gp = make_gp(config.kernel, config.nu, config.ell, config.frames, config.dim, config.spatial_correlation)
+    assert gp.kernel is not None  # make_gp builds Gamma from a named kernel
     gamma_values = gp.kernel(np.arange(gp.frames))
     held = heldout_set(gp, 64, (settings.diffusion_time,), seed=settings.seed + 1000)
     x = held.noised[0]
@@ -324,42 +359,81 @@ def attention_maps_data(settings: FigureSettings | None = None) -> dict[str, Any
     return {"gp": gp, "constructed": constructed_maps, "models": learned, "settings": settings}
 
 
-def attention_maps_figure(path: str | os.PathLike, settings: FigureSettings | None = None) -> str:
-    """Ground-truth Gamma and constructed band heads (top row); per trained model its learned map beside the
-    control's, titled with the scale-aware distance of their lag profiles to |gamma| (:func:`attention_maps_data`)."""
-    plt = _plt()
-    data = attention_maps_data(settings)
-    gp, constructed = data["gp"], data["constructed"]
-    per_head = constructed.per_head[0]  # block 1: (M, H, H)
-    signs = torch.tensor([1.0, -2.0, 1.0], dtype=torch.float64)
-    band_map = {m: torch.einsum("h,hij->ij", signs, per_head[3 * m: 3 * m + 3]) for m in (1, 2)}
-    top = [(gp.temporal.numpy(), "ground truth Gamma = gamma(|i-j|)"),
-           (per_head[0].numpy(), "constructed: band-0 head"),
-           (band_map[1].numpy(), "constructed: band-1 tent heads"),
-           (band_map[2].numpy(), "constructed: band-2 tent heads")]
-    rows = [top]
-    for kind, entry in data["models"].items():
-        rows.append([(entry["learned"].total.numpy(),
-                      f"{kind}: learned\ndistance to |gamma| {entry['alignment']:.2f}"),
-                     (entry["control"].total.numpy(),
-                      f"{kind}: control (white data)\ndistance to |gamma| {entry['control_alignment']:.2f}")])
-    columns = max(len(r) for r in rows)
-    figure, axes = plt.subplots(len(rows), columns, figsize=(2.6 * columns, 2.5 * len(rows)), squeeze=False)
-    for r, row in enumerate(rows):
-        for c in range(columns):
-            ax = axes[r, c]
-            if c >= len(row):
-                ax.axis("off")
-                continue
-            image = ax.imshow(row[c][0], cmap="viridis")
-            ax.set_title(row[c][1], fontsize=7)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    s = data["settings"]
-    figure.suptitle(f"attention maps (mean over samples, summed over heads, mean over blocks), {gp.kernel!r}, "
-                    f"H = {gp.frames}, t = {s.diffusion_time:g}; trained {s.train_steps} steps", fontsize=8)
-    return _save(figure, path)
+def _map_axes(ax: Any, matrix: Any, title: str, vmin: float, vmax: float) -> Any:
+    """One attention map on ``ax``: query frame i down, key frame j across, the first and last frame ticked."""
+    frames = matrix.shape[0]
+    image = ax.imshow(matrix, cmap="viridis", vmin=vmin, vmax=vmax)
+    ax.set_title(title, fontsize=7.5)
+    ax.set_xticks([0, frames - 1])
+    ax.set_yticks([0, frames - 1])
+    ax.tick_params(labelsize=7)
+    ax.set_xlabel("key frame j", fontsize=7.5, labelpad=1)
+    ax.set_ylabel("query frame i", fontsize=7.5, labelpad=1)
+    return image
+
+
+def _colour_bar(figure: Any, image: Any, axes: Any, label: str) -> None:
+    bar = figure.colorbar(image, ax=axes, shrink=0.8, pad=0.02)
+    bar.set_label(label, fontsize=7.5)
+    bar.ax.tick_params(labelsize=7)
+
+
+#: how the figure names the trained models
+_MODEL_NAMES = {"relu_transformer": "ReLU transformer", "dit": "DiT"}
+
+
+def attention_maps_figure(settings: FigureSettings | None = None, *, data: dict[str, Any] | None = None,
+                          fig: Any = None) -> Any:
+    """Constructed heads beside trained ones, each trained model beside its control.
+
+    Top row: the ground-truth ``Gamma`` and the constructed band-0 head and band-1, band-2 tents (the three heads
+    of a band combined with their value signs ``(1, -2, 1)``), on one colour scale.  Bottom row: per trained
+    model (ReLU transformer, DiT) its learned map beside its control's (the same model trained on white data),
+    the pair on one colour scale.  Their titles carry the comparison's statistic for the claim "attention
+    follows the kernel", ``attention_distance`` (the scale-aware distance of the map's lag profile to
+    ``|gamma|``, ``unroll.training.claims.normalised_profile_distance``; smaller is closer), for the learned map
+    and its control, and their difference *control minus learned* as ``unroll compare`` reports it (positive:
+    the learned map is the closer).  Maps are sample means, summed over heads, averaged over blocks.
+
+    Args:
+        settings: sizes of the trainings (default ``FigureSettings()``: about a minute on 2 cores).
+        data: a precomputed :func:`attention_maps_data` (then ``settings`` is not used).
+        fig: an empty ``Figure``/``SubFigure`` for the 2 x 4 panels (default: a new one).
+    Returns:
+        the figure drawn into.
+    """
+    data = attention_maps_data(settings) if data is None else data
+    gp, constructed, s = data["gp"], data["constructed"], data["settings"]
+    per_head = constructed.per_head[0].numpy()  # block 1: (M, H, H)
+    signs = np.array([1.0, -2.0, 1.0])
+    bands = [per_head[0]] + [np.einsum("h,hij->ij", signs, per_head[3 * m: 3 * m + 3]) for m in (1, 2)]
+    figure = _new_figure((12.0, 6.6), fig)
+    top, bottom = figure.subfigures(2, 1)  # two rows, each laid out on its own: colour bars do not push columns
+    axes = top.subplots(1, 4)
+    image = _map_axes(axes[0], gp.temporal.numpy(), "ground truth Gamma = gamma(|i - j|)", 0.0, 1.0)
+    _colour_bar(top, image, axes[0], "gamma(|i - j|)")
+    low, high = min(float(b.min()) for b in bands), max(float(b.max()) for b in bands)
+    titles = ["constructed: band-0 head", "constructed: band-1 tent (3 heads)", "constructed: band-2 tent (3 heads)"]
+    for ax, matrix, title in zip(axes[1:], bands, titles, strict=True):
+        image = _map_axes(ax, matrix, title, low, high)
+    _colour_bar(top, image, list(axes[1:]), "head weight (value sign applied)")
+    axes = bottom.subplots(1, 4)
+    for column, (kind, entry) in zip((0, 2), data["models"].items(), strict=True):
+        name = _MODEL_NAMES.get(kind, kind)
+        learned, control = entry["learned"].total.numpy(), entry["control"].total.numpy()
+        low, high = min(float(learned.min()), float(control.min())), max(float(learned.max()), float(control.max()))
+        gap = entry["control_alignment"] - entry["alignment"]
+        _map_axes(axes[column], learned, f"{name}, learned\ndistance to |gamma| {entry['alignment']:.3f} "
+                  f"vs control {entry['control_alignment']:.3f}\ncontrol - learned = {gap:+.3f}", low, high)
+        image = _map_axes(axes[column + 1], control, f"{name}, control (white data)\n"
+                          f"distance to |gamma| {entry['control_alignment']:.3f}", low, high)
+        _colour_bar(bottom, image, list(axes[column: column + 2]), "attention weight")
+    figure.suptitle(f"attention maps, {gp.kernel!r}, H = {gp.frames}, t = {s.diffusion_time:g}.  Top: the "
+                    f"construction (block 1, exact mode).  Bottom: trained {s.train_steps} steps (seed {s.seed}) on "
+                    "the GP data,\nbeside the same model trained on white data (Gamma = I), each pair on one colour "
+                    "scale.  Distance: rms gap between a map's lag profile and |gamma|, each normalised at lag 0\n"
+                    "(0: the same decay); control - learned > 0: the learned map is the closer", fontsize=9)
+    return figure
 
 
 def schedules(blocks: Sequence[int] = (1, 5, 10, 20, 30, 40, 50, 60, 80, 100, 120, 160, 200, 240),
@@ -391,11 +465,17 @@ def schedules(blocks: Sequence[int] = (1, 5, 10, 20, 30, 40, 50, 60, 80, 100, 12
             "kappa": float(gd.condition_number(gp, t, bands))}
 
 
-def schedules_figure(path: str | os.PathLike, **kwargs: Any) -> str:
-    """The gd part vs blocks L, gradient descent vs Chebyshev steps (measured solid, bound dashed, :func:`schedules`)"""
-    plt = _plt()
+def schedules_figure(*, ax: Any = None, **kwargs: Any) -> Any:
+    """The gd part vs blocks L, gradient descent vs Chebyshev steps (measured solid, bound dashed).
+
+    Args:
+        ax: an ``Axes`` to draw into (default: a new figure's).
+        **kwargs: the arguments of :func:`schedules` (``blocks``, ``diffusion_time``).
+    Returns:
+        the figure drawn into (``ax.figure``).
+    """
     data = schedules(**kwargs)
-    figure, ax = plt.subplots(figsize=(6, 4))
+    figure, ax = _axes(ax, (6, 4))
     for colour, steps in zip(_COLOURS, ("gd", "chebyshev"), strict=False):
         row = data["rows"][steps]
         ax.semilogy(data["blocks"], np.maximum(row["measured"], 1e-17), "o-", color=colour, ms=3,
@@ -407,18 +487,18 @@ def schedules_figure(path: str | os.PathLike, **kwargs: Any) -> str:
     ax.set_title(f"{data['gp'].kernel!r}, H = {data['gp'].frames}, all bands, t = {data['diffusion_time']:g}, "
                  f"kappa = {data['kappa']:.3g}", fontsize=9)
     ax.legend(fontsize=7)
-    return _save(figure, path)
+    return figure
 
 
 # ------------------------------------------------------------------------------------------ all of them
-#: figure name -> ``draw(path, settings) -> path``
-FIGURES: dict[str, Callable[..., str]] = {
-    "tents": lambda path, settings: tents_figure(path, diffusion_time=settings.diffusion_time),
-    "gamma_truncation": lambda path, settings: gamma_truncation_figure(path),
-    "error_vs_blocks": lambda path, settings: error_vs_blocks_figure(path, diffusion_time=settings.diffusion_time),
-    "schedules": lambda path, settings: schedules_figure(path),
-    "error_vs_bands": lambda path, settings: error_vs_bands_figure(path, diffusion_time=settings.diffusion_time),
-    "attention_maps": lambda path, settings: attention_maps_figure(path, settings),
+#: figure name -> ``draw(settings) -> Figure``
+FIGURES: dict[str, Callable[[FigureSettings], Any]] = {
+    "tents": lambda settings: tents_figure(diffusion_time=settings.diffusion_time),
+    "gamma_truncation": lambda settings: gamma_truncation_figure(),
+    "error_vs_blocks": lambda settings: error_vs_blocks_figure(diffusion_time=settings.diffusion_time),
+    "schedules": lambda settings: schedules_figure(),
+    "error_vs_bands": lambda settings: error_vs_bands_figure(diffusion_time=settings.diffusion_time),
+    "attention_maps": lambda settings: attention_maps_figure(settings),
 }
 
 
@@ -438,22 +518,41 @@ def comparison_figures_from(results_path: str | os.PathLike, out: str | os.PathL
 
 
 def generate_figures(out: str | os.PathLike, names: Sequence[str] | None = None,
-                     settings: FigureSettings | None = None, log: Callable[[str], None] | None = None
-                     ) -> dict[str, str]:
-    """Write the named figures (default: all of ``FIGURES``) as ``out/<name>.png``; returns ``{name: path}``."""
+                     settings: FigureSettings | None = None, log: Callable[[str], None] | None = None,
+                     progress: bool = False) -> dict[str, str]:
+    """Write the named figures (default: all of ``FIGURES``) as ``out/<name>.png``; returns ``{name: path}``.
+
+    Args:
+        out: the folder (created if missing).
+        names: keys of ``FIGURES``.
+        settings: sizes of the figures' computations (default ``FigureSettings()``).
+        log: called with one line per figure written (its path, size and time); beside a progress bar,
+            ``tqdm.write`` keeps the bar intact.
+        progress: a tqdm progress bar over the figures (on stderr).
+    Raises:
+        ValueError: for a name not in ``FIGURES``.
+        ImportError: without matplotlib, before any computation.
+    """
+    from tqdm.auto import tqdm
+
+    from unroll.training.figures import require_matplotlib, save_atomic
+
     names = list(FIGURES) if names is None else list(names)
     unknown = [n for n in names if n not in FIGURES]
     if unknown:
         raise ValueError(f"figure names must be among {list(FIGURES)}, got unknown {unknown}")
-    _plt()  # fail early, before any computation, if matplotlib is missing
+    require_matplotlib()  # fail early, before any computation, if matplotlib is missing
     settings = settings or FigureSettings()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = {}
-    for name in names:
+    bar = tqdm(names, desc="figures", unit="figure", disable=not progress)
+    for name in bar:
+        bar.set_postfix_str(name)
         start = time.perf_counter()
-        written[name] = FIGURES[name](out / f"{name}.png", settings)
+        written[name] = save_atomic(FIGURES[name](settings), out / f"{name}.png")
         if log is not None:
             size = os.path.getsize(written[name]) / 1024
-            log(f"{written[name]}  ({size:.0f} KB, {time.perf_counter() - start:.1f} s)")
+            line = f"{written[name]}  ({size:.0f} KB, {time.perf_counter() - start:.1f} s)"
+            log(line)
     return written

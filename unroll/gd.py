@@ -61,6 +61,9 @@ from unroll._validate import (
     check_int,
     to_real_tensor,
 )
+from unroll.banded import banded_toeplitz_apply
+from unroll.symbol import DENSE_MAX_FRAMES, toeplitz_extremes
+from unroll.toeplitz import DEFAULT_RTOL, KroneckerToeplitzSolver
 
 __all__ = [
     "Factors",
@@ -71,6 +74,7 @@ __all__ = [
     "IndefiniteTruncationError",
     "schedule",
     "eigen_products",
+    "product_extremes",
     "spectrum",
     "step_size",
     "condition_number",
@@ -86,6 +90,7 @@ __all__ = [
     "step_centers",
     "step_sizes",
     "unrolled_iterates",
+    "unrolled_solution",
     "spectral_iterates",
     "residual_polynomial",
     "chebyshev_factor",
@@ -152,10 +157,14 @@ def factors(gp_or_factors: Any) -> Factors:
     """
     if isinstance(gp_or_factors, Factors):
         return gp_or_factors
-    if hasattr(gp_or_factors, "temporal") and hasattr(gp_or_factors, "spatial"):
+    # ``dir`` rather than ``hasattr``: hasattr would evaluate a lazy ``temporal`` (an (H, H) matrix)
+    if "spatial" in dir(gp_or_factors) and ({"temporal", "autocovariance"} & set(dir(gp_or_factors))):
         if getattr(gp_or_factors, "stationary", True) is False:
             raise ValueError(f"{NOT_TOEPLITZ_MESSAGE}; got {gp_or_factors!r}")
-        temporal, spatial = gp_or_factors.temporal, gp_or_factors.spatial
+        # a GaussianProcess gives its lag values without building the (H, H) Gamma
+        temporal = getattr(gp_or_factors, "autocovariance", None)
+        temporal = gp_or_factors.temporal if temporal is None else temporal
+        spatial = gp_or_factors.spatial
     elif isinstance(gp_or_factors, (tuple, list)) and len(gp_or_factors) == 2:
         temporal, spatial = gp_or_factors
     else:
@@ -217,8 +226,7 @@ def check_truncation(gamma_values: torch.Tensor, bands: int, taper: str | None =
     if on_indefinite not in ("raise", "warn", "ignore"):
         raise ValueError(f"on_indefinite must be 'raise', 'warn' or 'ignore', got {on_indefinite!r}")
     truncated = truncate(gamma_values, bands, taper)
-    eigenvalues = torch.linalg.eigvalsh(Factors(truncated, torch.eye(1, dtype=torch.float64)).toeplitz())
-    lam_min, lam_max = float(eigenvalues[0]), float(eigenvalues[-1])
+    lam_min, lam_max = toeplitz_extremes(truncated)
     if lam_min <= INDEFINITE_TOLERANCE * abs(lam_max):
         if bands == truncated.shape[0] - 1 and taper is None:
             message = (
@@ -255,12 +263,27 @@ def eigen_products(gp_or_factors: Any, bands: int | None = None, taper: str | No
     return lam[:, None] * mu[None, :]
 
 
+def product_extremes(gp_or_factors: Any, bands: int | None = None, taper: str | None = None) -> tuple[float, float]:
+    """``(min, max)`` of the products ``lam_i(Gamma_J) mu_a(Sigma)`` from the extremes of each factor (the products
+    of a bilinear form's extremes are at its corners), without all ``H d`` of them.
+
+    Gamma_J's extremes are exact (dense) up to ``unroll.symbol.DENSE_MAX_FRAMES`` frames and its symbol's range
+    beyond: bounds containing the spectrum, ``O(1/H^2)`` from its ends (``unroll.symbol``).
+    """
+    f = factors(gp_or_factors)
+    gamma = f.gamma if bands is None else truncate(f.gamma, bands, taper)
+    lam_min, lam_max = toeplitz_extremes(gamma)
+    mu = torch.linalg.eigvalsh(f.spatial)
+    corners = [lam * float(value) for lam in (lam_min, lam_max) for value in (mu[0], mu[-1])]
+    return min(corners), max(corners)
+
+
 def spectrum(gp_or_factors: Any, diffusion_time: Any, bands: int | None = None,
              taper: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(lambda_min, lambda_max)`` of ``C_{t,J} = alpha_t^2 Gamma_J ⊗ Sigma + sigma_t^2 I`` (tensors of t's shape)."""
-    products = eigen_products(gp_or_factors, bands, taper)
+    product_min, product_max = product_extremes(gp_or_factors, bands, taper)
     a2, s2 = schedule(diffusion_time)
-    return a2 * products.min() + s2, a2 * products.max() + s2
+    return a2 * product_min + s2, a2 * product_max + s2
 
 
 def step_size(gp_or_factors: Any, diffusion_time: Any, bands: int | None = None,
@@ -333,14 +356,22 @@ def dense_covariance(gp_or_factors: Any, diffusion_time: float, bands: int | Non
 
 
 def fixed_point(gp_or_factors: Any, x: torch.Tensor, diffusion_time: Any, bands: int | None = None,
-                taper: str | None = None) -> torch.Tensor:
-    """``C_{t,J}^{-1} vec(x)`` reshaped to ``(..., H, d)`` via the eigendecompositions of Gamma_J and Sigma."""
+                taper: str | None = None, *, rtol: float = DEFAULT_RTOL) -> torch.Tensor:
+    """``C_{t,J}^{-1} vec(x)`` reshaped to ``(..., H, d)``.
+
+    Up to ``unroll.symbol.DENSE_MAX_FRAMES`` frames via the eigendecompositions of Gamma_J and Sigma; beyond, by the
+    Gohberg–Semencul Toeplitz solves of ``unroll.toeplitz`` (relative residual ``rtol`` per feature system; raises
+    ``ToeplitzSolveError`` if ``C_{t,J}`` is not positive definite or ``rtol`` cannot be reached).
+    """
     f = factors(gp_or_factors)
     gamma = f.gamma if bands is None else truncate(f.gamma, bands, taper)
-    lam, u = torch.linalg.eigh(Factors(gamma, f.spatial).toeplitz())
-    mu, v = torch.linalg.eigh(f.spatial)
     x = _check_iterate_input(x, f)
     t = check_diffusion_time(diffusion_time, tuple(x.shape[:-2]))
+    mu, v = torch.linalg.eigh(f.spatial)
+    if f.frames > DENSE_MAX_FRAMES:
+        solver = KroneckerToeplitzSolver(gamma, (mu, v), cache_size=1)
+        return _checked("fixed_point", solver.solve(x, t, rtol), x)
+    lam, u = torch.linalg.eigh(Factors(gamma, f.spatial).toeplitz())
     a2, s2 = schedule(t)
     denominator = _per_sample(a2, x, 2) * (lam[:, None] * mu[None, :]) + _per_sample(s2, x, 2)
     return _checked("fixed_point", u @ ((u.T @ x @ v) / denominator) @ v.T, x)
@@ -413,8 +444,7 @@ def step_centers(gp_or_factors: Any, blocks: int, bands: int | None = None, tape
     """
     _check_rule(steps)
     blocks = check_int("blocks", blocks, minimum=1)
-    products = eigen_products(gp_or_factors, bands, taper)
-    p_min, p_max = float(products.min()), float(products.max())
+    p_min, p_max = product_extremes(gp_or_factors, bands, taper)
     center, half = 0.5 * (p_max + p_min), 0.5 * (p_max - p_min)
     if steps == "gd":
         return torch.full((blocks,), center, dtype=torch.float64)
@@ -485,6 +515,36 @@ def unrolled_iterates(gp_or_factors: Any, x: torch.Tensor, diffusion_time: Any, 
     return _checked("unrolled_iterates", torch.stack(iterates), x)
 
 
+def unrolled_solution(gp_or_factors: Any, x: torch.Tensor, diffusion_time: Any, blocks: int,
+                      bands: int | None = None, taper: str | None = None, *, steps: str = "gd",
+                      on_indefinite: str = "raise") -> torch.Tensor:
+    """The last iterate ``y_L`` of :func:`unrolled_iterates`, vectorised for long sequences.
+
+    The same recursion, ``y <- y - eta_k(t) (alpha_t^2 (Gamma_J y) Sigma + sigma_t^2 y - x)``, with ``Gamma_J y`` by
+    ``2J + 1`` shifted sums (``unroll.banded.banded_toeplitz_apply``): O(L H J d) time and O(H d) memory, where
+    :func:`unrolled_iterates` loops over frames and lags in Python and stores every iterate.
+
+    Args and shapes as :func:`unrolled_iterates`; returns float64 ``(..., H, d)``.
+    """
+    f = factors(gp_or_factors)
+    frames = f.frames
+    x = _check_iterate_input(x, f)
+    _check_rule(steps)
+    blocks = check_int("blocks", blocks, minimum=0)
+    bands = frames - 1 if bands is None else check_int("bands", bands, minimum=0, maximum=frames - 1)
+    t = check_diffusion_time(diffusion_time, tuple(x.shape[:-2]))
+    check_truncation(f.gamma, bands, taper, on_indefinite)
+    lag_values = truncate(f.gamma, bands, taper)[: bands + 1]
+    etas = step_sizes(f, t, max(blocks, 1), bands, taper, steps)  # t.shape + (L,)
+    a2, s2 = schedule(t)
+    a2, s2 = _per_sample(a2, x, 2), _per_sample(s2, x, 2)
+    y = torch.zeros_like(x)
+    for k in range(blocks):
+        gradient_k = a2 * (banded_toeplitz_apply(lag_values, y) @ f.spatial) + s2 * y - x
+        y = y - _per_sample(etas[..., k], x, 2) * gradient_k
+    return _checked("unrolled_solution", y, x)
+
+
 def residual_polynomial(step_sizes: torch.Tensor, eigenvalues: torch.Tensor) -> torch.Tensor:
     """``p_k(lam) = prod_{j<k} (1 - eta_j lam)`` for ``k = 0..L``: ``(L + 1,) + eigenvalues.shape`` (float64).
 
@@ -531,8 +591,8 @@ def chebyshev_factor(kappa: Any, blocks: int) -> Any:
     if isinstance(kappa, torch.Tensor):
         rho = (kappa.sqrt() - 1) / (kappa.sqrt() + 1)
         return torch.where(torch.isinf(kappa), torch.ones_like(kappa), 2 * rho**blocks / (1 + rho ** (2 * blocks)))
-    kappa = float(kappa)
-    if math.isinf(kappa):
+    value = float(kappa)
+    if math.isinf(value):
         return 1.0
-    rho = (math.sqrt(kappa) - 1) / (math.sqrt(kappa) + 1)
-    return 2 * rho**blocks / (1 + rho ** (2 * blocks))
+    rho_value = (math.sqrt(value) - 1) / (math.sqrt(value) + 1)
+    return 2 * rho_value**blocks / (1 + rho_value ** (2 * blocks))

@@ -40,6 +40,7 @@ uses the eigendecomposition of Gamma, so it holds unchanged; the banded construc
 
 from __future__ import annotations
 
+import warnings
 from functools import cached_property
 from typing import Any
 
@@ -61,7 +62,9 @@ from unroll._validate import (
     check_spd,
     to_real_tensor,
 )
+from unroll.circulant import IndefiniteEmbeddingError, embedding_eigenvalues, sample_stationary
 from unroll.kernels import Kernel
+from unroll.toeplitz import DEFAULT_RTOL, KroneckerToeplitzSolver, SolveInfo
 
 __all__ = ["GaussianProcess", "power_warp"]
 
@@ -84,6 +87,19 @@ def power_warp(frames: int, power: float) -> np.ndarray:
         return index
     return index**power * float(frames - 1) ** (1.0 - power)
 
+
+SCORE_PATHS = ("auto", "eigen", "toeplitz")
+SAMPLE_PATHS = ("auto", "eigen", "circulant")
+#: ``score_path("auto")`` takes the eigen path up to this H (measured crossover of the first call, factorisation
+#: included, against the Toeplitz path: benchmarks/peers.py)
+EIGEN_MAX_FRAMES = 1024
+#: ... and up to this H when Gamma's eigendecomposition is already cached (the cached eigen apply, O(H^2 d), against
+#: the Toeplitz apply with cached generators)
+EIGEN_CACHED_MAX_FRAMES = 2048
+#: Gohberg–Semencul generators kept per GaussianProcess (one set per diffusion time)
+TOEPLITZ_CACHE_SIZE = 8
+#: FFT work space per chunk of samples on the Toeplitz path
+TOEPLITZ_CHUNK_BYTES = 64e6
 
 #: bytes per entry of Gamma that a GaussianProcess holds at most at once (Gamma, its eigenvectors, the square root
 #: and the work space of the eigensolver: about four (H, H) float64 matrices)
@@ -154,13 +170,14 @@ class GaussianProcess:
             raise InputTypeError(f"kernel must be an unroll.kernels.Kernel, got {type(kernel).__name__}")
         self.kernel: Kernel | None = kernel
         self.frames = check_int("frames", frames, minimum=1)
-        check_memory(f"a GaussianProcess with frames={self.frames}", GAMMA_BYTES_PER_ENTRY * float(self.frames) ** 2)
         self.spatial = check_spd("spatial", as_tensor("spatial", spatial))
         self.dim = int(self.spatial.shape[0])
         if times is None:
+            # Gamma (H^2 numbers) is built on first use: the Toeplitz paths need only its first row
             self.times: np.ndarray | None = np.arange(self.frames, dtype=np.float64)
-            self.temporal = torch.from_numpy(kernel.toeplitz(self.frames))
         else:
+            check_memory(f"a GaussianProcess with frames={self.frames}",
+                         GAMMA_BYTES_PER_ENTRY * float(self.frames) ** 2)
             self.times = _frame_times(times, self.frames)
             self.temporal = torch.from_numpy(_kernel_matrix(kernel, self.times))
 
@@ -201,10 +218,40 @@ class GaussianProcess:
         return f"GaussianProcess({self.kernel!r}, frames={self.frames}, dim={self.dim}{times})"
 
     # ----------------------------------------------------------------- stationarity
+    @cached_property
+    def temporal(self) -> torch.Tensor:
+        """``Gamma``, float64 ``(H, H)``: ``kernel.toeplitz(H)``, built on first use (``H^2`` numbers; the Toeplitz
+        score and sampling paths never build it).
+
+        Raises:
+            MemoryError: ``Gamma`` and its factorisation would not fit in memory.
+        """
+        check_memory(f"the (H, H) temporal covariance of a GaussianProcess with frames={self.frames}",
+                     GAMMA_BYTES_PER_ENTRY * float(self.frames) ** 2)
+        assert self.kernel is not None  # from_temporal and warped times set ``temporal`` in the constructor
+        return torch.from_numpy(self.kernel.toeplitz(self.frames))
+
+    @cached_property
+    def autocovariance(self) -> torch.Tensor:
+        """The lag values ``gamma(0), ..., gamma(H-1)`` of a stationary GP, float64 ``(H,)`` (Gamma's first row).
+
+        Raises:
+            ValueError: the GP is not stationary (warped frame times, or a non-Toeplitz ``from_temporal`` matrix).
+        """
+        if self.unit_frame_times:
+            assert self.kernel is not None
+            return torch.from_numpy(np.asarray(self.kernel(np.arange(self.frames)), dtype=np.float64))
+        if not self.stationary:
+            raise ValueError(f"{self!r} is not stationary (its Gamma is not Toeplitz), so it has no "
+                             "autocovariance; the Toeplitz paths need a stationary GP")
+        return self.temporal[0].clone()
+
     @property
     def stationary(self) -> bool:
         """Whether Gamma is symmetric Toeplitz (to ``1e-12`` entrywise, the test of ``unroll.gd.factors``):
         what the banded construction and ``theory`` need."""
+        if self.unit_frame_times:
+            return True  # kernel.toeplitz(H) is Toeplitz by construction
         row = self.temporal[0]
         index = torch.arange(self.frames)
         toeplitz = row[(index[:, None] - index[None, :]).abs()]
@@ -330,6 +377,12 @@ class GaussianProcess:
         )
 
     @cached_property
+    def _square_roots_spatial(self) -> tuple[None, torch.Tensor]:
+        """``(None, Sigma^(1/2))``: the spatial half of :attr:`_square_roots`, without touching Gamma."""
+        mu, spatial_vectors = self.spatial_eigen
+        return None, (spatial_vectors * mu.clamp(min=0.0).sqrt()) @ spatial_vectors.T
+
+    @cached_property
     def _square_roots(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Symmetric square roots ``(Gamma^(1/2) (H, H), Sigma^(1/2) (d, d))``, ``U diag(sqrt(lam)) U^T``.
 
@@ -337,19 +390,68 @@ class GaussianProcess:
         basis) the eigensolver picks, so a seeded sample is the same on every LAPACK build.
         """
         lam, temporal_vectors = self.temporal_eigen
-        mu, spatial_vectors = self.spatial_eigen
         temporal_root = (temporal_vectors * lam.sqrt()) @ temporal_vectors.T
-        spatial_root = (spatial_vectors * mu.clamp(min=0.0).sqrt()) @ spatial_vectors.T
-        return temporal_root, spatial_root
+        return temporal_root, self._square_roots_spatial[1]
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw ``n`` sequences, ``(n, H, d)`` float64, as ``x = A Z B`` with the symmetric square roots
-        ``A = Gamma^(1/2)``, ``B = Sigma^(1/2)`` (from the Kronecker factors' eigendecompositions) and ``Z``
-        standard normal ``(n, H, d)``, so ``Cov(vec x) = A A^T ⊗ B^T B = Gamma ⊗ Sigma``.
+    def sample_path(self, method: str = "auto") -> str:
+        """The path :meth:`sample` takes for ``method``: ``"eigen"`` or ``"circulant"``.
+
+        ``"auto"``: the eigen path (symmetric square roots) for a non-stationary GP and for ``H <=
+        EIGEN_MAX_FRAMES`` (so seeded samples at these sizes are those of earlier versions), circulant embedding
+        beyond.
+        """
+        if method not in SAMPLE_PATHS:
+            raise ValueError(f"method must be one of {SAMPLE_PATHS}, got {method!r}")
+        if method == "circulant" and not self.stationary:
+            raise ValueError(f"method='circulant' needs a stationary GP (Toeplitz Gamma); {self!r} is not")
+        if method != "auto":
+            return method
+        return "eigen" if not self.stationary or self.frames <= EIGEN_MAX_FRAMES else "circulant"
+
+    @cached_property
+    def circulant_embedding(self) -> tuple[torch.Tensor, int]:
+        """``(eigenvalues (M // 2 + 1,), M)`` of the smallest non-negative definite circulant embedding of Gamma
+        (``unroll.circulant.embedding_eigenvalues``; grows up to ``MAX_GROWTH`` times the minimal ``2(H - 1)``
+        for a kernel GP, only the minimal one for a ``from_temporal`` matrix).
+
+        Raises:
+            IndefiniteEmbeddingError: no embedding tried is non-negative definite.
+        """
+        kernel = self.kernel
+        if self.unit_frame_times and kernel is not None:
+            return embedding_eigenvalues(kernel, self.frames)  # the kernel itself: the embedding can grow
+        return embedding_eigenvalues(self.autocovariance.numpy(), self.frames)
+
+    def sample(self, n: int, generator: torch.Generator | None = None, *, method: str = "auto") -> torch.Tensor:
+        """Draw ``n`` sequences, ``(n, H, d)`` float64, with ``Cov(vec x) = Gamma ⊗ Sigma``.
+
+        Eigen path: ``x = A Z B`` with the symmetric square roots ``A = Gamma^(1/2)``, ``B = Sigma^(1/2)`` (from the
+        Kronecker factors' eigendecompositions) and ``Z`` standard normal ``(n, H, d)``, so ``Cov(vec x) = A A^T ⊗
+        B^T B``; O(H^3) once, O(H^2 d) per sample.  Circulant path (``method="circulant"``, or ``"auto"`` beyond
+        ``EIGEN_MAX_FRAMES``): ``x = Z B`` with the ``n d`` columns of ``Z`` exact draws of ``N(0, Gamma)`` by
+        circulant embedding (``unroll.circulant``), O(H log H) per column.  If no embedding is non-negative
+        definite, ``"auto"`` falls back to the eigen path with a ``RuntimeWarning`` when Gamma fits in memory and
+        raises ``IndefiniteEmbeddingError`` otherwise; ``"circulant"`` always raises.
         """
         n = check_int("n", n, minimum=1)
         check_generator("generator", generator)
         check_memory(f"sample(n={n}) of {self.frames} x {self.dim} frames", 3 * 8.0 * n * self.frames * self.dim)
+        path = self.sample_path(method)
+        if path == "circulant":
+            try:
+                eigenvalues, size = self.circulant_embedding
+            except IndefiniteEmbeddingError as error:
+                if method == "circulant":
+                    raise
+                check_memory(f"the eigen sampler's fallback for {self!r} (after: {error})",
+                             GAMMA_BYTES_PER_ENTRY * float(self.frames) ** 2)
+                warnings.warn(f"{error}; falling back to the eigen sampler (O(H^3) once)", RuntimeWarning,
+                              stacklevel=2)
+            else:
+                _, spatial_root = self._square_roots_spatial
+                columns = sample_stationary(eigenvalues, size, self.frames, n * self.dim, generator)
+                z = columns.reshape(n, self.dim, self.frames).transpose(-1, -2)
+                return check_finite_result("GaussianProcess.sample", z @ spatial_root, "Sigma too large for float64")
         temporal_root, spatial_root = self._square_roots
         z = torch.randn((n, self.frames, self.dim), generator=generator, dtype=torch.float64)
         return check_finite_result("GaussianProcess.sample", _apply_left(temporal_root, z) @ spatial_root,
@@ -391,14 +493,63 @@ class GaussianProcess:
         s2 = diffusion.sigma2(t)
         return rotated / (a2[..., None, None] * (lam[:, None] * mu[None, :]) + s2[..., None, None])
 
-    def precision_apply(self, x: Any, diffusion_time: Any) -> torch.Tensor:
+    # ----------------------------------------------------------------- which path
+    def score_path(self, method: str = "auto") -> str:
+        """The path :meth:`precision_apply` takes for ``method``: ``"eigen"`` or ``"toeplitz"``.
+
+        ``"auto"`` takes the eigen path for a non-stationary GP, for ``H <= EIGEN_MAX_FRAMES`` (where it is faster,
+        factorisation included; ``benchmarks/peers.py``) and when Gamma's eigendecomposition is already cached
+        with ``H <= EIGEN_CACHED_MAX_FRAMES``; the Toeplitz path otherwise.
+        """
+        if method not in SCORE_PATHS:
+            raise ValueError(f"method must be one of {SCORE_PATHS}, got {method!r}")
+        if method == "toeplitz" and not self.stationary:
+            raise ValueError(f"method='toeplitz' needs a stationary GP (Toeplitz Gamma); {self!r} is not")
+        if method != "auto":
+            return method
+        if not self.stationary or self.frames <= EIGEN_MAX_FRAMES:
+            return "eigen"
+        if "temporal_eigen" in self.__dict__ and self.frames <= EIGEN_CACHED_MAX_FRAMES:
+            return "eigen"
+        return "toeplitz"
+
+    @cached_property
+    def toeplitz_solver(self) -> KroneckerToeplitzSolver:
+        """The Toeplitz path's solver (``unroll.toeplitz.KroneckerToeplitzSolver``): the Gohberg–Semencul
+        generators of the ``d`` systems ``alpha_t^2 mu_a Gamma + sigma_t^2 I``, cached for the last
+        ``TOEPLITZ_CACHE_SIZE`` diffusion times; its ``last_solve`` reports the refinement sweeps and the residual."""
+        return KroneckerToeplitzSolver(self.autocovariance, self.spatial_eigen, cache_size=TOEPLITZ_CACHE_SIZE,
+                                       chunk_bytes=TOEPLITZ_CHUNK_BYTES)
+
+    @property
+    def last_solve(self) -> SolveInfo | None:
+        """:class:`unroll.toeplitz.SolveInfo` of the last Toeplitz-path solve (``None`` before the first)."""
+        solver = self.__dict__.get("toeplitz_solver")
+        return None if solver is None else solver.last_solve
+
+    def precision_apply(self, x: Any, diffusion_time: Any, *, method: str = "auto",
+                        rtol: float = DEFAULT_RTOL) -> torch.Tensor:
         """``C_t^{-1} vec(x)`` reshaped to ``x``'s shape ``(..., H, d)`` (the GD fixed point ``y*``).
 
-        With the centrosymmetric split (module docstring): ``x_s = Q_s^T x``, ``x_k = Q_k^T x`` (sums and
-        differences of mirrored frames), then ``V_s [(V_s^T x_s V) / den_s] V^T`` on each half and back.
+        Args:
+            x: ``(..., H, d)``.
+            diffusion_time: a positive scalar or one per sample (shape ``x.shape[:-2]``).
+            method: ``"auto"`` (:meth:`score_path`), ``"eigen"`` or ``"toeplitz"``.
+            rtol: the Toeplitz path's target relative residual ``|x_a - T_a y_a| / |x_a|`` per feature system (the
+                worst one reached is in ``self.last_solve``); the eigen path is exact up to rounding.
+
+        Eigen path: with the centrosymmetric split (module docstring): ``x_s = Q_s^T x``, ``x_k = Q_k^T x`` (sums and
+        differences of mirrored frames), then ``V_s [(V_s^T x_s V) / den_s] V^T`` on each half and back; O(H^3)
+        once and O(H^2 d) per sample.  Toeplitz path: the Gohberg–Semencul solves of ``unroll.toeplitz``,
+        O(H log H) per sample and feature, O(H d) memory.
+
+        Raises:
+            ToeplitzSolveError: the Toeplitz path could not reach ``rtol`` (never a silently inaccurate result).
         """
         x = self._check_x("x", x)
         t = check_diffusion_time(diffusion_time, tuple(x.shape[:-2]))
+        if self.score_path(method) == "toeplitz":
+            return self._checked_result("precision_apply", self.toeplitz_solver.solve(x, t, float(rtol)), x)
         _, spatial_vectors = self.spatial_eigen
         blocks = self._temporal_blocks
         if len(blocks) == 1:
@@ -425,12 +576,14 @@ class GaussianProcess:
             out[..., half, :] = sym[..., half, :]
         return self._checked_result("precision_apply", out, x)
 
-    def score(self, x: Any, diffusion_time: Any) -> torch.Tensor:
+    def score(self, x: Any, diffusion_time: Any, *, method: str = "auto", rtol: float = DEFAULT_RTOL) -> torch.Tensor:
         """Exact score ``s(x, t) = -C_t^{-1} vec(x)`` for ``x`` of shape ``(..., H, d)``.
 
-        ``diffusion_time`` is a positive scalar or one per sample (shape ``x.shape[:-2]``).
+        ``diffusion_time`` is a positive scalar or one per sample (shape ``x.shape[:-2]``); ``method`` and ``rtol``
+        choose the path as in :meth:`precision_apply`.
         """
-        return -self.precision_apply(x, diffusion_time)  # finite: precision_apply checks
+        # precision_apply returns a fresh tensor, negated in place: no second (..., H, d) copy at long H
+        return self.precision_apply(x, diffusion_time, method=method, rtol=rtol).neg_()
 
     def score_dense(self, x: Any, diffusion_time: Any) -> torch.Tensor:
         """Dense oracle: solve with the ``(H d, H d)`` matrix ``C_t`` (small sizes and tests only)."""

@@ -111,7 +111,7 @@ class Kernel:
         return f"{type(self).__name__}({args})"
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.params() == other.params()  # type: ignore[attr-defined]
+        return type(self) is type(other) and self.params() == other.params()
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, tuple(sorted(self.params().items()))))
@@ -419,7 +419,7 @@ class LagFunction(Kernel):
 
 
 #: the decay families: each is built as ``family(nu=..., ell=...)``
-KERNEL_FAMILIES: dict[str, type[Kernel]] = {
+KERNEL_FAMILIES: dict[str, type[GammaExponential | Matern | Polynomial | Logarithmic]] = {
     cls.name: cls for cls in (GammaExponential, Matern, Polynomial, Logarithmic)
 }
 #: every kernel that has a name: the families plus ``"damped-cosine"`` (built as ``DampedCosine(ell=..., period=...)``)

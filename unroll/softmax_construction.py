@@ -35,6 +35,7 @@ from unroll import gd
 from unroll._validate import check_int, check_positive
 from unroll.constructor import (
     Construction,
+    MultiplierSpec,
     UnrolledTransformer,
     _layout,
     _multiplier,
@@ -66,10 +67,23 @@ def _normalisers(beta: float, frequency: float, frames: int) -> tuple[torch.Tens
     return rows, full
 
 
+def _softmax_fields(construction: Construction) -> tuple[float, float]:
+    """``(softmax_beta, kernel_mismatch)`` of a softmax construction; ValueError for another construction."""
+    beta, mismatch = construction.softmax_beta, construction.kernel_mismatch
+    if construction.mode != "softmax" or beta is None or mismatch is None:
+        raise ValueError(f"model must be a softmax construction (unroll.softmax_construction.construct_softmax), "
+                         f"got a construction of mode {construction.mode!r}")
+    return beta, mismatch
+
+
+def _softmax_beta(construction: Construction) -> float:
+    return _softmax_fields(construction)[0]
+
+
 def boundary_factors(model: UnrolledTransformer) -> torch.Tensor:
     """``Nbar / N_i - 1`` per frame ``(H,)``: the relative over-weighting of row i by the softmax head."""
     c = model.construction
-    rows, full = _normalisers(c.softmax_beta, c.frequency, c.gp.frames)
+    rows, full = _normalisers(_softmax_beta(c), c.frequency, c.gp.frames)
     return full / rows - 1.0
 
 
@@ -81,7 +95,8 @@ def construct_softmax(gp: Any, blocks: int, *, beta: float | None = None, paper_
         gp: a ``GaussianProcess`` with a Gaussian-type temporal kernel.
         blocks: L >= 1.
         beta: softmax inverse temperature; default: fitted so that ``gamma_vM(1) = gamma(1)``.
-        paper_knots, paper_range: the FFN multiplier (``unroll.constructor`` paper mode).
+        paper_knots: knots of the FFN multiplier (``unroll.constructor`` paper mode).
+        paper_range: the FFN multiplier's interval ``[-R, R]`` (``unroll.constructor`` paper mode).
     Returns:
         an ``UnrolledTransformer`` (``attention="softmax"``, ``heads=1``); ``.construction.mode ==
         "softmax"`` with extra attributes ``softmax_beta``, ``kernel_mismatch`` (max_m |gamma_vM - gamma|),
@@ -120,17 +135,18 @@ def construct_softmax(gp: Any, blocks: int, *, beta: float | None = None, paper_
         lambda_min_gamma=lambda_min_gamma, lag_values=torch.cos(frequency * lags), frequency=frequency,
         min_gap=float("nan"), height_max=1.0, tent_slope=float("nan"), product_min=product_min,
         product_max=product_max, step_center=0.5 * (product_min + product_max), layout=layout,
+        step_centers=torch.full((blocks,), 0.5 * (product_min + product_max), dtype=torch.float64),
         heads_per_band={}, multiplier=multiplier, softmax_beta=beta,
         kernel_mismatch=float((kernel - gamma).abs().max()), row_normaliser=full,
     )
     model = UnrolledTransformer(construction, **config).to(torch.float64)
-    _write_softmax_weights(model, construction, factors.spatial, full)
+    _write_softmax_weights(model, construction, multiplier, factors.spatial, full)
     return model.to(dtype)
 
 
 @torch.no_grad()
-def _write_softmax_weights(model: UnrolledTransformer, construction: Construction, spatial: torch.Tensor,
-                           value_scale: float) -> None:
+def _write_softmax_weights(model: UnrolledTransformer, construction: Construction, multiplier: MultiplierSpec,
+                           spatial: torch.Tensor, value_scale: float) -> None:
     layout, dim = construction.layout, model.config["dim"]
     eye = torch.eye(dim, dtype=torch.float64)
     for weight in (model.input_x, model.input_frame, model.input_time, model.input_bias, model.readout_weight,
@@ -144,16 +160,16 @@ def _write_softmax_weights(model: UnrolledTransformer, construction: Constructio
     model.time_weight.copy_(torch.eye(3, dtype=torch.float64))
     model.time_norm.copy_(torch.tensor([[construction.step_center, 1.0, 0.0]], dtype=torch.float64))
     model.readout_weight[:, layout["y"]] = -eye
-    block = model.blocks[0]
+    block, *others = model.distinct_blocks()
     for weight in (block.query, block.key, block.value, block.output):
         weight.zero_()
     e = layout["e"]
-    block.query[0, :, e] = construction.softmax_beta * torch.eye(2, dtype=torch.float64)
+    block.query[0, :, e] = _softmax_beta(construction) * torch.eye(2, dtype=torch.float64)
     block.key[0, :, e] = torch.eye(2, dtype=torch.float64)
     block.value[0, :, layout["y"]] = value_scale * spatial
     block.output[0, layout["acc"], :] = eye
-    _write_paper_ffn(block, layout, construction.multiplier)
-    for other in model.blocks[1:]:
+    _write_paper_ffn(block, layout, multiplier)
+    for other in others:
         for target, source in zip(other.parameters(), block.parameters(), strict=True):
             target.copy_(source)
 
@@ -188,7 +204,7 @@ def _row_normalised_gd(model: UnrolledTransformer, x: torch.Tensor, t: float, st
     c = model.construction
     frames = c.gp.frames
     lags = torch.arange(frames, dtype=torch.float64)
-    kernel = torch.exp(c.softmax_beta * (torch.cos(c.frequency * lags) - 1.0))
+    kernel = torch.exp(_softmax_beta(c) * (torch.cos(c.frequency * lags) - 1.0))
     index = torch.arange(frames)
     gamma_vm = kernel[(index[:, None] - index[None, :]).abs()]
     operator = (1.0 + boundary_factors(model))[:, None] * gamma_vm
@@ -206,10 +222,11 @@ def _row_normalised_gd(model: UnrolledTransformer, x: torch.Tensor, t: float, st
 def measure_softmax(gp: Any, model: UnrolledTransformer, diffusion_time: float, x: torch.Tensor | None = None,
                     generator: torch.Generator | None = None, batch: int = 8) -> SoftmaxErrors:
     """Measure the boundary (row-normalisation) error of a softmax construction; see :class:`SoftmaxErrors`."""
-    from unroll.verify import verify
+    from unroll.verification import verify
 
     # theory.bounds covers the exact and paper constructions only: no bounds attached here
     report = verify(gp, model, diffusion_time, x=x, generator=generator, batch=batch, attach_bounds=False)
+    assert report.x is not None  # verify records the batch it measured
     x = report.x
     t = float(diffusion_time)
     c = model.construction
@@ -221,14 +238,14 @@ def measure_softmax(gp: Any, model: UnrolledTransformer, diffusion_time: float, 
         x_in, t_in, _ = model._prepare(x.to(dtype), t)
         z = model.embed(x_in, t_in)
         z[..., layout["y"]] = y1.to(dtype)
-        block = model.blocks[0]
+        block = model.distinct_blocks()[0]
         z = z + block.attention(z, "softmax", None, 1.0)[0]
         acc = z[..., layout["acc"]].to(torch.float64)
         z = z + block.ffn(z)
         y2_net = z[..., layout["y"]].to(torch.float64)
     frames = gp.frames
     lags = torch.arange(frames, dtype=torch.float64)
-    kernel = torch.exp(c.softmax_beta * (torch.cos(c.frequency * lags) - 1.0))
+    kernel = torch.exp(_softmax_beta(c) * (torch.cos(c.frequency * lags) - 1.0))
     index = torch.arange(frames)
     exact_acc = kernel[(index[:, None] - index[None, :]).abs()] @ y1 @ gd.factors(gp).spatial
     factors = boundary_factors(model)
@@ -239,6 +256,6 @@ def measure_softmax(gp: Any, model: UnrolledTransformer, diffusion_time: float, 
     return SoftmaxErrors(
         boundary=float((acc - exact_acc).norm() / exact_acc.norm()),
         boundary_factor_max=float(factors.max()), boundary_factor_middle=float(factors[frames // 2]),
-        step=float((y2_net - oracle[2]).norm() / oracle[2].norm()), kernel_mismatch=c.kernel_mismatch,
+        step=float((y2_net - oracle[2]).norm() / oracle[2].norm()), kernel_mismatch=_softmax_fields(c)[1],
         certificate=report.certificate, certificate_row_normalised=max(gaps), report=report,
     )

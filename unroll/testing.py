@@ -38,7 +38,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from hypothesis import strategies as st
+
+try:
+    from hypothesis import strategies as st
+except ImportError as error:  # hypothesis is an optional dependency: only this module needs it
+    raise ImportError("unroll.testing needs hypothesis: pip install 'unroll-gp[testing]' "
+                      f"(hypothesis could not be imported: {error})") from error
 
 __all__ = [
     "kernels",
@@ -188,7 +193,7 @@ class DrawnConfiguration:
 
     def verify(self, dtype: torch.dtype = torch.float64, seed: int = 0) -> Any:
         """Construct the model and return ``unroll.verify``'s report (bounds attached)."""
-        from unroll.verify import verify
+        from unroll.verification import verify
 
         return verify(self.gp, self.build(dtype), self.diffusion_time,
                       generator=torch.Generator().manual_seed(seed), batch=self.batch)

@@ -41,7 +41,7 @@ parameters of depth 1.  ``model.block_sequence()`` lists the block applied at ea
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -73,7 +73,9 @@ def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, kind: st
     """Multi-head attention, dense or banded (``unroll.banded``).
 
     Args:
-        query, key: ``(batch, M, H, dk)``; value: ``(batch, M, H, dv)``.
+        query: ``(batch, M, H, dk)``.
+        key: ``(batch, M, H, dk)``.
+        value: ``(batch, M, H, dv)``.
         kind: ``"relu"`` (weights ``ReLU(scale q_i·k_j)``) or ``"softmax"``.
         window: attend only to ``|i - j| <= window`` (``None``: all frames).
         path: ``"auto"`` (banded when ``unroll.banded.banded_pays(H, window)``), ``"dense"`` or ``"banded"``.
@@ -85,8 +87,9 @@ def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, kind: st
         raise ValueError(f"path must be one of {ATTENTION_PATHS}, got {path!r}")
     frames = query.shape[-2]
     if path == "banded" or (path == "auto" and banded_pays(frames, window)):
-        out, band_weights = banded_attend(query, key, value, kind, frames - 1 if window is None else window, scale)
-        return out, band_to_dense(band_weights, frames) if need_weights else None
+        out, band_weights = banded_attend(query, key, value, kind, frames - 1 if window is None else window, scale,
+                                          need_weights)
+        return out, None if band_weights is None else band_to_dense(band_weights, frames)
     scores = scale * (query @ key.transpose(-1, -2))
     mask = None
     if window is not None and window < frames - 1:
@@ -159,6 +162,10 @@ class Transformer(nn.Module):
         seed: seed of the random initialisation (for trainable use).
         dtype: parameter dtype (``None``: torch's default dtype); ``model.config`` records the current one.
     """
+
+    # buffers (register_buffer), declared for type checkers
+    frame_frequencies: torch.Tensor
+    time_frequencies: torch.Tensor
 
     def __init__(self, *, dim: int, width: int, blocks: int, heads: int, head_dim: int = 3,
                  value_dim: int | None = None, ffn_width: int = 1, attention: str = "relu",
@@ -313,11 +320,16 @@ class Transformer(nn.Module):
         """``(batch, H, D) -> (batch, H, d)``."""
         return z @ self.readout_weight.T + self.readout_bias
 
+    def distinct_blocks(self) -> list[Block]:
+        """The model's ``Block`` modules: ``L``, or the one shared block of a looped model."""
+        return [cast(Block, block) for block in self.blocks]  # nn.ModuleList is not generic: its items are Blocks
+
     def block_sequence(self) -> list[Block]:
         """The block applied at each depth ``1..L``: ``L`` distinct blocks, or the shared one ``L`` times (looped)."""
+        blocks = self.distinct_blocks()
         if self._config["looped"]:
-            return [self.blocks[0]] * self._config["blocks"]
-        return list(self.blocks)
+            return [blocks[0]] * self._config["blocks"]
+        return blocks
 
     def _run(self, x: Any, diffusion_time: Any, collect: bool
              ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor], bool]:
@@ -331,6 +343,7 @@ class Transformer(nn.Module):
             z = z + update
             z = z + block.ffn(z)
             if collect:
+                assert block_weights is not None  # need_weights=collect
                 readouts.append(self.readout(z))
                 weights.append(block_weights)
         return z, readouts, weights, unbatched

@@ -1,6 +1,7 @@
 """``unroll figures``: draw the docs' figures (tent heads, Gamma vs Gamma_J, error vs blocks and bands, the two
-step schedules, constructed vs learned attention maps) into a folder, each computed by the toolkit when drawn.
-Needs matplotlib (``pip install 'unroll[plot]'``).  The training figure takes a minute on 2 CPU cores; ``--only``
+step schedules, constructed vs learned attention maps) into the folder ``--out`` (required: the docs' own figures
+are drawn with ``--out docs/figures``), each computed by the toolkit when drawn, with a progress bar.
+Needs matplotlib (``pip install 'unroll-gp[plot]'``).  The training figure takes a minute on 2 CPU cores; ``--only``
 picks figures, ``--train-steps`` sets its size.  ``--results runs/record/results.json`` also draws the comparison
 figures of a finished ``unroll compare`` run (its measurements, not recomputed).  Without matplotlib the command
 exits with status 6.
@@ -24,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--out", default="docs/figures", help="output folder (default docs/figures)")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="output folder, created if missing (the docs' figures: --out docs/figures)")
     parser.add_argument("--only", nargs="+", choices=list(FIGURES), default=None, metavar="NAME",
                         help=f"draw only these figures: {', '.join(FIGURES)} (default: all)")
     parser.add_argument("--time", type=diffusion_time_type, default=0.5,
@@ -34,6 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--results", default=None, metavar="PATH",
                         help="results.json of a finished unroll compare run: draw its comparison figures too")
     add_seed_argument(parser, "seed of data, training and held-out sets")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar over the figures")
     parser.set_defaults(run=run)
 
 
@@ -41,7 +44,7 @@ def _require_matplotlib() -> None:
     import importlib.util
 
     if importlib.util.find_spec("matplotlib") is None:
-        raise ImportError("unroll figures needs matplotlib: pip install 'unroll[plot]'")
+        raise ImportError("unroll figures needs matplotlib: pip install 'unroll-gp[plot]'")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,5 +60,8 @@ def run(args: argparse.Namespace) -> int:
         for path in comparison_figures_from(args.results, args.out).values():
             print(path)
     if args.results is None or args.only:
-        generate_figures(args.out, args.only, settings, log=print)
+        from tqdm.auto import tqdm
+
+        progress = not args.no_progress
+        generate_figures(args.out, args.only, settings, log=tqdm.write if progress else print, progress=progress)
     return 0

@@ -17,8 +17,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from unroll.cli.failures import ResourceLimitError
+
+if TYPE_CHECKING:  # the comparison (torch and all) is imported only when it runs
+    from unroll.training.compare import CompareConfig
 
 __all__ = ["Part", "Estimate", "available_memory", "core_count", "format_bytes", "check_memory", "gp_parts",
            "demo_estimate", "verify_estimate", "bounds_estimate", "train_estimate", "compare_estimate",
@@ -194,10 +198,10 @@ def train_estimate(*, model: str, frames: int, dim: int, train_size: int, batch_
                      Part("the loss history (one float per step)", steps * PYTHON_FLOAT, "--steps")))
 
 
-def compare_estimate(config: object) -> Estimate:
+def compare_estimate(config: CompareConfig) -> Estimate:
     """``unroll compare``: each of the parallel workers holds the largest training of the design
     (``train_estimate`` of its largest training set), plus the held-out sets."""
-    workers = max(int(getattr(config, "workers", 1)), 1)
+    workers = max(int(config.workers), 1)
     largest = max(int(config.train_size), *(int(n) for n in config.sweep_sizes))
     one = train_estimate(model="dit", frames=config.frames, dim=config.dim,
                          train_size=largest + int(config.validation_size), batch_size=config.batch_size,

@@ -2,17 +2,22 @@
 check it against the closed-form score, printing each error part (measured and bound), the
 block-by-block certificate and the model size.
 
-The spatial covariance Sigma is a seeded random SPD d x d matrix (``unroll.cli.options``:
+The spatial covariance Sigma is by default a seeded random SPD d x d matrix (``unroll.gp_spec``:
 ``Q diag(mu) Q^T``, random orthogonal ``Q``, eigenvalues log-uniform in ``[1, --spatial-condition]``,
-default 4); the data are ``--batch`` draws of the noised GP at ``--time`` (seed ``--seed``).
+default 4, seed ``--spatial-seed``, default ``--seed``); ``--spatial correlated`` takes the fixed
+``Sigma[a, b] = rho^|a-b|`` instead.  The data are ``--batch`` draws of the noised GP at ``--time`` (seed ``--seed``).
 
 ``--steps chebyshev`` unrolls Chebyshev step sizes (block k takes its own step ``eta_k(t)``, Leja order) instead of
 plain gradient descent; the table prints the gd-part bound of both schedules at the same L.  ``--looped`` shares
 one block's weights across all L blocks (plain GD only).
 
-``--json PATH`` also writes the report as JSON (``--json -``: to standard output, the table then goes to stderr;
-a character device such as ``/dev/null`` is written straight through; a FIFO or a folder is refused before the
-run starts).
+``--json PATH`` also writes the report as JSON with the run's ``configuration`` (every option as a field) and
+``provenance`` (versions, git commit, command line, UTC time; ``unroll.provenance``), from which
+``unroll.provenance.rebuild`` rebuilds the GP and the model (``--json -``: to standard output, the table then goes
+to stderr; a character device such as ``/dev/null`` is written straight through; a FIFO or a folder is refused
+before the run starts).  The report's own ``config`` is the network's (its ``seed`` initialises a network before
+its weights are set by hand, not the data); the run's seeds are ``configuration.seed`` (the data) and
+``configuration.gp.spatial_seed`` (Sigma).
 
 ``--mode softmax`` builds the softmax variant (one softmax head per block over all frames,
 ``unroll.softmax_construction``; ``--bands`` and ``--taper`` do not apply) and adds its row-normalisation
@@ -22,25 +27,29 @@ run starts).
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
+from typing import Any
 
 import torch
 
 from unroll.cli.options import (
     add_construction_arguments,
     add_gp_arguments,
+    add_json_argument,
+    add_progress_argument,
     add_threads_argument,
     check_bands,
     gp_from_arguments,
+    gp_spec_from_arguments,
     integer,
     real,
 )
-from unroll.cli.paths import STDOUT, check_output_file, write_output_text
+from unroll.cli.output import check_json_output, show, write_json
 from unroll.cli.resources import check_memory, verify_estimate
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
+#: runs with frames x blocks x batch above this (a few seconds on one core) show a progress bar over verify's stages
+PROGRESS_WORK = 40_000
 #: --range: the paper-mode multiplier's range R; beyond it the multiplier's products overflow float64
 VALUE_RANGE_MAX = 1e6
 
@@ -52,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_gp_arguments(parser, frames=32, dim=4)
+    add_gp_arguments(parser)
     group = add_construction_arguments(parser)
     group.add_argument("--mode", choices=("exact", "paper", "softmax"), default="exact",
                        help="exact (t-scalars through ReLU homogeneity), paper (FFN multiplier) or softmax "
@@ -71,28 +80,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help=f"paper mode: multiplier range 0 < R <= {VALUE_RANGE_MAX:g} (default 16)")
     group.add_argument("--batch", type=integer(1), default=8, help="sampled sequences >= 1 (default 8)")
     group.add_argument("--dtype", choices=sorted(DTYPES), default="float64", help="model dtype (default float64)")
-    group.add_argument("--json", default=None, metavar="PATH",
-                       help="also write the report as JSON (- for standard output, the table then on stderr)")
+    add_json_argument(group, "the report")
     add_threads_argument(group, ": the tensors are small, and on a shared machine a second thread only adds "
                                 "contention")
+    add_progress_argument(group)
     parser.set_defaults(run=run)
 
 
-def _write_json(path: str, payload: dict) -> None:
-    write_output_text(path, json.dumps(payload, indent=2, default=str) + "\n")
-
-
-def _show(args: argparse.Namespace, text: str) -> None:
-    """Print the human-readable report: to stdout, or to stderr when the JSON goes to stdout (``--json -``)."""
-    print(text, file=sys.stderr if args.json == STDOUT else sys.stdout)
+def configuration(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's settings as fields (``unroll.provenance``): the GP, the construction, the data's seed and size."""
+    return {"command": "verify", "gp": gp_spec_from_arguments(args).to_dict(),
+            "construction": {"bands": args.bands, "blocks": args.blocks, "mode": args.mode, "steps": args.steps,
+                             "taper": None if args.taper == "none" else args.taper, "looped": args.looped,
+                             "frame_frequency": args.frame_frequency, "knots": args.knots, "range": args.value_range,
+                             "dtype": args.dtype},
+            "time": args.time, "seed": args.seed, "batch": args.batch, "threads": args.threads}
 
 
 def _check_before_work(args: argparse.Namespace) -> None:
     """The options that must fit together, the output location and the memory the run needs, before anything is
     built."""
     check_bands(args)
-    if args.json is not None:
-        check_output_file("--json", args.json)
+    check_json_output(args)
     check_memory(verify_estimate(frames=args.frames, dim=args.dim, bands=args.bands, blocks=args.blocks,
                                  batch=args.batch, mode=args.mode, steps=args.steps, looped=args.looped,
                                  knots=args.knots))
@@ -100,7 +109,7 @@ def _check_before_work(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from unroll.constructor import construct_unrolled
-    from unroll.verify import verify
+    from unroll.verification import verify
 
     _check_before_work(args)
     torch.set_num_threads(args.threads)
@@ -114,11 +123,13 @@ def run(args: argparse.Namespace) -> int:
                                steps=args.steps, looped=args.looped, paper_knots=args.knots,
                                paper_range=args.value_range,
                                frame_frequency=args.frame_frequency, dtype=DTYPES[args.dtype])
-    report = verify(gp, model, args.time, generator=generator, batch=args.batch)
-    _show(args, report.table())
-    _show(args, f"runtime {time.perf_counter() - start:.2f} s")
-    if args.json is not None:
-        _write_json(args.json, report.to_dict())
+    long_run = args.frames * args.blocks * args.batch > PROGRESS_WORK
+    report = verify(gp, model, args.time, generator=generator, batch=args.batch,
+                    progress=long_run and not args.no_progress)
+    seconds = time.perf_counter() - start
+    show(args, report.table())
+    show(args, f"runtime {seconds:.2f} s")
+    write_json(args, {**report.to_dict(), "runtime_seconds": seconds}, configuration(args))
     return 0
 
 
@@ -129,20 +140,21 @@ def _run_softmax(args: argparse.Namespace, gp: object, generator: torch.Generato
                               dtype=DTYPES[args.dtype])
     errors = measure_softmax(gp, model, args.time, generator=generator, batch=args.batch)
     construction = model.construction
-    _show(args, errors.report.table())
-    _show(args, f"softmax: beta = {construction.softmax_beta:.4g}, kernel mismatch max_m |gamma_vM(m) - gamma(m)| "
+    show(args, errors.report.table())
+    show(args, f"softmax: beta = {construction.softmax_beta:.4g}, kernel mismatch max_m |gamma_vM(m) - gamma(m)| "
                 f"= {errors.kernel_mismatch:.3e}")
-    _show(args, f"row normalisation: one layer's boundary error {errors.boundary:.3e} (Nbar/N_i - 1 up to "
+    show(args, f"row normalisation: one layer's boundary error {errors.boundary:.3e} (Nbar/N_i - 1 up to "
                 f"{errors.boundary_factor_max:.3g} at the ends, {errors.boundary_factor_middle:.3g} mid-sequence); "
                 f"one block vs exact GD step {errors.step:.3e}")
-    _show(args, f"certificate vs GD on the row-normalised operator (multiplier error only): "
+    show(args, f"certificate vs GD on the row-normalised operator (multiplier error only): "
                 f"{errors.certificate_row_normalised:.3e}")
-    _show(args, f"runtime {time.perf_counter() - start:.2f} s")
+    seconds = time.perf_counter() - start
+    show(args, f"runtime {seconds:.2f} s")
     if args.json is not None:
-        payload = {**errors.report.to_dict(), "softmax": {
+        payload = {**errors.report.to_dict(), "runtime_seconds": seconds, "softmax": {
             "beta": construction.softmax_beta, "kernel_mismatch": errors.kernel_mismatch,
             "boundary": errors.boundary, "boundary_factor_max": errors.boundary_factor_max,
             "boundary_factor_middle": errors.boundary_factor_middle, "step": errors.step,
             "certificate_row_normalised": errors.certificate_row_normalised}}
-        _write_json(args.json, payload)
+        write_json(args, payload, configuration(args))
     return 0

@@ -12,7 +12,8 @@ predicts, ``"not supported"`` when it lies entirely on the other side, ``"undeci
 the number of seeds that would shrink the interval's half-width below the observed ``|mean|`` (the half-width
 falls like ``1/sqrt(n)``), so the reader sees what would decide it.  ``verdict_for_slope`` does the same for a
 fitted rate: supported if the interval contains the predicted slope and excludes 0, not supported if it
-excludes the predicted slope, undecided otherwise.
+excludes the predicted slope, undecided otherwise.  ``fit_loglog`` is the fitted rate: ``log y = a + b log x`` by
+ordinary least squares over k points, ``b ± t_{0.975, k-2} se(b)``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["Interval", "mean_interval", "paired_difference", "verdict_for_difference", "verdict_for_slope",
-           "normalised_profile_distance"]
+           "fit_loglog", "normalised_profile_distance"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class Interval:
         return asdict(self)
 
 
-def mean_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
+def mean_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> Interval:
     """Mean and Student-t interval of ``values`` (finite numbers; NaN or inf raise ``ValueError``)."""
     from scipy import stats
 
@@ -68,12 +69,12 @@ def mean_interval(values: Sequence[float], confidence: float = 0.95) -> Interval
     return Interval(mean, mean - half, mean + half, int(data.size), sd)
 
 
-def paired_difference(control: Sequence[float], learned: Sequence[float]) -> Interval:
+def paired_difference(control: Sequence[float] | np.ndarray, learned: Sequence[float] | np.ndarray) -> Interval:
     """Interval of ``control - learned`` over paired seeds (equal lengths)."""
-    control, learned = np.asarray(control, dtype=np.float64), np.asarray(learned, dtype=np.float64)
-    if control.shape != learned.shape:
-        raise ValueError(f"control and learned must pair up seed by seed, got {control.shape} and {learned.shape}")
-    return mean_interval(control - learned)
+    controls, learneds = np.asarray(control, dtype=np.float64), np.asarray(learned, dtype=np.float64)
+    if controls.shape != learneds.shape:
+        raise ValueError(f"control and learned must pair up seed by seed, got {controls.shape} and {learneds.shape}")
+    return mean_interval(controls - learneds)
 
 
 def _seeds_to_decide(interval: Interval, limit: int = 100_000) -> int | None:
@@ -111,6 +112,31 @@ def verdict_for_difference(interval: Interval, predicted_sign: int = 1) -> dict[
     return out
 
 
+def fit_loglog(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> dict[str, Any]:
+    """OLS fit of ``log y = a + b log x`` (``scipy.stats.linregress``) over k >= 3 points with distinct x.
+
+    Returns ``slope`` b, ``intercept`` a, ``slope_se`` se(b), ``slope_ci95`` ``b ± t_{0.975, k-2} se(b)`` and
+    ``points`` k.  ``ValueError`` for fewer than 3 pairs, unequal lengths, a value <= 0 or not finite, or a
+    single x.
+    """
+    from scipy import stats
+
+    xs, ys = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if xs.ndim != 1 or xs.shape != ys.shape or xs.size < 3:
+        raise ValueError(f"x and y must be two 1-D sequences of the same length >= 3 (a slope with an interval), "
+                         f"got shapes {xs.shape} and {ys.shape}")
+    if not (np.all(np.isfinite(xs) & (xs > 0)) and np.all(np.isfinite(ys) & (ys > 0))):
+        raise ValueError(f"x and y must be finite and > 0 for a log-log fit, got x={xs.tolist()}, y={ys.tolist()}")
+    if np.ptp(xs) == 0:
+        raise ValueError(f"x must hold at least two distinct values, got {xs.tolist()}")
+    lx, ly = np.log(xs), np.log(ys)
+    fit = stats.linregress(lx, ly)
+    half = float(stats.t.ppf(0.975, lx.size - 2)) * float(fit.stderr)
+    slope = float(fit.slope)
+    return {"slope": slope, "intercept": float(fit.intercept), "slope_se": float(fit.stderr),
+            "slope_ci95": [slope - half, slope + half], "points": int(lx.size)}
+
+
 def verdict_for_slope(interval: Interval, predicted: float = -0.5) -> dict[str, Any]:
     """Verdict on a fitted log-log slope: supported if its interval holds ``predicted`` and excludes 0; not
     supported if it excludes ``predicted``; else undecided (the interval holds both)."""
@@ -130,8 +156,8 @@ def verdict_for_slope(interval: Interval, predicted: float = -0.5) -> dict[str, 
     return out
 
 
-def normalised_profile_distance(profile: Sequence[float], reference: Sequence[float], *, first_lag: int = 1,
-                                max_lag: int | None = None) -> float:
+def normalised_profile_distance(profile: Sequence[float] | np.ndarray, reference: Sequence[float] | np.ndarray, *,
+                                first_lag: int = 1, max_lag: int | None = None) -> float:
     """Root-mean-square gap between ``profile(m)/profile(0)`` and ``reference(m)/reference(0)`` over lags
     ``first_lag..max_lag``: a scale-aware distance (unlike a Pearson correlation, a profile that barely moves
     with the lag is far from a reference that falls from 1 to 0.2).  ``nan`` if ``profile(0) = 0``."""

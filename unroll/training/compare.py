@@ -30,36 +30,39 @@ exact KL), layer probes of the trained transformers, length generalisation (``le
 (``warp``: the kernel on warped frame times), and a ReLU transformer initialised at the construction and trained
 (tent fidelity before and after).  ``results.json`` holds every number; ``verdicts.md`` the verdict table.
 
-``heldout_set(gp, n, times, seed)`` draws clean held-out samples once and noises them at each diffusion time with a
-fixed generator, so every model is scored on the same ``(x_t, s(x_t, t))`` pairs; ``score_error(score, heldout)``
-is the relative Frobenius error over the whole batch at each time, ``e(t) = |s_model - s|_F / |s|_F``, evaluated
-in float64, and its mean over the times.
+Every model is scored on one fixed held-out set (``unroll.training.heldout``: ``heldout_set``, ``score_error``,
+``make_gp``, ``white_gp``, ``float64_score``, re-exported here); ``train_score_model`` is
+``unroll.training.trainer``'s.
 """
 
 from __future__ import annotations
 
-import copy
+import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-# the strict-JSON writer lives in unroll._atomic (shared with unroll.executor); re-exported here
+# the strict-JSON writer lives in unroll._atomic (shared with unroll.executor); re-exported here, like the
+# held-out helpers of unroll.training.heldout and train_score_model of unroll.training.trainer
 from unroll._atomic import strict_json as _finite  # noqa: F401  (kept importable)
 from unroll._atomic import write_json_atomic, write_text_atomic
 from unroll._validate import InputTypeError, check_bool, check_int, check_positive, check_real
 from unroll.gp import GaussianProcess
 from unroll.kernels import kernel_from_name
-from unroll.training.trainer import TrainConfig, seeded_model, train
+from unroll.training.heldout import HeldOut, float64_score, heldout_set, make_gp, score_error, white_gp
+from unroll.training.trainer import TrainConfig, train_score_model
 
-__all__ = ["CompareConfig", "HeldOut", "make_gp", "heldout_set", "score_error", "float64_score",
+__all__ = ["CompareConfig", "HeldOut", "configuration_record", "make_gp", "heldout_set", "score_error", "float64_score",
            "white_gp", "train_score_model", "run_comparison", "write_json_atomic", "model_options", "run_task",
            "comparison_tasks", "verdict_table", "parameter_match"]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_SIZES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 #: the generated-samples sampler's interval when a task does not say (``experiments.train_and_measure``)
@@ -78,6 +81,10 @@ class CompareConfig:
     frames: int = 16
     dim: int = 2
     spatial_correlation: float = 0.5  # Sigma[a, b] = rho^|a-b|
+    # Sigma: "correlated" (rho^|a-b|, the record's) or "random" (unroll.gp_spec: drawn from spatial_seed, None: seed)
+    spatial: str = "correlated"
+    spatial_seed: int | None = None
+    spatial_condition: float = 4.0
     train_size: int = 2048
     validation_size: int = 512
     heldout: int = 256
@@ -143,6 +150,7 @@ class CompareConfig:
     def quick(cls, **overrides: Any) -> CompareConfig:
         """The same design at a size that runs in a few minutes on 2 cores (primary kernel only, 2 seeds, short
         budgets): every key of the record run's ``results.json``, none of its power to decide."""
+        settings: dict[str, Any]
         settings = dict(control_kernel=None, train_size=512, validation_size=256, heldout=128, steps=400,
                         eval_every=50, patience=4, plateau_patience=2, alignment_seeds=2, sweep_sizes=(16, 32, 64, 128),
                         sweep_seeds=2, floor_seeds=2, learning_rates=(2e-3,), architecture_seeds=2,
@@ -161,8 +169,25 @@ class CompareConfig:
         damped = kernel == "damped-cosine"
         spec = dict(kernel=kernel, nu=None if damped else self.nu, ell=self.ell, period=self.period if damped else None,
                     frames=self.frames, dim=self.dim, spatial_correlation=self.spatial_correlation, warp=None)
+        spec.update(self.random_spatial())
         spec.update(changes)
         return spec
+
+    def random_spatial(self) -> dict[str, Any]:
+        """The Sigma fields of a random Sigma (``{}`` for the correlated one, so that the task records, and the
+        caches of earlier runs, stay as they were)."""
+        if self.spatial != "random":
+            return {}
+        seed = self.seed if self.spatial_seed is None else self.spatial_seed
+        return dict(spatial="random", spatial_seed=seed, spatial_condition=self.spatial_condition)
+
+    def task_settings(self) -> dict[str, Any]:
+        """``asdict(self)`` without the random-Sigma fields of a correlated Sigma (``random_spatial``)."""
+        settings = asdict(self)
+        if self.spatial != "random":
+            for name in ("spatial", "spatial_seed", "spatial_condition"):
+                settings.pop(name)
+        return settings
 
     def validate(self) -> CompareConfig:
         """Check every field (``TypeError`` for a value of the wrong type, ``ValueError`` for one out of range);
@@ -200,6 +225,14 @@ class CompareConfig:
         rho = check_real("spatial_correlation", self.spatial_correlation)
         if not -1 < rho < 1:
             raise ValueError(f"spatial_correlation must satisfy -1 < rho < 1, got {self.spatial_correlation}")
+        from unroll.gp_spec import SPATIAL_KINDS
+
+        if self.spatial not in SPATIAL_KINDS:
+            raise ValueError(f"spatial must be one of {', '.join(SPATIAL_KINDS)}, got {self.spatial!r}")
+        if self.spatial_seed is not None:
+            check_int("spatial_seed", self.spatial_seed, minimum=0)
+        if not check_real("spatial_condition", self.spatial_condition) >= 1:
+            raise ValueError(f"spatial_condition must satisfy spatial_condition >= 1, got {self.spatial_condition}")
 
     def _validate_data(self) -> None:
         check_int("train_size", self.train_size, minimum=1)
@@ -286,6 +319,31 @@ class CompareConfig:
                            warmup=min(50, max(budget // 10, 1)), t_min=self.t0, t_max=self.t_start,
                            seed=self.seed + seed_offset, device=self.device, progress=self.progress)
 
+    def model_options(self, kind: str, gp: GaussianProcess | None = None) -> dict[str, Any]:
+        """Constructor options of the trained model ``kind`` (``dit``, ``unet``, ``relu_transformer``).
+
+        The ReLU Transformer has the size (D, L, M) of ``construct_unrolled(gp, blocks=relu_blocks,
+        bands=min(relu_bands, H-1), taper="triangular")`` (the triangular taper keeps Gamma_J positive definite
+        for any ``relu_bands``), so it needs ``gp``; the DiT and the U-Net do not.
+        """
+        if kind == "dit":
+            return dict(width=self.dit_width, blocks=self.dit_blocks, heads=self.dit_heads)
+        if kind == "unet":
+            return dict(channels=self.unet_channels, levels=self.unet_levels)
+        if kind == "relu_transformer":
+            if gp is None:
+                raise ValueError("gp is required for kind='relu_transformer' (its size follows the construction "
+                                 "for gp), got gp=None")
+            from unroll import construct_unrolled
+            from unroll.training.relu import relu_config_from_construction
+
+            reference = construct_unrolled(gp, blocks=self.relu_blocks, bands=min(self.relu_bands, gp.frames - 1),
+                                           taper="triangular")
+            return relu_config_from_construction(reference, frames=gp.frames,
+                                                 width=max(self.relu_width, reference.config["width"]),
+                                                 ffn_width=32, seed=self.seed)
+        raise ValueError(f"kind must be relu_transformer, dit or unet, got {kind!r}")
+
 
 def _sequence(name: str, value: Any, *, minimum_length: int) -> tuple[Any, ...]:
     """``value`` as a tuple if it is a tuple or list of at least ``minimum_length`` items (a string is not)."""
@@ -296,131 +354,21 @@ def _sequence(name: str, value: Any, *, minimum_length: int) -> tuple[Any, ...]:
     return tuple(value)
 
 
-@dataclass
-class HeldOut:
-    """Held-out noised samples: per diffusion time ``x_t (n, H, d)`` and the exact score there (float64)."""
-
-    times: tuple[float, ...]
-    noised: list[torch.Tensor] = field(default_factory=list)
-    scores: list[torch.Tensor] = field(default_factory=list)
-
-
-def make_gp(kernel: str, nu: float, ell: float, frames: int, dim: int, spatial_correlation: float = 0.5
-            ) -> GaussianProcess:
-    """GP with ``Gamma`` from the named kernel and ``Sigma[a, b] = rho^|a-b|``."""
-    index = torch.arange(dim, dtype=torch.float64)
-    spatial = spatial_correlation ** (index[:, None] - index[None, :]).abs()
-    return GaussianProcess(kernel_from_name(kernel, nu=nu, ell=ell), frames, spatial).validate()
-
-
-def white_gp(gp: GaussianProcess) -> GaussianProcess:
-    """Same frames and ``Sigma`` with ``Gamma = I``: temporally uncorrelated data (the control)."""
-    from unroll.kernels import LagFunction
-
-    kernel = LagFunction(lambda lags: (np.asarray(lags) == 0).astype(np.float64), name="white")
-    return GaussianProcess(kernel, gp.frames, gp.spatial).validate()
-
-
-def heldout_set(gp: GaussianProcess, n: int, times: tuple[float, ...], seed: int) -> HeldOut:
-    """Draw ``n`` clean samples and noise them at each time (generator seeded by ``seed``)."""
-    generator = torch.Generator().manual_seed(seed)
-    x0 = gp.sample(n, generator=generator)
-    held = HeldOut(times=tuple(float(t) for t in times))
-    for t in held.times:
-        x_t = gp.noised(x0, t, generator=generator)
-        held.noised.append(x_t)
-        held.scores.append(gp.score(x_t, t))
-    return held
-
-
-def float64_score(model: torch.nn.Module) -> Any:
-    """A float64, CPU, eval-mode copy of ``model`` as a ``score(x, t)`` callable without autograd."""
-    copy64 = copy.deepcopy(model).to(device="cpu", dtype=torch.float64).eval()
-
-    def score(x: torch.Tensor, diffusion_time: Any) -> torch.Tensor:
-        with torch.no_grad():
-            return copy64(x.to(torch.float64), diffusion_time)
-
-    score.model = copy64  # type: ignore[attr-defined]
-    return score
-
-
-@torch.no_grad()
-def score_error(score: Any, held: HeldOut, chunk: int = 512) -> dict:
-    """``{"per_time": {t: e(t)}, "score_error": mean_t e(t)}`` (relative Frobenius error per time)."""
-    per_time = {}
-    for t, x_t, exact in zip(held.times, held.noised, held.scores, strict=True):
-        estimate = torch.cat([score(x_t[i: i + chunk], t) for i in range(0, x_t.shape[0], chunk)])
-        if not bool(torch.isfinite(estimate).all()):
-            per_time[t] = float("inf")
-            continue
-        per_time[t] = float((estimate.to(torch.float64) - exact).norm() / exact.norm())
-    mean = float(np.mean(list(per_time.values())))
-    return {"per_time": {str(t): v for t, v in per_time.items()}, "score_error": mean}
-
-
-def model_options(kind: str, config: CompareConfig, gp: GaussianProcess) -> dict:
-    """Constructor options of each trained model in the comparison."""
-    if kind == "dit":
-        return dict(width=config.dit_width, blocks=config.dit_blocks, heads=config.dit_heads)
-    if kind == "unet":
-        return dict(channels=config.unet_channels, levels=config.unet_levels)
-    if kind == "relu_transformer":
-        from unroll.training.relu import relu_config_from_construction
-
-        reference = _relu_reference(gp, config)
-        return relu_config_from_construction(reference, frames=gp.frames, width=max(config.relu_width,
-                                             reference.config["width"]), ffn_width=32, seed=config.seed)
-    raise ValueError(f"kind must be relu_transformer, dit or unet, got {kind!r}")
-
-
-def _relu_reference(gp: GaussianProcess, config: CompareConfig) -> Any:
-    """The construction whose size (D, L, M) the trained ReLU Transformer matches (triangular taper, so that
-    Gamma_J is positive definite for any ``relu_bands``)."""
-    from unroll import construct_unrolled
-
-    return construct_unrolled(gp, blocks=config.relu_blocks, bands=min(config.relu_bands, gp.frames - 1),
-                              taper="triangular")
+def model_options(kind: str, config: CompareConfig, gp: GaussianProcess | None = None) -> dict[str, Any]:
+    """Constructor options of each trained model in the comparison: ``config.model_options(kind, gp)``."""
+    return config.model_options(kind, gp)
 
 
 def _bands(config: CompareConfig) -> int:
     return config.frames - 1 if config.bands is None else config.bands
 
 
-def train_score_model(kind: str, data: torch.Tensor | None, options: dict, train_config: TrainConfig,
-                      checkpoint: str | os.PathLike | None = None, *, validation: torch.Tensor | None = None,
-                      sampler: Any = None) -> tuple[torch.nn.Module, dict]:
-    """Build (seeded by ``train_config.seed``) and train one model; returns ``(model, info)``.
-
-    ``data`` ``(n, H, d)`` or ``None`` with ``sampler`` (the infinite-data arm); ``validation`` enables
-    early stopping (``unroll.training.trainer.train``). ``info`` has the parameter count, seconds, steps
-    run, first and final (mean of the last 50) training losses, and with validation ``best_step``,
-    ``best_validation_loss``, ``stopped_early`` and the validation curve.
-    """
-    from unroll.training.models import build_model, parameter_count
-
-    reference = data if data is not None else (validation if validation is not None
-                                               else sampler(1, torch.Generator().manual_seed(0)))
-    frames, dim = reference.shape[1], reference.shape[2]
-    model = seeded_model(lambda: build_model(kind, frames, dim, **options), train_config.seed)
-    result = train(model, data, train_config, checkpoint=checkpoint, model_kind=kind, validation=validation,
-                   sampler=sampler)
-    tail = result.losses[-min(50, len(result.losses)):]
-    info = {"parameters": parameter_count(model), "train_seconds": result.seconds, "steps": result.steps,
-            "final_loss": float(np.mean(tail)), "first_loss": float(result.losses[0]) if result.losses else None}
-    if validation is not None:
-        info.update(best_step=result.best_step, best_validation_loss=result.best_validation_loss,
-                    stopped_early=result.stopped_early, validation_steps=result.validation_steps,
-                    validation_losses=result.validation_losses, lr_reduced_at=result.lr_reduced_at)
-    return result.model, info
-
-
 def parameter_match(config: CompareConfig) -> dict[str, Any]:
     """Parameter counts of the DiT and the U-Net of claim (d) and whether they are within 10% of each other."""
     from unroll.training.models import build_model, parameter_count
 
-    dit = parameter_count(build_model("dit", config.frames, config.dim, **model_options("dit", config, None)))
-    unet = parameter_count(build_model("unet", config.frames, config.dim, **model_options("unet", config, None)))
+    dit = parameter_count(build_model("dit", config.frames, config.dim, **config.model_options("dit")))
+    unet = parameter_count(build_model("unet", config.frames, config.dim, **config.model_options("unet")))
     ratio = unet / dit
     return {"dit": dit, "unet": unet, "ratio_unet_to_dit": ratio, "within_10_percent": bool(abs(ratio - 1) <= 0.1)}
 
@@ -460,8 +408,9 @@ def sample_complexity_config(config: CompareConfig, kernel: str) -> Any:
     spec = config.gp_spec(kernel)
     return SampleComplexityConfig(
         kernel=kernel, nu=config.nu, ell=config.ell, period=spec["period"], frames=config.frames, dim=config.dim,
-        spatial_correlation=config.spatial_correlation, model=config.sweep_model,
-        model_options=model_options(config.sweep_model, config, None), sizes=tuple(config.sweep_sizes),
+        spatial_correlation=config.spatial_correlation, **config.random_spatial(), model=config.sweep_model,
+        model_options=config.model_options(config.sweep_model, _gp(config, kernel)),
+        sizes=tuple(config.sweep_sizes),
         seeds=tuple(range(config.seed, config.seed + config.sweep_seeds)),
         floor_seeds=tuple(range(config.seed, config.seed + config.floor_seeds)), heldout=config.heldout,
         eval_times=tuple(config.eval_times), validation_size=config.validation_size, steps=config.steps,
@@ -493,12 +442,13 @@ def comparison_tasks(config: CompareConfig) -> dict[str, dict[str, Any]]:
         return settings
 
     for kernel in config.kernels:  # the constructions first: each is one long serial job
-        tasks[f"{_tag(kernel)}.constructions"] = dict(job="constructions", settings=asdict(config), kernel=kernel)
+        tasks[f"{_tag(kernel)}.constructions"] = dict(job="constructions", settings=config.task_settings(),
+                                                      kernel=kernel)
     for kernel in config.kernels:
         gp = config.gp_spec(kernel)
         tag = _tag(kernel)
         sc = sample_complexity_config(config, kernel)
-        settings = asdict(sc)
+        settings = sc.task_settings()
         for seed in sc.floor_seeds:
             tasks[f"{tag}.sc.floor.s{seed}"] = dict(job="sample_complexity", settings=settings, n=None, seed=seed)
         for n in sorted(sc.sizes, reverse=True):
@@ -507,7 +457,7 @@ def comparison_tasks(config: CompareConfig) -> dict[str, dict[str, Any]]:
 
         def add(kind: str, seed: int, arm: str = "data", variant: str = "", learning_rate: float | None = None,
                 kernel: str = kernel, gp: dict[str, Any] = gp, tag: str = tag) -> None:
-            options = model_options(kind, config, None if kind != "relu_transformer" else _gp(config, kernel))
+            options = config.model_options(kind, None if kind != "relu_transformer" else _gp(config, kernel))
             if kind == "relu_transformer":  # unroll.Transformer seeds its own initialisation from its config
                 options = {**options, "seed": seed}
             if variant == "nopos":
@@ -546,7 +496,7 @@ def comparison_tasks(config: CompareConfig) -> dict[str, dict[str, Any]]:
                 warped = config.gp_spec(kernel, warp=config.warp)
                 for seed in range(first, first + config.architecture_seeds):
                     name = f"{tag}-warp{config.warp:g}.dit.data.lr{config.learning_rate:g}.s{seed}"
-                    tasks[name] = dict(job="train", **task(warped, "dit", model_options("dit", config, None),
+                    tasks[name] = dict(job="train", **task(warped, "dit", config.model_options("dit"),
                                                             config.train_settings(), seed, arm="data",
                                                             train_size=config.train_size,
                                                             validation_size=config.validation_size,
@@ -597,10 +547,11 @@ def _summary(records: list[dict[str, Any]]) -> dict[str, Any]:
     rows = [_statistics(r) for r in records]
     for key in rows[0]:
         values = [row[key] for row in rows]
-        if any(v is None or not math.isfinite(v) for v in values):
+        finite = [v for v in values if v is not None and math.isfinite(v)]
+        if len(finite) < len(values):
             out[key] = None
             continue
-        out[key] = mean_interval(values).to_dict()
+        out[key] = mean_interval(finite).to_dict()
     out["parameters"] = records[0]["train"]["parameters"]
     return out
 
@@ -629,7 +580,7 @@ def _compare(control: list[dict[str, Any]], learned: list[dict[str, Any]], stati
 
 def _select_rate(results: dict[str, Any], config: CompareConfig, kernel: str, kind: str) -> dict[str, Any]:
     """The learning rate of lowest mean best validation loss over seeds (claim (d)'s grid), and the grid."""
-    grid = {}
+    grid: dict[str, dict[str, Any]] = {}
     for rate in config.learning_rates:
         runs = _runs(results, kernel, kind, learning_rate=rate, config=config)[: config.architecture_seeds]
         losses = [r["train"]["best_validation_loss"] for r in runs]
@@ -691,8 +642,10 @@ def _analyse_kernel(results: dict[str, Any], config: CompareConfig, kernel: str)
                                                          against="unet")})
     out["claims"] = rows
     # beyond the verdicts
-    first = {kind: (_runs(results, kernel, kind, config=config) or [None])[0] for kind in ("dit", "unet",
-                                                                                          "relu_transformer")}
+    first: dict[str, dict[str, Any] | None] = {}
+    for kind in ("dit", "unet", "relu_transformer"):
+        runs = _runs(results, kernel, kind, config=config)
+        first[kind] = runs[0] if runs else None
     out["probes"] = {kind: record["probes"] for kind, record in first.items() if record and "probes" in record}
     out["lengths"] = {kind: {"trained_at": config.frames, **record["lengths"]} for kind, record in first.items()
                       if record and "lengths" in record}
@@ -725,7 +678,7 @@ def _constructions(config: CompareConfig, kernel: str, progress: bool) -> dict[s
     bands = config.frames - 1 if config.bands is None else config.bands
     held = heldout_set(gp, config.heldout, config.eval_times, seed=1000)
     target = gp.covariance()
-    sampler = dict(t_start=config.t_start, t0=config.t0, steps=config.sampler_steps)
+    sampler: dict[str, Any] = dict(t_start=config.t_start, t0=config.t0, steps=config.sampler_steps)
     law = dist.sampler_gaussian_law(gp.score, gp.frames, gp.dim, **sampler)
     out: dict[str, Any] = {"exact_score": {"kl_to_data": dist.gaussian_kl(law, target),
                                            "covariance_error": dist.covariance_error(law, target)},
@@ -752,8 +705,9 @@ def _constructions(config: CompareConfig, kernel: str, progress: bool) -> dict[s
                 long_held = heldout_set(longer, config.heldout, config.eval_times, seed=1000)
                 entry["lengths"][str(length)] = {"score_error": score_error(score, long_held)["score_error"]}
         out[f"constructed_{steps}"] = entry
-        _log(f"{kernel}: constructed ({steps}, L={config.construct_blocks}) score error {entry['score_error']:.4g}, "
-             f"KL {entry['kl_to_data']:.4g} (exact score {out['exact_score']['kl_to_data']:.4g})", progress)
+        logger.info(f"{kernel}: constructed ({steps}, L={config.construct_blocks}) score error "
+                    f"{entry['score_error']:.4g}, KL {entry['kl_to_data']:.4g} (exact score "
+                    f"{out['exact_score']['kl_to_data']:.4g})")
     return out
 
 
@@ -784,8 +738,7 @@ def _nonstationary(results: dict[str, Any], config: CompareConfig) -> dict[str, 
 def _all_sizes_fit(sweep: dict[str, Any]) -> dict[str, Any]:
     """A descriptive fit, not a test: per seed, OLS of log(held-out score error) on log n over every size; the mean
     slope with its interval over seeds (it mixes the statistical part with the floor, so it flattens at large n)."""
-    from unroll.training.claims import mean_interval
-    from unroll.training.sweeps import fit_loglog
+    from unroll.training.claims import fit_loglog, mean_interval
 
     sizes = [row["n"] for row in sweep["sizes"]]
     seeds = len(sweep["sizes"][0]["score_error"])
@@ -812,16 +765,30 @@ def verdict_table(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _log(message: str, enabled: bool) -> None:
-    if enabled:
-        print(message, flush=True)
+def configuration_record(config: CompareConfig) -> dict[str, Any]:
+    """The run's configuration as fields (``unroll.provenance``): each kernel's GP as ``GPSpec.to_dict()``, the
+    construction's ``L`` and ``J``, the first seed; every setting is in ``results["config"]`` beside it."""
+    from unroll.gp_spec import GPSpec
+
+    def gp_record(kernel: str) -> dict[str, Any]:
+        spec = {key: value for key, value in config.gp_spec(kernel).items() if key != "warp"}
+        return GPSpec(**spec).to_dict()
+
+    return {"command": "compare", "gp": gp_record(config.kernel),
+            "control_gp": None if config.control_kernel is None else gp_record(config.control_kernel),
+            "construct_blocks": config.construct_blocks, "bands": _bands(config), "seed": config.seed,
+            "dtype": "float32 training, float64 evaluation"}
 
 
-def run_comparison(config: CompareConfig, out: str | os.PathLike, executor: Any = None) -> dict:
+def run_comparison(config: CompareConfig, out: str | os.PathLike, executor: Any = None, *,
+                   command_line: list[str] | None = None) -> dict:
     """Run every task (module docstring) and the constructions; write ``out/results.json``, ``out/verdicts.md`` and
     the figures.  ``executor``: any ``concurrent.futures.Executor`` (default ``make_executor(config.workers,
-    config.scheduler)``); the task records are cached in ``out/tasks`` (a rerun resumes)."""
+    config.scheduler)``); the task records are cached in ``out/tasks`` (a rerun resumes).  ``results.json``
+    carries ``configuration`` (:func:`configuration_record`) and ``provenance`` (``unroll.provenance``, with
+    ``command_line``, default ``sys.argv``)."""
     from unroll.executor import make_executor, run_tasks
+    from unroll.provenance import provenance
 
     config.validate()
     out = Path(out)
@@ -829,7 +796,7 @@ def run_comparison(config: CompareConfig, out: str | os.PathLike, executor: Any 
     started = time.perf_counter()
     tasks = comparison_tasks(config)
     where = "the given executor" if executor is not None else (config.scheduler or f"{config.workers} worker(s)")
-    _log(f"unroll compare: {len(tasks)} tasks on {where}", config.progress)
+    logger.info(f"unroll compare: {len(tasks)} tasks on {where}")
     own = executor is None
     executor = executor if executor is not None else make_executor(
         None if config.scheduler else config.workers, config.scheduler)
@@ -840,7 +807,9 @@ def run_comparison(config: CompareConfig, out: str | os.PathLike, executor: Any 
         if own:
             executor.shutdown()
     task_seconds = time.perf_counter() - started
-    results: dict[str, Any] = {"config": asdict(config), "kernels": {}, "timings_seconds": {"tasks": task_seconds}}
+    results: dict[str, Any] = {"configuration": configuration_record(config),
+                               "provenance": provenance(command_line), "config": asdict(config), "kernels": {},
+                               "timings_seconds": {"tasks": task_seconds}}
     for kernel in config.kernels:
         tic = time.perf_counter()
         entry = _analyse_kernel(records, config, kernel)

@@ -38,7 +38,8 @@ __all__ = ["GP_DEFAULTS", "ARMS", "gp_from_spec", "train_and_measure", "task", "
 
 #: the comparison's GP unless a task says otherwise (``compare.make_gp`` settings, plus ``period`` and ``warp``)
 GP_DEFAULTS: dict[str, Any] = dict(kernel="gamma-exponential", nu=1.0, ell=4.0, period=None, frames=16, dim=2,
-                                   spatial_correlation=0.5, warp=None)
+                                   spatial_correlation=0.5, warp=None, spatial="correlated", spatial_seed=0,
+                                   spatial_condition=4.0)
 ARMS = ("data", "white", "fresh")
 #: ``init`` of a relu_transformer: the construction's weights, or the construction's network with random weights
 INITS = ("construction", "construction-shape")
@@ -47,7 +48,8 @@ INITS = ("construction", "construction-shape")
 def gp_from_spec(spec: dict[str, Any]) -> Any:
     """A ``GaussianProcess`` from a dict with the keys of ``GP_DEFAULTS`` (missing keys take the defaults).
 
-    ``Sigma[a, b] = spatial_correlation^|a - b|``; ``warp = p`` puts the kernel on the frame times
+    ``Sigma[a, b] = spatial_correlation^|a - b|``, or with ``spatial="random"`` the seeded random Sigma of
+    ``unroll.gp_spec`` (``spatial_seed``, ``spatial_condition``); ``warp = p`` puts the kernel on the frame times
     ``unroll.gp.power_warp(H, p)`` (a non-stationary ``Gamma``); ``period`` only for the damped cosine.
     """
     from unroll.gp import GaussianProcess, power_warp
@@ -61,10 +63,11 @@ def gp_from_spec(spec: dict[str, Any]) -> Any:
         kernel = kernel_from_name("damped-cosine", ell=s["ell"], period=s["period"])
     else:
         kernel = kernel_from_name(s["kernel"], nu=s["nu"], ell=s["ell"])
-    index = torch.arange(s["dim"], dtype=torch.float64)
-    if not -1 < s["spatial_correlation"] < 1:
-        raise ValueError(f"spatial_correlation must satisfy -1 < rho < 1, got {s['spatial_correlation']}")
-    spatial = s["spatial_correlation"] ** (index[:, None] - index[None, :]).abs()
+    from unroll.gp_spec import GPSpec
+
+    spatial = GPSpec(dim=s["dim"], spatial=s["spatial"], spatial_seed=s["spatial_seed"],
+                     spatial_condition=s["spatial_condition"],
+                     spatial_correlation=s["spatial_correlation"]).spatial_covariance()
     times = None if s["warp"] is None else power_warp(s["frames"], float(s["warp"]))
     return GaussianProcess(kernel, s["frames"], spatial, times=times).validate()
 
@@ -173,7 +176,8 @@ def train_and_measure(*, gp: dict[str, Any], kind: str, options: dict[str, Any],
 
     Args:
         gp: the evaluation GP as a dict (``gp_from_spec``).
-        kind, options: ``unroll.training.models.build_model(kind, H, d, **options)``; with ``init``
+        kind: the model family of ``unroll.training.models.build_model(kind, H, d, **options)``.
+        options: the keyword arguments of ``build_model``; with ``init``
             (``relu_transformer`` only: ``"construction"``, its weights; ``"construction-shape"``, the same network
             with random blocks whose residual branches start at zero, ``_random_blocks``) ``options`` holds
             ``blocks`` and ``bands`` of the construction instead.
@@ -189,12 +193,14 @@ def train_and_measure(*, gp: dict[str, Any], kind: str, options: dict[str, Any],
     from unroll.linear_response import linear_response
     from unroll.training import attention
     from unroll.training.claims import normalised_profile_distance
-    from unroll.training.compare import float64_score, heldout_set, score_error, white_gp
+    from unroll.training.heldout import float64_score, heldout_set, score_error, white_gp
     from unroll.training.models import parameter_count
     from unroll.training.trainer import train as train_model
 
     if arm not in ARMS:
         raise ValueError(f"arm must be one of {ARMS}, got {arm!r}")
+    if arm != "fresh" and train_size is None:
+        raise ValueError(f"train_size must be a number of samples >= 1 for arm={arm!r} (None only for 'fresh')")
     settings = {"times": (0.05, 0.1, 0.25, 0.5, 1.0, 2.0), "heldout": 256, "response_time": 0.5,
                 "response_samples": 64, "map_time": 0.5, **(evaluate or {})}
     torch.set_num_threads(1)
@@ -204,7 +210,7 @@ def train_and_measure(*, gp: dict[str, Any], kind: str, options: dict[str, Any],
     frames, dim = evaluation_gp.frames, evaluation_gp.dim
     draw_seed = seed if data_seed is None else data_seed
     generator = torch.Generator().manual_seed(10_000 + draw_seed)
-    data = None if arm == "fresh" else source.sample(int(train_size), generator=generator)
+    data = None if arm == "fresh" or train_size is None else source.sample(int(train_size), generator=generator)
     validation = source.sample(int(validation_size), generator=torch.Generator().manual_seed(20_000 + draw_seed))
     model, construction = _build(kind, frames, dim, options, seed, init, evaluation_gp)
     map_x = evaluation_gp.noised(evaluation_gp.sample(128, generator=torch.Generator().manual_seed(4000)),

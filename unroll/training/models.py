@@ -7,8 +7,8 @@ network ``N`` predicts the noise ``z`` of ``x_t = alpha_t x_0 + sigma_t z`` and 
     s(x, t) = -N(x, t) / sigma_t,          sigma_t^2 = 1 - exp(-t)   (docs/design.md §3),
 
 which keeps the network output of order one at every diffusion time (the score itself grows like
-``1/sigma_t`` as ``t -> 0``). ``NoiseParameterised`` wraps any ``net(x, t)`` (e.g. the generic
-``unroll.Transformer``) the same way.
+``1/sigma_t`` as ``t -> 0``). ``NoiseParameterised`` (``unroll.training.parameterisation``, re-exported here)
+wraps any ``net(x, t)`` (e.g. the generic ``unroll.Transformer``) the same way.
 
 ``model.config`` rebuilds an empty model of the same shape: ``model_from_config(model_kind, config)``.
 """
@@ -16,13 +16,14 @@ which keeps the network output of order one at every diffusion time (the score i
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from unroll._validate import check_int
 from unroll.diffusion import sigma as diffusion_sigma
+from unroll.training.parameterisation import NoiseParameterised, batch_times
 
 __all__ = [
     "DiT",
@@ -34,22 +35,6 @@ __all__ = [
     "model_from_config",
     "parameter_count",
 ]
-
-
-def _batch_times(diffusion_time: Any, batch: int, like: torch.Tensor) -> torch.Tensor:
-    """Diffusion time(s) as a ``(batch,)`` tensor with the dtype/device of ``like``; must be > 0."""
-    t = torch.as_tensor(diffusion_time, dtype=like.dtype, device=like.device)
-    if t.ndim == 0:
-        t = t.expand(batch)
-    t = t.reshape(-1)
-    if t.shape[0] == 1 and batch != 1:
-        t = t.expand(batch)
-    if t.shape[0] != batch:
-        raise ValueError(f"diffusion_time must be a scalar or have one entry per sample ({batch}), "
-                         f"got shape {tuple(t.shape)}")
-    if not bool(torch.isfinite(t).all()) or bool((t <= 0).any()):
-        raise ValueError("diffusion_time must satisfy 0 < diffusion_time < inf")
-    return t
 
 
 def time_features(diffusion_time: torch.Tensor, features: int) -> torch.Tensor:
@@ -123,9 +108,10 @@ class _DiTBlock(nn.Module):
         self.norm2 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.attn = _SoftmaxAttention(width, heads)
         self.mlp = nn.Sequential(nn.Linear(width, mlp_ratio * width), nn.GELU(), nn.Linear(mlp_ratio * width, width))
-        self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 6 * width))
-        nn.init.zeros_(self.modulation[1].weight)
-        nn.init.zeros_(self.modulation[1].bias)
+        modulation = nn.Linear(width, 6 * width)
+        nn.init.zeros_(modulation.weight)
+        nn.init.zeros_(modulation.bias)
+        self.modulation = nn.Sequential(nn.SiLU(), modulation)
 
     def _modulated(self, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return self.modulation(c)[:, None, :].chunk(6, dim=-1)
@@ -158,6 +144,7 @@ class DiT(nn.Module):
         super().__init__()
         if position not in POSITIONS:
             raise ValueError(f"position must be one of {POSITIONS}, got {position!r}")
+        self.config: dict[str, Any]
         self.config = dict(frames=check_int("frames", frames, minimum=1), dim=check_int("dim", dim, minimum=1),
                            width=check_int("width", width, minimum=2), blocks=check_int("blocks", blocks, minimum=1),
                            heads=check_int("heads", heads, minimum=1),
@@ -171,18 +158,19 @@ class DiT(nn.Module):
         self.time = _TimeEmbedder(width, time_embedding)
         self.blocks = nn.ModuleList(_DiTBlock(width, heads, mlp_ratio) for _ in range(blocks))
         self.final_norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
-        self.final_modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
+        final_modulation = nn.Linear(width, 2 * width)
+        self.final_modulation = nn.Sequential(nn.SiLU(), final_modulation)
         self.readout = nn.Linear(width, dim)
-        for layer in (self.final_modulation[1], self.readout):
+        for layer in (final_modulation, self.readout):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
     def _tokens(self, x: torch.Tensor, diffusion_time: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if x.ndim != 3 or x.shape[-1] != self.dim:
             raise ValueError(f"x must have shape (batch, H, d={self.dim}), got {tuple(x.shape)}")
-        t = _batch_times(diffusion_time, x.shape[0], x)
+        t = batch_times(diffusion_time, x.shape[0], x)
         tokens = self.embed(x)
-        if self.config["position"] == "sinusoidal":
+        if self.position is not None:  # position == "sinusoidal"
             tokens = tokens + self.position(frame_features(x.shape[1], self.config["width"], x.dtype, x.device))[None]
         return tokens, self.time(t), t
 
@@ -196,7 +184,7 @@ class DiT(nn.Module):
 
     def forward(self, x: torch.Tensor, diffusion_time: Any) -> torch.Tensor:
         noise = self.noise(x, diffusion_time)
-        t = _batch_times(diffusion_time, x.shape[0], x)
+        t = batch_times(diffusion_time, x.shape[0], x)
         return -noise / diffusion_sigma(t)[:, None, None]
 
     def hidden_states(self, x: torch.Tensor, diffusion_time: Any) -> list[torch.Tensor]:
@@ -214,6 +202,7 @@ class DiT(nn.Module):
         h, c, _ = self._tokens(x, diffusion_time)
         maps = []
         for block in self.blocks:
+            block = cast(_DiTBlock, block)  # nn.ModuleList is not generic
             weights, _ = block.attn.weights_and_values(block.attention_input(h, c))
             maps.append(weights)
             h = block(h, c)
@@ -249,6 +238,7 @@ class TemporalUNet(nn.Module):
     def __init__(self, frames: int, dim: int, channels: int = 32, levels: int = 2, kernel_size: int = 3,
                  time_embedding: int = 32):
         super().__init__()
+        self.config: dict[str, Any]
         self.config = dict(frames=check_int("frames", frames, minimum=1), dim=check_int("dim", dim, minimum=1),
                            channels=check_int("channels", channels, minimum=1),
                            levels=check_int("levels", levels, minimum=0, maximum=6),
@@ -274,6 +264,7 @@ class TemporalUNet(nn.Module):
             self.up_blocks.append(_ResBlock1d(2 * chans[k], chans[k], width, kernel_size))
         self.out_norm = nn.GroupNorm(min(8, channels), channels)
         self.out = nn.Conv1d(channels, dim, kernel_size, padding=kernel_size // 2)
+        assert self.out.bias is not None  # Conv1d(bias=True)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
@@ -281,7 +272,7 @@ class TemporalUNet(nn.Module):
         """Predicted noise ``(batch, H, d)``."""
         if x.ndim != 3 or x.shape[-1] != self.dim:
             raise ValueError(f"x must have shape (batch, H, d={self.dim}), got {tuple(x.shape)}")
-        t = _batch_times(diffusion_time, x.shape[0], x)
+        t = batch_times(diffusion_time, x.shape[0], x)
         c = self.time(t)
         frames = x.shape[1]
         multiple = 2**self.levels
@@ -302,31 +293,8 @@ class TemporalUNet(nn.Module):
 
     def forward(self, x: torch.Tensor, diffusion_time: Any) -> torch.Tensor:
         noise = self.noise(x, diffusion_time)
-        t = _batch_times(diffusion_time, x.shape[0], x)
+        t = batch_times(diffusion_time, x.shape[0], x)
         return -noise / diffusion_sigma(t)[:, None, None]
-
-
-class NoiseParameterised(nn.Module):
-    """Wrap ``net(x, t)`` (read as predicted noise) into a score model ``-net(x, t) / sigma_t``.
-
-    ``attention_weights`` is delegated to the wrapped network when it has one.
-    """
-
-    def __init__(self, net: nn.Module):
-        super().__init__()
-        self.net = net
-
-    @property
-    def config(self) -> dict:
-        return dict(self.net.config)
-
-    def forward(self, x: torch.Tensor, diffusion_time: Any) -> torch.Tensor:
-        t = _batch_times(diffusion_time, x.shape[0], x)
-        return -self.net(x, t) / diffusion_sigma(t)[:, None, None]
-
-    def attention_weights(self, x: torch.Tensor, diffusion_time: Any) -> list[torch.Tensor]:
-        t = _batch_times(diffusion_time, x.shape[0], x)
-        return self.net.attention_weights(x, t)
 
 
 def parameter_count(model: nn.Module) -> int:

@@ -113,7 +113,8 @@ def layer_probes(model: Any, gp: Any, diffusion_time: float, *, probe: int = 102
         model: a score network exposing residual streams (see :func:`residual_streams`), float64 preferred.
         gp: the ``GaussianProcess`` (stationary: the iterates use the banded ``Gamma_J``).
         diffusion_time: the ``t > 0`` at which points are drawn and iterates computed.
-        probe, heldout: sample counts for fitting and for scoring the read-outs.
+        probe: sample count for fitting the read-outs.
+        heldout: sample count for scoring the read-outs.
         iterates: ``K`` (probe ``k = 2..K``) or an explicit list of iterate counts ``k >= 2``.
         bands: ``J`` of the solvers (default all lags, ``H - 1``).
         ridge: relative ridge penalty of the read-out fit.

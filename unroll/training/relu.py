@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from unroll.training.models import NoiseParameterised
+from unroll.training.parameterisation import NoiseParameterised
 
 __all__ = ["build_relu_transformer", "relu_transformer_from_config", "relu_config_from_construction",
            "TRAINING_OVERRIDES"]
 
-TRAINING_OVERRIDES = dict(layer_norm=True, time_embedding="mlp", time_features=16, frequencies=4)
+TRAINING_OVERRIDES: dict[str, Any] = dict(layer_norm=True, time_embedding="mlp", time_features=16, frequencies=4)
 
 
 def relu_config_from_construction(constructed: Any, *, frames: int, width: int | None = None,
@@ -54,6 +54,7 @@ def build_relu_transformer(frames: int, dim: int, /, **config: Any) -> NoisePara
     """
     from unroll.transformer import Transformer
 
+    full: dict[str, Any]
     full = dict(dim=dim, width=32, blocks=4, heads=3 * frames, head_dim=3, ffn_width=32, attention="relu",
                 qk_scale=1.0 / frames, frame_scale=float(frames), **TRAINING_OVERRIDES)
     if config.get("dim", dim) != dim:

@@ -82,6 +82,9 @@ class SampleComplexityConfig:
     frames: int = 16
     dim: int = 2
     spatial_correlation: float = 0.5
+    spatial: str = "correlated"  # or "random" (unroll.gp_spec: seed spatial_seed, condition <= spatial_condition)
+    spatial_seed: int = 0
+    spatial_condition: float = 4.0
     model: str = "dit"
     model_options: dict = field(default_factory=lambda: dict(width=48, blocks=3, heads=4))
     sizes: tuple[int, ...] = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
@@ -117,7 +120,7 @@ class SampleComplexityConfig:
         unknown = set(settings) - names
         if unknown:
             raise ValueError(f"settings has unknown fields {sorted(unknown)}")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
         return cls(**values)
 
     def validate(self) -> SampleComplexityConfig:
@@ -142,6 +145,13 @@ class SampleComplexityConfig:
         for t in self.eval_times:
             check_positive("eval_times", t)
         check_positive("limited_z", self.limited_z)
+        from unroll.gp_spec import SPATIAL_KINDS
+
+        if self.spatial not in SPATIAL_KINDS:
+            raise ValueError(f"spatial must be one of {', '.join(SPATIAL_KINDS)}, got {self.spatial!r}")
+        check_int("spatial_seed", self.spatial_seed, minimum=0)
+        if not check_positive("spatial_condition", self.spatial_condition) >= 1:
+            raise ValueError(f"spatial_condition must satisfy spatial_condition >= 1, got {self.spatial_condition}")
         check_int("threads", self.threads, minimum=1)
         for name in ("heldout_seed", "validation_seed", "data_seed"):
             check_int(name, getattr(self, name), minimum=0)
@@ -156,9 +166,21 @@ class SampleComplexityConfig:
     def gp_spec(self) -> dict:
         """The GP as a spec for ``unroll.training.experiments.gp_from_spec``."""
         damped = self.kernel == "damped-cosine"
-        return dict(kernel=self.kernel, nu=None if damped else self.nu, ell=self.ell,
+        spec = dict(kernel=self.kernel, nu=None if damped else self.nu, ell=self.ell,
                     period=self.period if damped else None, frames=self.frames, dim=self.dim,
                     spatial_correlation=self.spatial_correlation)
+        if self.spatial == "random":
+            spec.update(spatial="random", spatial_seed=self.spatial_seed, spatial_condition=self.spatial_condition)
+        return spec
+
+    def task_settings(self) -> dict:
+        """``asdict(self)`` without the random-Sigma fields of a correlated Sigma (the task records of earlier runs,
+        and so their caches, stay valid)."""
+        settings = asdict(self)
+        if self.spatial != "random":
+            for name in ("spatial", "spatial_seed", "spatial_condition"):
+                settings.pop(name)
+        return settings
 
     def train_config(self, seed: int) -> Any:
         """The ``TrainConfig`` of a training with seed ``seed`` (SGD draws seeded by ``seed + 11``)."""
@@ -187,7 +209,7 @@ def validation_set(config: SampleComplexityConfig) -> torch.Tensor:
 
 def heldout(config: SampleComplexityConfig) -> Any:
     """The held-out test set (``compare.heldout_set``) every model is scored on."""
-    from unroll.training.compare import heldout_set
+    from unroll.training.heldout import heldout_set
 
     return heldout_set(config.gp(), config.heldout, config.eval_times, seed=config.heldout_seed)
 
@@ -209,7 +231,8 @@ def train_task(settings: dict, n: int | None, seed: int) -> dict:
     (mean over times of ``e_t``), ``mean_square`` (mean of ``e_t^2``), ``steps`` run, ``best_step``,
     ``stopped_early``, ``best_validation_loss``, ``seconds``, ``parameters``.
     """
-    from unroll.training.compare import float64_score, score_error, train_score_model
+    from unroll.training.heldout import float64_score, score_error
+    from unroll.training.trainer import train_score_model
 
     config = SampleComplexityConfig.from_dict(settings).validate()
     if torch.get_num_threads() != config.threads:
@@ -231,7 +254,7 @@ def sample_covariance_plugin_error(config: SampleComplexityConfig, n: int, seed:
     """Plug-in reference: the closed-form score with ``Gamma ⊗ Sigma`` replaced by the sample covariance
     ``S = X^T X / n`` of ``vec(x)`` (known zero mean), ``s(x, t) = -(e^-t S + (1 - e^-t) I)^{-1} vec(x)``,
     scored like the models. ``None`` when ``n < H d`` (``S`` singular and the small-t score unbounded)."""
-    from unroll.training.compare import score_error
+    from unroll.training.heldout import score_error
 
     x = training_set(config, n, seed)
     dim = config.frames * config.dim
@@ -254,7 +277,7 @@ def kronecker_plugin_error(settings: dict, n: int, seed: int) -> dict | None:
     maximum-likelihood estimate (flip-flop) from ``training_set(config, n, seed)``, scored like the models;
     ``None`` where the estimate does not exist (``n d < H``).  ``settings`` is ``asdict(SampleComplexityConfig)``."""
     from unroll.plugin import plugin_score
-    from unroll.training.compare import score_error
+    from unroll.training.heldout import score_error
 
     config = SampleComplexityConfig.from_dict(settings)
     if n * config.dim < config.frames:
@@ -281,7 +304,7 @@ def _slope_over_seeds(slopes: list[float]) -> dict:
 def _fit(sizes: list[int], per_seed: dict[int, list[float | None]], exponent: float) -> dict:
     """Per-seed OLS slopes of ``log(value^exponent)`` vs ``log n`` (positive values), their interval over seeds,
     and one pooled OLS fit over all points."""
-    from unroll.training.sweeps import fit_loglog
+    from unroll.training.claims import fit_loglog
 
     slopes, per_seed_fits, pooled_n, pooled_y = [], {}, [], []
     for seed, values in per_seed.items():
@@ -381,7 +404,7 @@ def analyse(config: SampleComplexityConfig, runs: list[dict], floor_runs: list[d
         "verdict": _verdict(fit, fitted),
     }
     if plugin:
-        rows = []
+        rows: list[dict[str, Any]] = []
         for n in sizes:
             values = [plugin.get((n, s)) for s in seeds]
             rows.append({"n": n, "score_error": [None if v is None else v["score_error"] for v in values],
@@ -403,7 +426,7 @@ def run_sample_complexity(config: SampleComplexityConfig, executor: Executor,
     workers finishes close together. The result adds ``config``, ``timings_seconds`` (wall time and the
     sum of the trainings' own times) and every record under ``runs``/``floor_runs``.
     """
-    from unroll.training.compare import score_error
+    from unroll.training.heldout import score_error
 
     config.validate()
     settings = asdict(config)

@@ -1,6 +1,5 @@
 """Sweeps of the held-out score error of a trained model: vs frames H, model size and the kernel's decay
-(nu, ell); the moving-ball video attention experiment; and ``fit_loglog``, the log-log fit with a 95% interval
-(``log y = a + b log x`` by ordinary least squares, ``b ± t_{0.975, k-2} se(b)`` over k points).
+(nu, ell); the moving-ball video attention experiment.  Their log-log fits are ``unroll.training.claims.fit_loglog``.
 
 The sample-complexity design that decides the rate in n is ``unroll.training.sample_complexity``.
 """
@@ -12,40 +11,17 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["fit_loglog", "run_extra_sweeps", "video_attention"]
-
-
-def fit_loglog(x: Any, y: Any) -> dict:
-    """OLS fit of ``log y = a + b log x``: slope, intercept, standard error, 95% interval (needs >= 3 points)."""
-    from scipy import stats
-
-    lx, ly = np.log(np.asarray(x, dtype=np.float64)), np.log(np.asarray(y, dtype=np.float64))
-    if lx.size < 3 or lx.size != ly.size or not (np.all(np.isfinite(lx)) and np.all(np.isfinite(ly))):
-        raise ValueError(f"need >= 3 finite positive (x, y) pairs for a slope with an interval, got {lx.size}")
-    design = np.stack([np.ones_like(lx), lx], axis=1)
-    coef, *_ = np.linalg.lstsq(design, ly, rcond=None)
-    residual = ly - design @ coef
-    dof = lx.size - 2
-    sigma2 = float(residual @ residual) / dof if dof > 0 else float("nan")
-    se = float(np.sqrt(sigma2 / ((lx - lx.mean()) ** 2).sum())) if dof > 0 else float("nan")
-    half = float(stats.t.ppf(0.975, dof)) * se if dof > 0 else float("nan")
-    return {"slope": float(coef[1]), "intercept": float(coef[0]), "slope_se": se,
-            "slope_ci95": [float(coef[1]) - half, float(coef[1]) + half], "points": int(lx.size)}
+__all__ = ["run_extra_sweeps", "video_attention"]
 
 
 def _trained_error(config: Any, gp: Any, kind: str, options: dict | None = None) -> dict:
     from unroll import construct_unrolled
-    from unroll.training.compare import (
-        float64_score,
-        heldout_set,
-        model_options,
-        score_error,
-        train_score_model,
-    )
+    from unroll.training.heldout import float64_score, heldout_set, score_error
+    from unroll.training.trainer import train_score_model
 
     held = heldout_set(gp, config.heldout, config.eval_times, seed=config.seed + 1000)
     data = gp.sample(config.train_size, generator=torch.Generator().manual_seed(config.seed))
-    model, info = train_score_model(kind, data, options or model_options(kind, config, gp),
+    model, info = train_score_model(kind, data, options or config.model_options(kind, gp),
                                     config.train_config(config.sweep_steps, seed_offset=13))
     constructed = construct_unrolled(gp, blocks=config.construct_blocks, bands=gp.frames - 1)
     return {"score_error": score_error(float64_score(model), held)["score_error"],
@@ -55,13 +31,10 @@ def _trained_error(config: Any, gp: Any, kind: str, options: dict | None = None)
 
 def run_extra_sweeps(config: Any, which: list[str]) -> dict:
     """The sweeps named in ``which`` among ``"H"``, ``"size"``, ``"decay"`` (each trains a few models)."""
-    from unroll.training.compare import make_gp
+    from unroll.training.experiments import gp_from_spec
 
-    def gp_for(**changes: Any) -> Any:
-        settings = dict(kernel=config.kernel, nu=config.nu, ell=config.ell, frames=config.frames, dim=config.dim,
-                        spatial_correlation=config.spatial_correlation)
-        settings.update(changes)
-        return make_gp(**settings)
+    def gp_for(**changes: Any) -> Any:  # the comparison's GP (its Sigma, correlated or random) with ``changes``
+        return gp_from_spec(config.gp_spec(config.kernel, **changes))
 
     kind = config.sweep_model
     out: dict[str, Any] = {}
@@ -104,9 +77,9 @@ def video_attention(config: Any) -> tuple[dict, dict]:
     independently across samples (same per-frame law, no temporal correlation).
     """
     from unroll.training import attention as att
-    from unroll.training.compare import float64_score, model_options, train_score_model
+    from unroll.training.heldout import float64_score
     from unroll.training.models import DiT
-    from unroll.training.trainer import seeded_model
+    from unroll.training.trainer import seeded_model, train_score_model
     from unroll.training.video import lag_profile_of_matrix, moving_ball_video, temporal_correlation
 
     generator = torch.Generator().manual_seed(config.seed + 555)
@@ -119,7 +92,7 @@ def video_attention(config: Any) -> tuple[dict, dict]:
     for frame in range(config.frames):
         order = torch.randperm(config.train_size, generator=generator)
         shuffled[:, frame] = train_clips[order, frame]
-    options = model_options("dit", config, None)
+    options = config.model_options("dit")
     dim = video.shape[-1]
     t = config.map_time
     x_t = np.exp(-t / 2) * held_clips + np.sqrt(1 - np.exp(-t)) * torch.randn(
@@ -127,6 +100,7 @@ def video_attention(config: Any) -> tuple[dict, dict]:
     model, info = train_score_model("dit", train_clips, options, config.train_config(config.video_steps, 21))
     control, control_info = train_score_model("dit", shuffled, options, config.train_config(config.video_steps, 21))
     init = seeded_model(lambda: DiT(config.frames, dim, **options), config.seed + 21).double()
+    maps: dict[str, Any]
     maps = {"learned": att.attention_maps(float64_score(model).model, x_t, t),
             "white": att.attention_maps(float64_score(control).model, x_t, t),
             "init": att.attention_maps(init, x_t, t), "correlation": correlation}

@@ -60,6 +60,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -68,8 +69,9 @@ from unroll._validate import check_bool, check_int, check_positive, check_real
 from unroll.diffusion import alpha, dsm_loss, sample_diffusion_times, sigma
 from unroll.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
-__all__ = ["TrainConfig", "TrainResult", "train", "seeded_model", "load_checkpoint", "atomic_torch_save",
-           "resolve_device", "ValidationDraw", "validation_draw", "validation_loss", "SCHEDULES", "CheckpointError"]
+__all__ = ["TrainConfig", "TrainResult", "train", "train_score_model", "seeded_model", "load_checkpoint",
+           "atomic_torch_save", "resolve_device", "ValidationDraw", "validation_draw", "validation_loss", "SCHEDULES",
+           "CheckpointError"]
 
 # Fields of TrainConfig that may change between an interrupted run and its resumption.
 _RESUMABLE_CHANGES = {"progress", "checkpoint_every", "device"}
@@ -218,7 +220,7 @@ def validation_draw(clean: torch.Tensor, config: TrainConfig, device: torch.devi
     times = sample_diffusion_times(x0.shape[0], t_min=config.t_min, t_max=config.t_max, generator=generator)
     z = torch.randn(x0.shape, generator=generator, dtype=torch.float64)
     a, s = alpha(times)[:, None, None], sigma(times)[:, None, None]
-    as32 = dict(device=device, dtype=torch.float32)
+    as32: dict[str, Any] = dict(device=device, dtype=torch.float32)
     return ValidationDraw(noised=(a * x0 + s * z).to(**as32), times=times.to(**as32),
                           sigmas=sigma(times).to(**as32), noise=z.to(**as32))
 
@@ -403,14 +405,16 @@ def train(
     device = resolve_device(config.device)
     model.to(device=device, dtype=torch.float32)
     model.train()
+    fingerprint: list[float | str]
     if data is not None:
         train_data = data.to(device=device, dtype=torch.float32)
-        sample_shape = tuple(data.shape[1:])
-        fingerprint = _fingerprint(data)
+        sample_shape = (int(data.shape[1]), int(data.shape[2]))
+        fingerprint = list(_fingerprint(data))
     else:
+        assert sampler is not None  # exactly one of data and sampler, checked above
         # A probe draw from its own generator identifies the sampler for resumption without using the host stream.
         probe = _sampled(sampler, 4, torch.Generator().manual_seed(2**31 - 1), None)
-        sample_shape = tuple(probe.shape[1:])
+        sample_shape = (int(probe.shape[1]), int(probe.shape[2]))
         fingerprint = ["sampler", *_fingerprint(probe)]
     draw = None
     validation_fingerprint = None
@@ -487,6 +491,7 @@ def train(
     def evaluate() -> None:
         """Validation loss at ``step``; update best parameters, counters, plateau scale, stop flag."""
         nonlocal updating
+        assert draw is not None  # evaluate() runs only with a validation set
         value = validation_loss(model, draw)
         updating = True
         _record_evaluation(early, value, step, model, config)
@@ -569,3 +574,41 @@ def train(
                        best_validation_loss=early["best_loss"], validation_steps=list(early["validation_steps"]),
                        validation_losses=list(early["validation_losses"]), stopped_early=early["stopped_early"],
                        lr_reduced_at=list(early["lr_reduced_at"]))
+
+
+def train_score_model(kind: str, data: torch.Tensor | None, options: dict[str, Any], train_config: TrainConfig,
+                      checkpoint: str | os.PathLike | None = None, *, validation: torch.Tensor | None = None,
+                      sampler: Callable[[int, torch.Generator], torch.Tensor] | None = None
+                      ) -> tuple[nn.Module, dict[str, Any]]:
+    """Build ``unroll.training.models.build_model(kind, H, d, **options)`` (seeded by ``train_config.seed``) and
+    train it; returns ``(model, info)``.
+
+    ``data`` ``(n, H, d)`` or ``None`` with ``sampler`` (the infinite-data arm); ``validation`` enables
+    early stopping (``train``). ``info`` has the parameter count, seconds, steps run, first and final (mean of
+    the last 50) training losses, and with validation ``best_step``, ``best_validation_loss``,
+    ``stopped_early`` and the validation curve.
+    """
+    from unroll.training.models import build_model, parameter_count
+
+    if data is not None:
+        reference = data
+    elif validation is not None:
+        reference = validation
+    elif sampler is not None:
+        reference = sampler(1, torch.Generator().manual_seed(0))
+    else:
+        raise ValueError("train_score_model needs data, validation or a sampler to know the shape (H, d); "
+                         "got data=None, validation=None, sampler=None")
+    frames, dim = reference.shape[1], reference.shape[2]
+    model = seeded_model(lambda: build_model(kind, frames, dim, **options), train_config.seed)
+    result = train(model, data, train_config, checkpoint=checkpoint, model_kind=kind, validation=validation,
+                   sampler=sampler)
+    tail = result.losses[-min(50, len(result.losses)):]
+    info: dict[str, Any] = {
+        "parameters": parameter_count(model), "train_seconds": result.seconds, "steps": result.steps,
+        "final_loss": float(np.mean(tail)), "first_loss": float(result.losses[0]) if result.losses else None}
+    if validation is not None:
+        info.update(best_step=result.best_step, best_validation_loss=result.best_validation_loss,
+                    stopped_early=result.stopped_early, validation_steps=result.validation_steps,
+                    validation_losses=result.validation_losses, lr_reduced_at=result.lr_reduced_at)
+    return result.model, info

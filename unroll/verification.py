@@ -17,8 +17,6 @@ block k; at k = 0 the gap ``||net_0|| / ||y*||``).  Bounds are attached by ``the
 from __future__ import annotations
 
 import math
-import sys
-import types
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -226,7 +224,7 @@ def _checked_inputs(gp: Any, model: Any, diffusion_time: Any, generator: Any, at
 
 def verify(gp: Any, model: Any, diffusion_time: float, x: torch.Tensor | None = None,
            generator: torch.Generator | None = None, *, batch: int = 8, bands: int | None = None,
-           taper: str | None = None, attach_bounds: bool = True) -> VerificationReport:
+           taper: str | None = None, attach_bounds: bool = True, progress: bool = False) -> VerificationReport:
     """Measure the score error of ``model`` at one diffusion time, split into gd / trunc / net / total.
 
     Args:
@@ -239,6 +237,8 @@ def verify(gp: Any, model: Any, diffusion_time: float, x: torch.Tensor | None = 
             default: ``batch`` draws of the noised data at t, from ``generator`` (default seed 0).
         attach_bounds: call ``theory.bounds.attach_bounds`` (``False`` for constructions it has no bounds
             for, e.g. the softmax variant).
+        progress: a progress bar (tqdm, stderr) over the stages: the reference iterates, the network's read-outs,
+            the bounds.
     Returns:
         a :class:`VerificationReport`; bounds are filled by ``theory.bounds.attach_bounds``.  A part whose
         measurement is NaN or infinite (a network output that overflowed) is reported, not raised, and counts as
@@ -278,13 +278,20 @@ def verify(gp: Any, model: Any, diffusion_time: float, x: torch.Tensor | None = 
         raise ValueError("x must not be all zeros: every error part is relative to ||C_t^{-1} x||, which is 0 "
                          "there (the score of x = 0 is exactly 0 for every model of this class)")
 
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=3, desc="verify: reference iterates", disable=not progress, leave=False)
     lambda_min_gamma = gd.check_truncation(gd.factors(gp).gamma, bands, taper, on_indefinite="raise")
     y_star = gp.precision_apply(x, t)
     y_trunc = gd.fixed_point(gp, x, t, bands, taper)
     oracle = gd.unrolled_iterates(gp, x, t, blocks, bands, taper, steps=steps)
+    bar.set_description("verify: network read-outs")
+    bar.update()
     with torch.no_grad():
         model_dtype = next(model.parameters()).dtype
         readouts = [r.to(torch.float64) for r in model.readouts(x.to(model_dtype), t, check_finite=False)]
+    bar.set_description("verify: bounds")
+    bar.update()
     net = [-r for r in readouts]
     y_net = net[-1]
 
@@ -327,15 +334,6 @@ def verify(gp: Any, model: Any, diffusion_time: float, x: torch.Tensor | None = 
         from theory.bounds import attach_bounds as attach
 
         attach(report, gp, model, t)
+    bar.update()
+    bar.close()
     return report
-
-
-class _CallableModule(types.ModuleType):
-    """``unroll.verify`` names both this module and its function: importing the sub-module makes
-    ``unroll.verify`` the module, so the module itself forwards calls to :func:`verify`."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> VerificationReport:
-        return verify(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
