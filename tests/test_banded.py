@@ -229,11 +229,13 @@ def test_banded_toeplitz_apply_unbatched_keeps_the_dtype_of_y_and_checks_lag_val
 
 @pytest.mark.parametrize("lead", [(), (3,), (2, 1, 2)])
 @pytest.mark.parametrize("kind", ["relu", "softmax"])
-def test_banded_equals_dense_for_any_number_of_leading_axes(lead, kind):
-    """``(..., H, dk)``: no leading axis, one, or three; the band axes are counted from the end."""
+@pytest.mark.parametrize("tracking", [False, True])
+def test_banded_equals_dense_for_any_number_of_leading_axes(lead, kind, tracking):
+    """``(..., H, dk)``: no leading axis, one, or three; the band axes are counted from the end (both code paths:
+    without autograd and with a query that requires grad)."""
     generator = torch.Generator().manual_seed(len(lead))
     frames, window = 6, 2
-    query = torch.randn(*lead, frames, 3, generator=generator, dtype=torch.float64)
+    query = torch.randn(*lead, frames, 3, generator=generator, dtype=torch.float64).requires_grad_(tracking)
     key = torch.randn(*lead, frames, 3, generator=generator, dtype=torch.float64)
     value = torch.randn(*lead, frames, 2, generator=generator, dtype=torch.float64)
     lag = (torch.arange(frames)[:, None] - torch.arange(frames)[None, :]).abs()
@@ -243,6 +245,7 @@ def test_banded_equals_dense_for_any_number_of_leading_axes(lead, kind):
     else:
         weights = torch.softmax(scores.masked_fill(lag > window, float("-inf")), dim=-1)
     out, band_weights = banded_attend(query, key, value, kind, window, 0.9)
+    assert out.requires_grad == tracking
     assert out.shape == (*lead, frames, 2) and band_weights.shape == (*lead, frames, 2 * window + 1)
     assert relative_error(out, weights @ value) <= 1e-12
     assert relative_error(band_to_dense(band_weights, frames), weights) <= 1e-12

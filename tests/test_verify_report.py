@@ -142,6 +142,8 @@ def test_verify_names_bad_generator_and_attach_bounds():
     model = construct_unrolled(gp, blocks=2, bands=5)
     with pytest.raises(TypeError, match="^generator must be"):
         unroll.verify(gp, model, 0.5, generator=3)
+    with pytest.raises(TypeError, match="^generator must be"):  # checked even when x is given (and it is unused)
+        unroll.verify(gp, model, 0.5, x=torch.ones(6, 2), generator=3)
     with pytest.raises(TypeError, match="^attach_bounds must be True or False"):
         unroll.verify(gp, model, 0.5, attach_bounds="yes")
 
