@@ -11,7 +11,7 @@ TORCH_PIP_ARGS ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup verify test test-slow lint bench docs
+.PHONY: setup verify test test-slow lint bench docs mutate mutate-summary
 
 setup: $(STAMP)
 
@@ -54,3 +54,20 @@ $(DOCS_STAMP): $(STAMP)
 
 docs: $(DOCS_STAMP)
 	@NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet -d site
+
+# Mutation testing (slow, outside the default suite): mutmut over the core modules, one worker by default, then a
+# summary (killed / survived / timeout per module, the survivors listed).  One changed file only:
+# `make mutate MUTATE_FILES=unroll/gd.py`.  Results accumulate in mutants/ (git-ignored).
+MUTATE_FILES ?=
+MUTATE_JOBS ?= 1
+MUTATE_STAMP := $(VENV)/.installed-mutate
+
+$(MUTATE_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e ".[test,plot,mutate]"
+	touch $(MUTATE_STAMP)
+
+mutate: $(MUTATE_STAMP)
+	OMP_NUM_THREADS=1 $(PY) tools/mutate.py run --jobs $(MUTATE_JOBS) $(MUTATE_FILES)
+
+mutate-summary:
+	$(PY) tools/mutate.py summary $(MUTATE_FILES)

@@ -6,7 +6,7 @@ import contextlib
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import unroll
@@ -56,6 +56,16 @@ def random_qkv(batch: int, heads: int, frames: int, key_dim: int, value_dim: int
     seed=st.integers(0, 2**16),
     chunk_rows=st.sampled_from([None, 1, 2, 5]),
 )
+# the edges of the band a random draw reaches only by luck: window H - 2, H - 1 (all frames), >= H, 0, one frame
+@example(frames=7, window=5, kind="relu", batch=1, heads=2, key_dim=2, value_dim=2, scale=1.0, seed=1, chunk_rows=2)
+@example(frames=7, window=5, kind="softmax", batch=1, heads=1, key_dim=3, value_dim=1, scale=0.7, seed=2,
+         chunk_rows=None)
+@example(frames=6, window=5, kind="relu", batch=2, heads=1, key_dim=1, value_dim=2, scale=1.3, seed=3, chunk_rows=1)
+@example(frames=6, window=9, kind="softmax", batch=1, heads=1, key_dim=2, value_dim=2, scale=1.0, seed=4,
+         chunk_rows=5)
+@example(frames=5, window=0, kind="relu", batch=1, heads=1, key_dim=2, value_dim=1, scale=2.0, seed=5, chunk_rows=None)
+@example(frames=1, window=3, kind="softmax", batch=1, heads=1, key_dim=1, value_dim=1, scale=1.0, seed=6,
+         chunk_rows=None)
 def test_banded_equals_dense_on_random_inputs(frames, window, kind, batch, heads, key_dim, value_dim, scale, seed,
                                               chunk_rows):
     query, key, value = random_qkv(batch, heads, frames, key_dim, value_dim, seed)
@@ -112,6 +122,16 @@ def test_banded_toeplitz_apply_matches_dense_matrix(frames, bands):
     lag = (torch.arange(frames)[:, None] - torch.arange(frames)[None, :]).abs()
     matrix = torch.where(lag <= bands, lags[lag.clamp(max=bands)], torch.zeros((), dtype=torch.float64))
     assert relative_error(banded_toeplitz_apply(lags, y), matrix @ y) <= 1e-14
+
+
+@pytest.mark.parametrize("window", [0, 1, 4, 7])
+def test_auto_dispatch_rule_at_its_boundary(window):
+    """Banded exactly when ``(2 J + 1) * BANDED_SPEEDUP_FACTOR <= H``: at ``H = 4 (2J + 1)`` and not one frame
+    below."""
+    frames = 4 * (2 * window + 1)
+    assert unroll.banded.BANDED_SPEEDUP_FACTOR == 4
+    assert banded_pays(frames, window) and not banded_pays(frames - 1, window)
+    assert banded_pays(10 * frames, window)
 
 
 def test_auto_dispatch_rule():
@@ -172,3 +192,72 @@ def test_softmax_window_model_banded_equals_dense():
         dense = _with_path(model, "dense")(x, 0.3)
         banded = _with_path(model, "banded")(x, 0.3)
     assert relative_error(banded, dense) <= 1e-12
+
+
+def test_band_to_dense_of_unbatched_weights_and_its_argument_checks():
+    """``(H, 2J'+1)`` weights (no leading axes) scatter like batched ones; spans up to ``2H - 1`` only; a bad ``frames``
+    is named (mutation testing, issue 15)."""
+    frames, reach = 5, 4  # J' = H - 1: the widest band
+    weights = torch.arange(frames * (2 * reach + 1), dtype=torch.float64).reshape(frames, 2 * reach + 1) + 1
+    dense = band_to_dense(weights, frames)
+    for i in range(frames):
+        for j in range(frames):
+            assert dense[i, j] == weights[i, j - i + reach]
+    assert torch.equal(band_to_dense(weights[None, None], frames)[0, 0], dense)
+    with pytest.raises(ValueError, match="band_weights"):
+        band_to_dense(torch.zeros(frames, 2 * frames + 1), frames)  # span 2H + 1 > 2H - 1
+    with pytest.raises(ValueError, match="^frames must satisfy 1 <= frames"):
+        band_to_dense(weights, 0)
+    with pytest.raises(TypeError, match="^frames must be an integer"):
+        band_to_dense(weights, "5")
+
+
+def test_banded_toeplitz_apply_unbatched_keeps_the_dtype_of_y_and_checks_lag_values():
+    lags = torch.tensor([2.0, -0.5, 0.25], dtype=torch.float64)
+    y = torch.arange(12, dtype=torch.float32).reshape(6, 2)  # (H, d): no batch axis
+    out = banded_toeplitz_apply(lags, y)
+    lag = (torch.arange(6)[:, None] - torch.arange(6)[None, :]).abs()
+    matrix = torch.where(lag <= 2, lags[lag.clamp(max=2)], torch.zeros((), dtype=torch.float64))
+    assert out.dtype == torch.float32 and torch.allclose(out.double(), matrix @ y.double(), rtol=1e-6)
+    with pytest.raises(ValueError, match="lag_values"):
+        banded_toeplitz_apply(torch.ones(2, 3), y)  # 2-D lag values, not empty
+    with pytest.raises(ValueError, match="lag_values"):
+        banded_toeplitz_apply(torch.ones(0), y)
+    with pytest.raises(ValueError, match="y must"):
+        banded_toeplitz_apply(lags, torch.ones(4))
+
+
+@pytest.mark.parametrize("lead", [(), (3,), (2, 1, 2)])
+@pytest.mark.parametrize("kind", ["relu", "softmax"])
+@pytest.mark.parametrize("tracking", [False, True])
+def test_banded_equals_dense_for_any_number_of_leading_axes(lead, kind, tracking):
+    """``(..., H, dk)``: no leading axis, one, or three; the band axes are counted from the end (both code paths:
+    without autograd and with a query that requires grad)."""
+    generator = torch.Generator().manual_seed(len(lead))
+    frames, window = 6, 2
+    query = torch.randn(*lead, frames, 3, generator=generator, dtype=torch.float64).requires_grad_(tracking)
+    key = torch.randn(*lead, frames, 3, generator=generator, dtype=torch.float64)
+    value = torch.randn(*lead, frames, 2, generator=generator, dtype=torch.float64)
+    lag = (torch.arange(frames)[:, None] - torch.arange(frames)[None, :]).abs()
+    scores = 0.9 * query @ key.transpose(-1, -2)
+    if kind == "relu":
+        weights = torch.where(lag <= window, torch.relu(scores), torch.zeros_like(scores))
+    else:
+        weights = torch.softmax(scores.masked_fill(lag > window, float("-inf")), dim=-1)
+    out, band_weights = banded_attend(query, key, value, kind, window, 0.9)
+    assert out.requires_grad == tracking
+    assert out.shape == (*lead, frames, 2) and band_weights.shape == (*lead, frames, 2 * window + 1)
+    assert relative_error(out, weights @ value) <= 1e-12
+    assert relative_error(band_to_dense(band_weights, frames), weights) <= 1e-12
+
+
+def test_banded_attend_checks_each_shape_and_names_the_window():
+    query, key, value = random_qkv(1, 1, 4, 2, 2, seed=0)
+    with pytest.raises(ValueError, match="query and key must have the same shape"):
+        banded_attend(query, key[..., :1], value, "relu", 1, 1.0)  # key differs, value fits
+    with pytest.raises(ValueError, match="query and key must have the same shape"):
+        banded_attend(query, key, value[..., :3, :], "relu", 1, 1.0)  # value has other frames
+    with pytest.raises(ValueError, match="query and key must have the same shape"):
+        banded_attend(query[0, 0, 0], key[0, 0, 0], value[0, 0, 0], "relu", 1, 1.0)  # 1-D
+    with pytest.raises(ValueError, match="^window must satisfy 0 <= window"):
+        banded_attend(query, key, value, "relu", -1, 1.0)

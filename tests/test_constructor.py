@@ -9,6 +9,7 @@ import pytest
 import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from plain_loop import network_rounding_bounds
 
 import unroll
 from unroll import gd
@@ -59,7 +60,12 @@ def test_exact_mode_block_k_equals_gd_iterate_k(family, u, ell, frames, dim, log
     oracle = gd.gd_iterates(gp, x, t, blocks, bands, taper)
     assert network.shape == oracle.shape
     assert float(network[0].abs().max()) == 0.0
-    assert max(relative_gaps(network, oracle)) <= 1e-10
+    # tolerance: the theory module's rounding bound of the first k blocks, not a fixed 1e-10 (issue 15: the
+    # logarithmic kernel at t = 1e-3 with a large Sigma is 3.5e-10 from GD, far inside its bound)
+    scale = float(gp.precision_apply(x, t).norm())
+    bounds = network_rounding_bounds(gp, model, t, x)
+    for k in range(1, blocks + 1):
+        assert float((network[k] - oracle[k]).norm()) / scale <= bounds[k], (k, bounds[k])
     with torch.no_grad():
         assert torch.equal(model(x, t), -network[-1])
 

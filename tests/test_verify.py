@@ -173,6 +173,26 @@ def test_tiny_and_huge_x_give_the_same_relative_errors():
         assert report.parts["trunc"].measured == pytest.approx(reference.parts["trunc"].measured, rel=1e-9)
 
 
+def test_certificate_catches_a_model_whose_first_read_out_is_wrong():
+    """A constructed model always reads out 0 before block 1, so a certificate that skipped k = 0 would pass a model
+    that starts from ``y_0 = eps x`` instead: at t = 3 GD contracts that start away (about 6x per block) before the
+    output, and only the k = 0 gap ``eps |x| / |y*|`` (computed here from a dense solve) shows it."""
+    gp = make_gp()
+    t, bands, blocks, eps = 3.0, 9, 8, 1e-3
+    model = construct_unrolled(gp, blocks=blocks, bands=bands)
+    g = torch.Generator().manual_seed(5)
+    x = gp.noised(gp.sample(3, generator=g), t, generator=g)
+    clean = unroll.verify(gp, model, t, x=x)
+    with torch.no_grad():
+        model.input_x[model.construction.layout["y"], :] += eps * torch.eye(gp.dim)
+    perturbed = unroll.verify(gp, model, t, x=x)
+    first_gap = eps * float(x.norm()) / float(dense_solution(gp, x, t).norm())
+    assert perturbed.block_gaps[0] == pytest.approx(first_gap, rel=1e-9)
+    assert perturbed.certificate == pytest.approx(first_gap, rel=1e-9)
+    assert max(perturbed.block_gaps[1:]) < first_gap / 5 and clean.certificate < first_gap / 1e6
+    assert perturbed.parts["net"].measured < first_gap / 1e3  # the output alone hardly moves
+
+
 def test_unroll_verify_is_the_function_and_its_module_is_unroll_verification():
     import types
     from pathlib import Path

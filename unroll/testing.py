@@ -2,8 +2,8 @@
 
 * :func:`kernels` — temporal kernels of the given families with ``nu``, ``ell`` (and, for the damped cosine,
   ``period``) in given ranges;
-* :func:`spatial_covariances` — symmetric positive-definite ``Sigma (d, d)`` (torch float64) with a bounded
-  condition number;
+* :func:`spatial_covariances` — symmetric positive-definite ``Sigma (d, d)`` (torch float64) of every scale
+  (eigenvalues in ``[1e-3, 1e3]`` by default) with a bounded condition number;
 * :func:`configurations` — whole configurations (GP, bands J, blocks L, taper, diffusion time, mode) with
   their ``theory`` assumption table; ``satisfying_assumptions=True`` draws only configurations meeting
   the required assumptions, ``False`` draws any and reports which fail (``drawn.failed``).
@@ -53,6 +53,7 @@ __all__ = [
     "Outcome",
     "REQUIRED_ASSUMPTIONS",
     "FAMILIES",
+    "SPATIAL_EIGENVALUES",
 ]
 
 FAMILIES = ("gamma-exponential", "matern", "polynomial", "logarithmic", "damped-cosine")
@@ -122,21 +123,34 @@ def kernels(draw: st.DrawFn, families: Sequence[str] | str | None = None, nu: tu
     return kernel_from_name(family, nu=nu_value, ell=draw(_log_uniform(ell_low, ell_high)))
 
 
+#: eigenvalue range of the drawn spatial covariances: every scale, so that the eigenvalue products of Gamma_J and
+#: Sigma fall below 1 as often as above (the constructor's tent heights c_max = max(1, 1/P) change branch there)
+SPATIAL_EIGENVALUES = (1e-3, 1e3)
+
+
 @st.composite
-def spatial_covariances(draw: st.DrawFn, dim: int | tuple[int, int] = (1, 4), max_condition: float = 10.0
-                        ) -> torch.Tensor:
-    """``Sigma = Q diag(mu) Q^T`` (float64 ``(d, d)``): ``Q`` orthogonal from a drawn Gaussian matrix,
-    ``mu`` in ``[1, max_condition]`` (one at each end when ``d >= 2``, so ``kappa(Sigma) = max_condition``
-    is reachable), hence ``kappa(Sigma) <= max_condition``."""
+def spatial_covariances(draw: st.DrawFn, dim: int | tuple[int, int] = (1, 4), max_condition: float = 10.0,
+                        eigenvalues: tuple[float, float] = SPATIAL_EIGENVALUES) -> torch.Tensor:
+    """``Sigma = Q diag(mu) Q^T`` (float64 ``(d, d)``): ``Q`` orthogonal from a drawn Gaussian matrix (a random
+    rotation), ``mu`` log-uniform inside ``eigenvalues = (low, high)`` with ``kappa(Sigma) <= max_condition``.
+
+    ``mu_min`` is log-uniform in ``[low, max(low, high / max_condition)]`` (every scale), the other eigenvalues
+    log-uniform in ``[mu_min, min(high, mu_min max_condition)]``.  ``eigenvalues=(1, 1)`` with
+    ``max_condition=1`` gives ``Sigma = I``.
+    """
     low, high = _int_range("dim", dim, 1)
     if not (math.isfinite(max_condition) and max_condition >= 1):
         raise ValueError(f"max_condition must satisfy 1 <= max_condition < inf, got {max_condition!r}")
+    mu_low, mu_high = _range("eigenvalues", eigenvalues)
     d = draw(st.integers(low, high))
     entries = draw(st.lists(st.floats(-1.0, 1.0), min_size=d * d, max_size=d * d))
     matrix = np.asarray(entries, dtype=np.float64).reshape(d, d) + 2.0 * np.eye(d)  # nonsingular
     q, _ = np.linalg.qr(matrix)
-    mu = np.asarray(draw(st.lists(_log_uniform(1.0, max_condition) if max_condition > 1 else st.just(1.0),
-                                  min_size=d, max_size=d)))
+    smallest = draw(_log_uniform(mu_low, max(mu_low, mu_high / max_condition)))
+    largest = min(mu_high, smallest * max_condition)
+    rest = draw(st.lists(_log_uniform(smallest, largest) if largest > smallest else st.just(smallest),
+                         min_size=d - 1, max_size=d - 1))
+    mu = np.asarray([smallest, *rest])
     sigma = (q * mu) @ q.T
     return torch.from_numpy(0.5 * (sigma + sigma.T))
 
@@ -208,9 +222,11 @@ def configurations(draw: st.DrawFn, families: Sequence[str] | str | None = None,
                    satisfying_assumptions: bool = True,
                    required: Sequence[str] = REQUIRED_ASSUMPTIONS,
                    period: tuple[float, float] = (2.0, 16.0),
-                   steps: Sequence[str] = ("gd",)) -> DrawnConfiguration:
+                   steps: Sequence[str] = ("gd",),
+                   spatial_eigenvalues: tuple[float, float] = SPATIAL_EIGENVALUES) -> DrawnConfiguration:
     """A whole configuration.  ``bands=None`` draws ``J`` in ``[0, H-1]``; ``period`` is the damped cosine's
-    (see :func:`kernels`); ``steps`` the step schedules to draw from (``unroll.gd.STEP_RULES``).
+    (see :func:`kernels`); ``steps`` the step schedules to draw from (``unroll.gd.STEP_RULES``);
+    ``spatial_eigenvalues`` and ``max_condition`` those of Sigma (see :func:`spatial_covariances`).
 
     ``satisfying_assumptions=True``: only configurations meeting every assumption in ``required``
     (a plain cut that is indefinite is redrawn with the triangular taper when allowed, then filtered);
@@ -222,7 +238,7 @@ def configurations(draw: st.DrawFn, families: Sequence[str] | str | None = None,
     kernel = draw(kernels(families, nu, ell, period))
     h_low, h_high = _int_range("frames", frames, 2)
     frames_value = draw(st.integers(h_low, h_high))
-    sigma = draw(spatial_covariances(dim, max_condition))
+    sigma = draw(spatial_covariances(dim, max_condition, spatial_eigenvalues))
     if bands is None:
         bands_value = draw(st.integers(0, frames_value - 1))
     else:
