@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=("run", "summary"))
     parser.add_argument("files", nargs="*", help="core files such as unroll/gd.py (default: all of only_mutate)")
     parser.add_argument("--jobs", type=int, default=1, help="mutmut worker processes (default 1)")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # `run --jobs 1 a.py b.py`: files after an option
     files = args.files or core_files()
     for path in files:
         module_name(path)
