@@ -325,3 +325,17 @@ def test_banded_attention_without_weights_gives_the_same_output_and_no_weights()
         without, none = banded_attend(query, key, value, kind, 7, 0.5, False)
         assert none is None and weights is not None and weights.shape == (2, 5, 300, 15)
         assert torch.equal(with_weights, without)
+
+
+def test_generators_are_cached_per_diffusion_time_and_evicted_oldest_first():
+    from unroll.toeplitz import KroneckerToeplitzSolver
+
+    gp = GaussianProcess(Matern(nu=1.0, ell=3.0), 40, random_spd(2, seed=3))
+    solver = KroneckerToeplitzSolver(gp.autocovariance, gp.spatial_eigen, cache_size=2)
+    first = solver.inverse(0.1)
+    assert solver.inverse(0.1) is first  # the same generators, not a second PCG solve
+    solver.inverse(0.2)
+    assert solver.inverse(0.1) is first  # touched: now the most recent
+    solver.inverse(0.3)  # evicts 0.2, the least recently used
+    assert set(solver._inverses) == {0.1, 0.3}
+    assert solver.inverse(0.1) is first
