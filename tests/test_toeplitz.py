@@ -339,3 +339,41 @@ def test_generators_are_cached_per_diffusion_time_and_evicted_oldest_first():
     solver.inverse(0.3)  # evicts 0.2, the least recently used
     assert set(solver._inverses) == {0.1, 0.3}
     assert solver.inverse(0.1) is first
+
+
+@pytest.mark.parametrize("frames", [6, 7, 40])
+def test_circulant_preconditioners_are_their_definitions(frames):
+    column = spd_columns(frames)[1]
+    matrix = dense(column)
+    index = torch.arange(frames)
+    wrapped = (index[:, None] - index[None, :]) % frames
+    # T. Chan's optimal circulant (min ||C - T||_F): each wrapped diagonal of C is the mean of T over it
+    chan = torch.stack([matrix[wrapped == k].mean() for k in range(frames)])
+    # Strang's: keep the central diagonals of T, c_k = t_k for k <= H/2 and t_{H-k} beyond
+    strang = torch.stack([column[k] if k <= frames // 2 else column[frames - k] for k in range(frames)])
+    assert torch.allclose(circulant_preconditioner(column, "chan"), torch.fft.rfft(chan).real, atol=1e-13)
+    assert torch.allclose(circulant_preconditioner(column, "strang"), torch.fft.rfft(strang).real, atol=1e-13)
+
+
+def test_every_right_hand_side_meets_its_own_relative_residual():
+    # scales 1 and 1e-9 in one batch: a residual measured over the whole batch would let the small one be wrong
+    columns = spd_columns(300)
+    rhs = torch.randn(2, 3, 300, generator=torch.Generator().manual_seed(13), dtype=torch.float64)
+    rhs[1] *= 1e-9
+    matrices = torch.stack([dense(column) for column in columns])
+    for solution, _ in (pcg(columns, rhs, rtol=1e-12), ToeplitzInverse(columns).solve(rhs, rtol=1e-12)):
+        residual = torch.einsum("kij,bkj->bki", matrices, solution) - rhs
+        assert float((residual.norm(dim=-1) / rhs.norm(dim=-1)).max()) <= 1e-12
+
+
+def test_refinement_repairs_inaccurate_generators():
+    # generators solved only roughly: one Gohberg-Semencul apply is then far off the target, and the refinement sweeps
+    # (y <- y + T^-1 (b - T y)) must bring every residual below the target
+    columns = spd_columns(200)
+    inverse = ToeplitzInverse(columns, rtol=1e-2, preconditioner="chan")
+    assert inverse.generator_info.residual > 1e-10
+    rhs = torch.randn(4, 3, 200, generator=torch.Generator().manual_seed(14), dtype=torch.float64)
+    solution, info = inverse.solve(rhs, rtol=1e-12, max_refinements=3)  # needs all three: 4 applies
+    assert info.iterations > 1 and info.residual <= 1e-12
+    expected = torch.linalg.solve(torch.stack([dense(column) for column in columns]), rhs.unsqueeze(-1)).squeeze(-1)
+    assert relative_error(solution, expected) <= 1e-9
