@@ -377,3 +377,13 @@ def test_refinement_repairs_inaccurate_generators():
     assert info.iterations > 1 and info.residual <= 1e-12
     expected = torch.linalg.solve(torch.stack([dense(column) for column in columns]), rhs.unsqueeze(-1)).squeeze(-1)
     assert relative_error(solution, expected) <= 1e-9
+
+
+def test_one_frame_embeds_and_samples():
+    eigenvalues, size = embedding_eigenvalues(Matern(nu=1.0, ell=2.0), 1)
+    assert size == 1 and torch.allclose(eigenvalues, torch.ones(1, dtype=torch.float64))
+    gp = GaussianProcess(Matern(nu=1.0, ell=2.0), 1, torch.eye(2) * 4.0)
+    x = gp.sample(4000, torch.Generator().manual_seed(15), method="circulant")
+    assert x.shape == (4000, 1, 2) and abs(float(x.var()) - 4.0) <= 6 * 4.0 * np.sqrt(2 / 8000)
+    with pytest.raises(ValueError, match="frames must be >= 1"):
+        embedding_eigenvalues(Matern(nu=1.0, ell=2.0), 0)
