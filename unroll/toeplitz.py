@@ -92,6 +92,18 @@ def _rfft(vectors: torch.Tensor, size: int) -> torch.Tensor:
     return torch.fft.rfft(padded)
 
 
+def _embedded_product(spectrum: torch.Tensor, vectors: torch.Tensor, size: int, frames: int) -> torch.Tensor:
+    """``T y`` from the circulant embedding's spectrum ``(..., size // 2 + 1)``: the first ``frames`` entries of the
+    circulant product of size ``size`` (two FFTs per vector).  The spectrum is applied in place when no broadcasting
+    widens the product."""
+    product = _rfft(vectors, size)
+    if torch.broadcast_shapes(product.shape, spectrum.shape) == product.shape:
+        product.mul_(spectrum)
+    else:
+        product = product * spectrum
+    return torch.fft.irfft(product, size)[..., :frames]
+
+
 def _embedding_spectrum(column: torch.Tensor, size: int) -> torch.Tensor:
     """``rfft`` of the circulant embedding of ``T`` (real up to rounding, kept real): ``(..., size // 2 + 1)``."""
     frames = column.shape[-1]
@@ -117,7 +129,7 @@ def toeplitz_matmul(column: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"y must have H = {frames} entries on its last axis, got shape {tuple(y.shape)}")
     size = embedding_size(frames)
     spectrum = _embedding_spectrum(column, size)
-    return torch.fft.irfft(_rfft(y.to(torch.float64), size) * spectrum, size)[..., :frames]
+    return _embedded_product(spectrum, y.to(torch.float64), size, frames)
 
 
 def circulant_preconditioner(column: torch.Tensor, kind: str = "strang") -> torch.Tensor:
@@ -180,7 +192,7 @@ def pcg(column: torch.Tensor, rhs: torch.Tensor, *, rtol: float = DEFAULT_RTOL, 
                                  "non-positive eigenvalue)")
 
     def matmul(vectors: torch.Tensor) -> torch.Tensor:
-        return torch.fft.irfft(_rfft(vectors, size) * spectrum, size)[..., :frames]
+        return _embedded_product(spectrum, vectors, size, frames)
 
     def precondition(vectors: torch.Tensor) -> torch.Tensor:
         return torch.fft.irfft(torch.fft.rfft(vectors) / circulant, frames)
@@ -280,7 +292,7 @@ class ToeplitzInverse:
 
     def matmul(self, y: torch.Tensor) -> torch.Tensor:
         """``T y`` (two FFTs per vector)."""
-        return torch.fft.irfft(_rfft(y, self.size).mul_(self._embedding), self.size)[..., :self.frames]
+        return _embedded_product(self._embedding, y, self.size, self.frames)
 
     def solve(self, rhs: torch.Tensor, *, rtol: float = DEFAULT_RTOL, max_refinements: int = 3
               ) -> tuple[torch.Tensor, SolveInfo]:
