@@ -463,6 +463,23 @@ def step_sizes(gp_or_factors: Any, diffusion_time: Any, blocks: int, bands: int 
     return 1.0 / (a2[..., None] * centers + s2[..., None])
 
 
+def _unrolled_setup(gp_or_factors: Any, x: Any, diffusion_time: Any, blocks: int, bands: int | None,
+                    taper: str | None, steps: str, on_indefinite: str
+                    ) -> tuple[Factors, torch.Tensor, int, int, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The checked inputs of :func:`unrolled_iterates` and :func:`unrolled_solution`: ``(factors, x, L, J,
+    gamma_J (H,), eta (t.shape + (L,)), t)``, after the truncation check."""
+    f = factors(gp_or_factors)
+    frames = f.frames
+    x = _check_iterate_input(x, f)
+    _check_rule(steps)
+    blocks = check_int("blocks", blocks, minimum=0)
+    bands = frames - 1 if bands is None else check_int("bands", bands, minimum=0, maximum=frames - 1)
+    t = check_diffusion_time(diffusion_time, tuple(x.shape[:-2]))
+    check_truncation(f.gamma, bands, taper, on_indefinite)
+    etas = step_sizes(f, t, max(blocks, 1), bands, taper, steps)  # t.shape + (L,)
+    return f, x, blocks, bands, truncate(f.gamma, bands, taper), etas, t
+
+
 def unrolled_iterates(gp_or_factors: Any, x: torch.Tensor, diffusion_time: Any, blocks: int,
                       bands: int | None = None, taper: str | None = None, *, steps: str = "gd",
                       on_indefinite: str = "raise") -> torch.Tensor:
@@ -487,16 +504,9 @@ def unrolled_iterates(gp_or_factors: Any, x: torch.Tensor, diffusion_time: Any, 
     Returns:
         float64 tensor ``(L + 1, ..., H, d)``: ``y_0 = 0, y_1, ..., y_L``.
     """
-    f = factors(gp_or_factors)
+    f, x, blocks, bands, gamma, etas, t = _unrolled_setup(gp_or_factors, x, diffusion_time, blocks, bands, taper,
+                                                          steps, on_indefinite)
     frames = f.frames
-    x = _check_iterate_input(x, f)
-    _check_rule(steps)
-    blocks = check_int("blocks", blocks, minimum=0)
-    bands = frames - 1 if bands is None else check_int("bands", bands, minimum=0, maximum=frames - 1)
-    t = check_diffusion_time(diffusion_time, tuple(x.shape[:-2]))
-    check_truncation(f.gamma, bands, taper, on_indefinite)
-    gamma = truncate(f.gamma, bands, taper)
-    etas = step_sizes(f, t, max(blocks, 1), bands, taper, steps)  # t.shape + (L,)
     a2, s2 = schedule(t)
     a2, s2 = _per_sample(a2, x, 1), _per_sample(s2, x, 1)
     spatial = f.spatial
@@ -526,16 +536,9 @@ def unrolled_solution(gp_or_factors: Any, x: torch.Tensor, diffusion_time: Any, 
 
     Args and shapes as :func:`unrolled_iterates`; returns float64 ``(..., H, d)``.
     """
-    f = factors(gp_or_factors)
-    frames = f.frames
-    x = _check_iterate_input(x, f)
-    _check_rule(steps)
-    blocks = check_int("blocks", blocks, minimum=0)
-    bands = frames - 1 if bands is None else check_int("bands", bands, minimum=0, maximum=frames - 1)
-    t = check_diffusion_time(diffusion_time, tuple(x.shape[:-2]))
-    check_truncation(f.gamma, bands, taper, on_indefinite)
-    lag_values = truncate(f.gamma, bands, taper)[: bands + 1]
-    etas = step_sizes(f, t, max(blocks, 1), bands, taper, steps)  # t.shape + (L,)
+    f, x, blocks, bands, gamma, etas, t = _unrolled_setup(gp_or_factors, x, diffusion_time, blocks, bands, taper,
+                                                          steps, on_indefinite)
+    lag_values = gamma[: bands + 1]
     a2, s2 = schedule(t)
     a2, s2 = _per_sample(a2, x, 2), _per_sample(s2, x, 2)
     y = torch.zeros_like(x)
