@@ -380,10 +380,11 @@ class GaussianProcess:
         )
 
     @cached_property
-    def _square_roots_spatial(self) -> tuple[None, torch.Tensor]:
-        """``(None, Sigma^(1/2))``: the spatial half of :attr:`_square_roots`, without touching Gamma."""
+    def _spatial_root(self) -> torch.Tensor:
+        """``Sigma^(1/2) (d, d)``, ``V diag(sqrt(mu)) V^T``: the spatial half of :attr:`_square_roots`, without
+        touching Gamma."""
         mu, spatial_vectors = self.spatial_eigen
-        return None, (spatial_vectors * mu.clamp(min=0.0).sqrt()) @ spatial_vectors.T
+        return (spatial_vectors * mu.clamp(min=0.0).sqrt()) @ spatial_vectors.T
 
     @cached_property
     def _square_roots(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -394,7 +395,16 @@ class GaussianProcess:
         """
         lam, temporal_vectors = self.temporal_eigen
         temporal_root = (temporal_vectors * lam.sqrt()) @ temporal_vectors.T
-        return temporal_root, self._square_roots_spatial[1]
+        return temporal_root, self._spatial_root
+
+    def _chosen_path(self, method: str, paths: tuple[str, ...], structured: str) -> str:
+        """``method`` once checked: one of ``paths``, and ``structured`` (a Toeplitz-only path) only for a
+        stationary GP."""
+        if method not in paths:
+            raise ValueError(f"method must be one of {paths}, got {method!r}")
+        if method == structured and not self.stationary:
+            raise ValueError(f"method={structured!r} needs a stationary GP (Toeplitz Gamma); {self!r} is not")
+        return method
 
     def sample_path(self, method: str = "auto") -> str:
         """The path :meth:`sample` takes for ``method``: ``"eigen"`` or ``"circulant"``.
@@ -403,11 +413,7 @@ class GaussianProcess:
         EIGEN_MAX_FRAMES`` (so seeded samples at these sizes are those of earlier versions), circulant embedding
         beyond.
         """
-        if method not in SAMPLE_PATHS:
-            raise ValueError(f"method must be one of {SAMPLE_PATHS}, got {method!r}")
-        if method == "circulant" and not self.stationary:
-            raise ValueError(f"method='circulant' needs a stationary GP (Toeplitz Gamma); {self!r} is not")
-        if method != "auto":
+        if self._chosen_path(method, SAMPLE_PATHS, "circulant") != "auto":
             return method
         return "eigen" if not self.stationary or self.frames <= EIGEN_MAX_FRAMES else "circulant"
 
@@ -451,10 +457,10 @@ class GaussianProcess:
                 warnings.warn(f"{error}; falling back to the eigen sampler (O(H^3) once)", RuntimeWarning,
                               stacklevel=2)
             else:
-                _, spatial_root = self._square_roots_spatial
                 columns = sample_stationary(eigenvalues, size, self.frames, n * self.dim, generator)
                 z = columns.reshape(n, self.dim, self.frames).transpose(-1, -2)
-                return check_finite_result("GaussianProcess.sample", z @ spatial_root, "Sigma too large for float64")
+                return check_finite_result("GaussianProcess.sample", z @ self._spatial_root,
+                                           "Sigma too large for float64")
         temporal_root, spatial_root = self._square_roots
         z = torch.randn((n, self.frames, self.dim), generator=generator, dtype=torch.float64)
         return check_finite_result("GaussianProcess.sample", _apply_left(temporal_root, z) @ spatial_root,
@@ -504,11 +510,7 @@ class GaussianProcess:
         factorisation included; ``benchmarks/peers.py``) and when Gamma's eigendecomposition is already cached
         with ``H <= EIGEN_CACHED_MAX_FRAMES``; the Toeplitz path otherwise.
         """
-        if method not in SCORE_PATHS:
-            raise ValueError(f"method must be one of {SCORE_PATHS}, got {method!r}")
-        if method == "toeplitz" and not self.stationary:
-            raise ValueError(f"method='toeplitz' needs a stationary GP (Toeplitz Gamma); {self!r} is not")
-        if method != "auto":
+        if self._chosen_path(method, SCORE_PATHS, "toeplitz") != "auto":
             return method
         if not self.stationary or self.frames <= EIGEN_MAX_FRAMES:
             return "eigen"
