@@ -57,7 +57,7 @@ docs: $(DOCS_STAMP)
 
 # Mutation testing (slow, outside the default suite): mutmut over the core modules, one worker by default, then a
 # summary (killed / survived / timeout per module, the survivors listed).  One changed file only:
-# `make mutate MUTATE_FILES=unroll/gd.py`.  Results accumulate in mutants/ (git-ignored).
+# `make mutate MUTATE_FILES=unroll/construction/gd.py`.  Results accumulate in mutants/ (git-ignored).
 MUTATE_FILES ?=
 MUTATE_JOBS ?= 1
 MUTATE_STAMP := $(VENV)/.installed-mutate

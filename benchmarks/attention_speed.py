@@ -7,7 +7,7 @@ random Sigma.  Prints
 1. construction time at H = --frames;
 2. [issue item 3] the full L-block forward on the banded path (``attention_path="auto"`` selects it): time,
    peak memory, and its relative error against (a) plain GD on Gamma_J (vectorised reference, checked
-   against ``unroll.gd.gd_iterates`` at H=24 first) and (b) the closed-form score ``gp.score``;
+   against ``unroll.construction.gd.gd_iterates`` at H=24 first) and (b) the closed-form score ``gp.score``;
 3. [issue target] one attention layer (block 0, all heads) dense vs banded at H = --frames: the dense path
    is run on groups of --head-group heads (its (batch, M, H, H) score tensors for all heads at once would
    need ~3 x M H^2 x 8 bytes = ~20 GB at H=4096, M=51) and the group outputs summed — the same arithmetic
@@ -36,12 +36,12 @@ import torch
 from bench_utils import MEMORY_METHOD, configure, peak_memory, round_robin, seconds_per_call
 
 import unroll
-from unroll import gd
-from unroll.banded import banded_toeplitz_apply
 from unroll.cli.options import random_spatial_covariance
-from unroll.gp import GaussianProcess
-from unroll.kernels import GammaExponential
-from unroll.transformer import Transformer, attend
+from unroll.construction import gd
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import GammaExponential
+from unroll.model.banded import banded_toeplitz_apply
+from unroll.model.transformer import Transformer, attend
 
 KERNEL = GammaExponential(nu=1.0, ell=4.0)
 TAPER = "triangular"
@@ -73,7 +73,7 @@ def check_reference() -> float:
     x = gp.sample(2, torch.Generator().manual_seed(0))
     loop = gd.gd_iterates(gp, x, DIFFUSION_TIME, 5, bands=4, taper=TAPER)[-1]
     error = max_relative_difference(gd_reference(model, x, DIFFUSION_TIME, 5), loop)
-    assert error <= 1e-12, f"vectorised GD reference disagrees with unroll.gd.gd_iterates: {error:.2e}"
+    assert error <= 1e-12, f"vectorised GD reference disagrees with unroll.construction.gd.gd_iterates: {error:.2e}"
     return error
 
 
@@ -115,7 +115,8 @@ def main() -> None:
     frames, bands, blocks = args.frames, args.bands, args.blocks
     print(f"{configure(threads=1)}; float64, diffusion_time {DIFFUSION_TIME}, kernel {KERNEL!r}, taper {TAPER}")
     print(f"peak memory: {MEMORY_METHOD}")
-    print(f"vectorised GD reference vs unroll.gd.gd_iterates at H=24: max rel diff {check_reference():.2e}")
+    print("vectorised GD reference vs unroll.construction.gd.gd_iterates at H=24: "
+          f"max rel diff {check_reference():.2e}")
 
     spatial = random_spatial_covariance(args.dim, seed=0)
     gp = GaussianProcess(KERNEL, frames, spatial)

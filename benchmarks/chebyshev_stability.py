@@ -3,9 +3,9 @@ float32 behaviour of the Chebyshev construction, from one run.
 
 Part 1 (the order).  A random symmetric matrix with eigenvalues in [1, kappa] (both ends included, the rest
 log-uniform; n = 400; seed 0) and a random right-hand side.  L Chebyshev steps ``y <- y - eta_k (C y - x)`` in the
-natural order ``theta_0, theta_1, ...`` and in ``unroll.gd.chebyshev_order`` (Leja), run in float64 and float32 with
-dense products; the reference is the exact residual polynomial applied in the eigenbasis (float64).  Printed: the
-polynomial's own error ``|p_L(C) y*| / |y*|`` (what exact arithmetic gives), the rounding error of each run
+natural order ``theta_0, theta_1, ...`` and in ``unroll.construction.gd.chebyshev_order`` (Leja), run in float64 and
+float32 with dense products; the reference is the exact residual polynomial applied in the eigenbasis (float64).
+Printed: the polynomial's own error ``|p_L(C) y*| / |y*|`` (what exact arithmetic gives), the rounding error of each run
 ``|y_L - y_L^exact| / |y*|``, and the largest iterate ``max_k |y_k| / |y*|``.
 
 Part 2 (the network in float32).  The comparison of record's GP (gamma-exponential nu=1, ell=4, H=16, d=2,
@@ -25,8 +25,9 @@ import numpy as np
 import torch
 from bench_utils import configure
 
-from unroll import construct_unrolled, gd
-from unroll.training.compare import make_gp
+from unroll import construct_unrolled
+from unroll.construction import gd
+from unroll.experiments.compare import make_gp
 from unroll.verification import verify
 
 

@@ -19,8 +19,8 @@ from bench_utils import configure
 
 import unroll
 from unroll.cli.options import random_spatial_covariance
-from unroll.gp import GaussianProcess
-from unroll.kernels import GammaExponential
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import GammaExponential
 
 
 def main() -> None:

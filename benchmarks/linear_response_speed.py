@@ -1,6 +1,6 @@
-"""Benchmark: how to batch the Jacobians of ``unroll.linear_response``, and what one call costs.
+"""Benchmark: how to batch the Jacobians of ``unroll.experiments.linear_response``, and what one call costs.
 
-Model: ``unroll.training.models.DiT(H, d, width=48, blocks=3, heads=4)`` in float64, eval mode, with its
+Model: ``unroll.experiments.models.DiT(H, d, width=48, blocks=3, heads=4)`` in float64, eval mode, with its
 zero-initialised layers (adaLN modulations, read-out) set to seeded N(0, 0.05^2) entries so that the
 Jacobian is not 0; 64 points ``x (64, H, d)``; one torch thread.  For ``H d`` in --sizes (d = --dim) it
 times the per-sample Jacobians ``(64, Hd, Hd)`` computed
@@ -31,8 +31,8 @@ import torch
 from bench_utils import configure, round_robin
 
 import unroll
-from unroll.training.compare import make_gp
-from unroll.training.models import DiT
+from unroll.experiments.compare import make_gp
+from unroll.experiments.models import DiT
 
 
 def random_dit(frames: int, dim: int, seed: int = 0) -> DiT:

@@ -27,12 +27,12 @@ import time
 import torch
 from bench_utils import peak_memory
 
-from unroll import gd
-from unroll.banded import banded_attend
-from unroll.constructor import construct_unrolled
-from unroll.gp import GaussianProcess
-from unroll.kernels import Matern
-from unroll.toeplitz import pcg
+from unroll.construction import gd
+from unroll.construction.constructor import construct_unrolled
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import Matern
+from unroll.linalg.toeplitz import pcg
+from unroll.model.banded import banded_attend
 
 
 def spatial_covariance(dim: int) -> torch.Tensor:

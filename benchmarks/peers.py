@@ -43,10 +43,10 @@ import scipy.stats
 import torch
 from bench_utils import peak_memory
 
-from unroll import diffusion
-from unroll.gp import GaussianProcess
-from unroll.kernels import Matern
-from unroll.toeplitz import embedding_size, pcg
+from unroll.data import diffusion
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import Matern
+from unroll.linalg.toeplitz import embedding_size, pcg
 
 DIM, BATCH, TIME = 16, 32, 0.01
 #: asymptotic time exponent of each method in H (for predicting whether the next size fits the budget)

@@ -1,16 +1,16 @@
-"""Experiment: the sample complexity of the plug-in score (``unroll.plugin``), the parametric reference.
+"""Experiment: the sample complexity of the plug-in score (``unroll.experiments.plugin``), the parametric reference.
 
 For a GP (default: gamma-exponential nu=1, ell=4, H=16, d=2, ``Sigma[a, b] = 0.5^|a-b|``), for each seed the
 training sets are nested prefixes of one draw of ``max(--sizes)`` clean samples; for each n the plug-in
 ``plugin_score(data[:n], structure=...)`` is scored on one held-out set (``--heldout`` clean samples noised at
-each diffusion time, ``unroll.training.compare.heldout_set``):
+each diffusion time, ``unroll.experiments.compare.heldout_set``):
 
     score error(n)  = mean over t of ||s_hat(x_t, t) - s(x_t, t)||_F / ||s(x_t, t)||_F   (whole held-out batch)
     matrix error(n) = mean over t of linear_response(s_hat, gp, t).error
                     = mean over t of ||C_hat_t^{-1} - C_t^{-1}||_F / ||C_t^{-1}||_F        (s_hat is linear)
 
 Prints both per n (mean and spread over seeds) and their fitted log-log slopes
-(``unroll.training.claims.fit_loglog`` on the seed means; the parametric rate is -1/2), and writes the numbers
+(``unroll.experiments.claims.fit_loglog`` on the seed means; the parametric rate is -1/2), and writes the numbers
 to ``--out`` (JSON, atomically) if given.
 
     python benchmarks/plugin_rate.py [--sizes 16 32 ... 8192] [--seeds 0 1 2] [--structures general toeplitz]
@@ -25,9 +25,9 @@ import numpy as np
 import torch
 
 import unroll
-from unroll.plugin import plugin_score
-from unroll.training.claims import fit_loglog
-from unroll.training.compare import heldout_set, make_gp, score_error, write_json_atomic
+from unroll.experiments.claims import fit_loglog
+from unroll.experiments.compare import heldout_set, make_gp, score_error, write_json_atomic
+from unroll.experiments.plugin import plugin_score
 
 
 def main() -> None:

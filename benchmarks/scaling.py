@@ -29,9 +29,9 @@ import torch
 from bench_utils import MEMORY_METHOD, configure, fit_exponent, peak_memory, round_robin
 
 from unroll.cli.options import random_spatial_covariance
-from unroll.gp import GaussianProcess
-from unroll.kernels import Matern
-from unroll.transformer import attend
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import Matern
+from unroll.model.transformer import attend
 
 KERNEL = Matern(nu=1.5, ell=8.0)
 DIFFUSION_TIME = 0.5

@@ -21,8 +21,8 @@ from collections.abc import Callable
 import torch
 
 from unroll.cli.options import random_spatial_covariance
-from unroll.gp import GaussianProcess
-from unroll.kernels import Matern
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import Matern
 
 
 def median_seconds(function: Callable[[], object], repeats: int) -> float:

@@ -3,7 +3,7 @@
 ``unroll verify``'s default configuration (gamma-exponential nu=1, ell=2, H=32, d=4, Sigma seeded with 0 and
 condition 4, 8 seeded draws of the noised data) with all bands (J = H - 1), at t in --times.  For each t: kappa_t of
 C_{t,J}; the blocks L that bring the gd part |y_L - y*_J| / |y*| below --epsilon, measured (the eigenbasis iterates
-``unroll.gd.spectral_iterates``, the smallest such L) and by the bound (``theory`` ``blocks_needed`` and
+``unroll.construction.gd.spectral_iterates``, the smallest such L) and by the bound (``theory`` ``blocks_needed`` and
 ``blocks_needed_chebyshev``, exact-arithmetic part); the ratio GD / Chebyshev beside sqrt(kappa_t).  The Chebyshev
 network at its measured depth is then run through ``unroll.verify`` (the frame-by-frame loop oracle) to confirm the
 gd part and print its certificate.
@@ -26,12 +26,13 @@ import torch
 from bench_utils import configure
 
 import theory
-from unroll import construct_unrolled, gd
+from unroll import construct_unrolled
 from unroll.cli.options import random_spatial_covariance
-from unroll.gp import GaussianProcess
-from unroll.kernels import GammaExponential
-from unroll.training import distribution
-from unroll.training.compare import float64_score, make_gp
+from unroll.construction import gd
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import GammaExponential
+from unroll.experiments import distribution
+from unroll.experiments.compare import float64_score, make_gp
 from unroll.verification import verify
 
 

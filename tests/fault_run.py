@@ -30,12 +30,12 @@ import traceback
 
 import torch
 
-from unroll.gp import GaussianProcess
-from unroll.kernels import kernel_from_name
-from unroll.training import checkpoint as checkpoint_module
-from unroll.training import trainer
-from unroll.training.models import build_model
-from unroll.training.trainer import TrainConfig, TrainResult, seeded_model, train
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import kernel_from_name
+from unroll.experiments import checkpoint as checkpoint_module
+from unroll.experiments import trainer
+from unroll.experiments.models import build_model
+from unroll.experiments.trainer import TrainConfig, TrainResult, seeded_model, train
 
 FRAMES, DIM = 6, 2
 #: 12 steps, a checkpoint every 4 (at steps 4, 8 and 12)

@@ -16,10 +16,10 @@ from plain_loop import plain_gd_loop, truncated_toeplitz
 import theory
 from theory.assumptions import check_assumptions
 from theory.bounds import bounds_for_report
-from unroll import gd
-from unroll.constructor import construct_unrolled
-from unroll.gp import GaussianProcess
-from unroll.kernels import GammaExponential, Polynomial, kernel_from_name
+from unroll.construction import gd
+from unroll.construction.constructor import construct_unrolled
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import GammaExponential, Polynomial, kernel_from_name
 from unroll.verification import verify
 
 SIGMA = np.diag([1.0, 2.0])

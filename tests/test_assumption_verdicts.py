@@ -15,7 +15,7 @@ import scipy.linalg
 
 import theory
 from theory.assumptions import check_assumptions
-from unroll.kernels import GammaExponential, Logarithmic, Polynomial
+from unroll.data.kernels import GammaExponential, Logarithmic, Polynomial
 
 SIGMA = np.diag([1.0, 2.0])
 

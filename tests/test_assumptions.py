@@ -11,9 +11,9 @@ from hypothesis import given, settings
 
 import theory
 from theory.assumptions import ASSUMPTIONS, check_assumptions
-from unroll import gd
-from unroll.gp import GaussianProcess
-from unroll.kernels import GammaExponential, Logarithmic, Polynomial
+from unroll.construction import gd
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import GammaExponential, Logarithmic, Polynomial
 from unroll.testing import configurations
 
 
@@ -92,7 +92,7 @@ def test_spectra_match_dense_oracle(drawn):
 
 
 def test_lag_separation_uses_model_lag_values():
-    from unroll.constructor import construct_unrolled
+    from unroll.construction.constructor import construct_unrolled
 
     gp = GaussianProcess(GammaExponential(nu=1.0, ell=2.0), 8, torch.eye(2, dtype=torch.float64))
     for frame_frequency, period in (("window", 5), ("sequence", 8)):  # w = pi/min(H, J+2) or pi/H

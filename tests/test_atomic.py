@@ -15,7 +15,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from unroll._atomic import DestinationError, atomic_write, check_destination, write_json_atomic, write_text_atomic
-from unroll.training.trainer import atomic_torch_save
+from unroll.experiments.trainer import atomic_torch_save
 
 
 def test_write_creates_folder_and_content(tmp_path):
@@ -61,7 +61,7 @@ def test_json_is_strict_and_numpy_free(tmp_path):
 
     import numpy as np
 
-    from unroll.training import compare
+    from unroll.experiments import compare
 
     assert compare.write_json_atomic is write_json_atomic  # still importable where it was
     write_json_atomic({"nan": float("nan"), "inf": np.float32("inf"), 1: (np.int64(2), np.float64(0.5))},

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from unroll.gp import GaussianProcess
-from unroll.kernels import kernel_from_name
-from unroll.training.attention import alignment_summary, attention_maps, lag_alignment, lag_profile
-from unroll.training.models import DiT
-from unroll.training.relu import build_relu_transformer
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import kernel_from_name
+from unroll.experiments.attention import alignment_summary, attention_maps, lag_alignment, lag_profile
+from unroll.experiments.models import DiT
+from unroll.experiments.relu import build_relu_transformer
 
 
 def _x(frames: int = 8, dim: int = 2) -> torch.Tensor:

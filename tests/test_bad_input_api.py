@@ -31,13 +31,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import theory
-from unroll import diffusion
-from unroll.constructor import construct_unrolled
-from unroll.gp import GaussianProcess
-from unroll.kernels import NAMED_KERNELS, DampedCosine, GammaExponential, Matern, kernel_from_name
-from unroll.training.compare import CompareConfig
-from unroll.training.trainer import TrainConfig
-from unroll.transformer import Transformer
+from unroll.construction.constructor import construct_unrolled
+from unroll.data import diffusion
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import NAMED_KERNELS, DampedCosine, GammaExponential, Matern, kernel_from_name
+from unroll.experiments.compare import CompareConfig
+from unroll.experiments.trainer import TrainConfig
+from unroll.model.transformer import Transformer
 from unroll.verification import verify
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")

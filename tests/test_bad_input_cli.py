@@ -56,19 +56,19 @@ def no_work(monkeypatch):
     import unroll.cli.resources
     import unroll.cli.train
     import unroll.cli.verify
-    import unroll.figures
-    import unroll.training.compare
-    import unroll.training.video
+    import unroll.experiments.compare
+    import unroll.experiments.video
+    import unroll.figures.gallery
 
     for module in (unroll.cli.demo, unroll.cli.verify, unroll.cli.bounds, unroll.cli.train):
         monkeypatch.setattr(module, "gp_from_arguments", _tripwire)
     for name in ("make_gp", "run_comparison"):
-        monkeypatch.setattr(unroll.training.compare, name, _tripwire)
-    monkeypatch.setattr(unroll.training.video, "moving_ball_video", _tripwire)
+        monkeypatch.setattr(unroll.experiments.compare, name, _tripwire)
+    monkeypatch.setattr(unroll.experiments.video, "moving_ball_video", _tripwire)
     for name in ("property_run", "grid_sweep"):
         monkeypatch.setattr(theory.sweep, name, _tripwire)
     for name in ("generate_figures", "comparison_figures_from"):
-        monkeypatch.setattr(unroll.figures, name, _tripwire)
+        monkeypatch.setattr(unroll.figures.gallery, name, _tripwire)
     monkeypatch.setattr(unroll.cli.figures, "_require_matplotlib", lambda: None)  # the cases hold without it
     monkeypatch.setattr(unroll.cli.resources, "available_memory", lambda: (8 * GIB, "test"))
 
@@ -342,10 +342,10 @@ def test_results_input_is_checked(where, expected, tmp_path, capsys, no_work):
 
 def test_train_into_a_file_fails_before_training(tmp_path, capsys, monkeypatch):
     """Without the tripwire: a training that would run refuses its --out before drawing any data."""
-    import unroll.training.trainer
+    import unroll.experiments.trainer
 
     calls = []
-    monkeypatch.setattr(unroll.training.trainer, "train", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(unroll.experiments.trainer, "train", lambda *a, **k: calls.append(a))
     a_file = tmp_path / "a-file"
     a_file.write_text("x")
     assert_one_line_failure(["train", "--model", "dit", "--out", str(a_file), "--steps", "2", "--train-size", "8"],

@@ -1,4 +1,4 @@
-"""Banded attention (unroll.banded) against the dense masked attention of unroll.transformer.attend."""
+"""Banded attention (unroll.model.banded) against the dense masked attention of unroll.model.transformer.attend."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import unroll
-import unroll.banded
-from unroll.banded import band_to_dense, banded_attend, banded_pays, banded_toeplitz_apply
-from unroll.gp import GaussianProcess
-from unroll.kernels import GammaExponential
-from unroll.transformer import Transformer, attend
+import unroll.model.banded
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import GammaExponential
+from unroll.model.banded import band_to_dense, banded_attend, banded_pays, banded_toeplitz_apply
+from unroll.model.transformer import Transformer, attend
 
 
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -25,13 +25,13 @@ def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
 @contextlib.contextmanager
 def query_chunks(rows: int | None, batch_heads: int):
     """Run ``banded_attend`` on chunks of ``rows`` query frames (None: the library default)."""
-    default = unroll.banded.CHUNK_FRAMES
+    default = unroll.model.banded.CHUNK_FRAMES
     if rows is not None:
-        unroll.banded.CHUNK_FRAMES = rows * batch_heads
+        unroll.model.banded.CHUNK_FRAMES = rows * batch_heads
     try:
         yield
     finally:
-        unroll.banded.CHUNK_FRAMES = default
+        unroll.model.banded.CHUNK_FRAMES = default
 
 
 def random_qkv(batch: int, heads: int, frames: int, key_dim: int, value_dim: int, seed: int):
@@ -129,7 +129,7 @@ def test_auto_dispatch_rule_at_its_boundary(window):
     """Banded exactly when ``(2 J + 1) * BANDED_SPEEDUP_FACTOR <= H``: at ``H = 4 (2J + 1)`` and not one frame
     below."""
     frames = 4 * (2 * window + 1)
-    assert unroll.banded.BANDED_SPEEDUP_FACTOR == 4
+    assert unroll.model.banded.BANDED_SPEEDUP_FACTOR == 4
     assert banded_pays(frames, window) and not banded_pays(frames - 1, window)
     assert banded_pays(10 * frames, window)
 

@@ -26,11 +26,11 @@ from theory.bounds import (
     symbol_values,
 )
 from theory.configuration import UNIT_ROUNDOFF
-from unroll import gd
-from unroll.constructor import construct_unrolled
-from unroll.gp import GaussianProcess
-from unroll.kernels import kernel_from_name
-from unroll.transformer import Transformer
+from unroll.construction import gd
+from unroll.construction.constructor import construct_unrolled
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import kernel_from_name
+from unroll.model.transformer import Transformer
 from unroll.verification import verify
 
 SIGMA = np.array([[1.5, 0.3], [0.3, 0.7]])

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 
 import theory
 from theory.sweep import property_run, slack_summary
-from unroll.gd import IndefiniteTruncationError
+from unroll.construction.gd import IndefiniteTruncationError
 from unroll.testing import FAMILIES, configurations
 
 

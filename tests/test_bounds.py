@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 import theory
 from theory import tails
 from theory.bounds import BOUNDS, symbol_values, tail_bound
-from unroll import gd
-from unroll.constructor import construct_unrolled
-from unroll.gp import GaussianProcess
-from unroll.kernels import kernel_from_name
+from unroll.construction import gd
+from unroll.construction.constructor import construct_unrolled
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import kernel_from_name
 from unroll.testing import configurations
 
 FAMILY_NU = st.one_of(

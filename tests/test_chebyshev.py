@@ -2,8 +2,8 @@
 (weight-shared) GD construction.
 
 Oracles: a dense iteration written here (the dense ``C_{t,J}``, its eigenvalues from ``torch.linalg.eigvalsh`` and the
-Chebyshev nodes of their interval), the frame-by-frame loop ``unroll.gd.unrolled_iterates``, the eigenbasis formula
-``unroll.gd.spectral_iterates``, and a brute-force Leja ordering.
+Chebyshev nodes of their interval), the frame-by-frame loop ``unroll.construction.gd.unrolled_iterates``, the eigenbasis
+formula ``unroll.construction.gd.spectral_iterates``, and a brute-force Leja ordering.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from hypothesis import strategies as st
 
 import theory
 from theory.schedules import subproduct_bounds
-from unroll import gd
 from unroll.cli.options import random_spatial_covariance
-from unroll.constructor import construct_unrolled
-from unroll.gp import GaussianProcess
-from unroll.kernels import kernel_from_name
+from unroll.construction import gd
+from unroll.construction.constructor import construct_unrolled
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import kernel_from_name
+from unroll.model.transformer import Transformer
 from unroll.testing import configurations
-from unroll.transformer import Transformer
 
 
 def make_gp(name="gamma-exponential", nu=1.0, ell=2.0, frames=10, dim=2, seed=0):

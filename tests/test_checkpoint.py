@@ -1,4 +1,4 @@
-"""unroll.training.checkpoint: the integrity record, and every kind of damaged file refused in one line."""
+"""unroll.experiments.checkpoint: the integrity record, and every kind of damaged file refused in one line."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from unroll.training.checkpoint import REQUIRED_KEYS, CheckpointError, load_checkpoint, save_checkpoint
+from unroll.experiments.checkpoint import REQUIRED_KEYS, CheckpointError, load_checkpoint, save_checkpoint
 
 
 def _state() -> dict:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import theory
 from unroll.cli import main
 from unroll.cli.options import random_spatial_covariance
-from unroll.gp import GaussianProcess
-from unroll.kernels import kernel_from_name
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import kernel_from_name
 
 
 def test_bounds_prints_assumptions_formulas_and_numbers(capsys):

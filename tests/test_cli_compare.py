@@ -13,7 +13,7 @@ MODELS = ("constructed_gd", "constructed_chebyshev", "relu_transformer", "dit", 
 
 def tiny_config(**overrides):
     """The comparison's whole design at toy size (fast enough for the default suite)."""
-    from unroll.training.compare import CompareConfig
+    from unroll.experiments.compare import CompareConfig
 
     settings = dict(frames=6, train_size=64, validation_size=32, heldout=16, steps=12, eval_every=4, patience=2,
                     construct_blocks=4, relu_blocks=1, relu_bands=2, dit_blocks=1, dit_width=16, unet_channels=8,
@@ -36,7 +36,7 @@ def test_compare_quick_writes_results_with_required_keys(tmp_path):
 
 def test_compare_tiny_run_writes_results_with_required_keys(tmp_path):
     """The whole design at toy size through the same code path: every key, every claim, resumable."""
-    from unroll.training.compare import comparison_tasks, run_comparison, verdict_table
+    from unroll.experiments.compare import comparison_tasks, run_comparison, verdict_table
 
     config = tiny_config(control_kernel="damped-cosine")
     results = run_comparison(config, tmp_path)
@@ -74,7 +74,7 @@ def test_compare_tiny_run_writes_results_with_required_keys(tmp_path):
     # each comparison figure is a Figure; the one-panel one draws into a given ax, the others into a given fig
     from matplotlib.figure import Figure
 
-    from unroll.training import figures as comparison
+    from unroll.figures import comparison
 
     tasks = comparison._read_tasks(tmp_path / "tasks")
     for draw in (lambda fig: comparison.comparison_attention_figure(on_disk, tasks, fig=fig),
@@ -92,8 +92,8 @@ def test_compare_tiny_run_writes_results_with_required_keys(tmp_path):
 
 def test_every_seed_of_an_arm_starts_from_its_own_initialisation():
     """The ReLU transformer seeds itself from its config: each task's options must carry the task's seed."""
-    from unroll.training.compare import comparison_tasks
-    from unroll.training.experiments import train_and_measure
+    from unroll.experiments.compare import comparison_tasks
+    from unroll.experiments.run import train_and_measure
 
     tasks = comparison_tasks(tiny_config())
     relu = [kwargs for name, kwargs in tasks.items() if ".relu_transformer." in name]
@@ -108,7 +108,7 @@ def test_every_seed_of_an_arm_starts_from_its_own_initialisation():
 
 
 def test_dit_and_unet_of_the_comparison_are_matched_within_ten_percent():
-    from unroll.training.compare import CompareConfig, parameter_match
+    from unroll.experiments.compare import CompareConfig, parameter_match
 
     match = parameter_match(CompareConfig())
     assert match["within_10_percent"], match
@@ -119,8 +119,8 @@ def test_dit_and_unet_of_the_comparison_are_matched_within_ten_percent():
 def test_the_relu_transformer_options_follow_the_construction_and_need_the_gp():
     """``sweep_model="relu_transformer"`` used to reach ``gp.frames`` with ``gp=None`` (an AttributeError)."""
     from unroll import construct_unrolled
-    from unroll.training.compare import CompareConfig, sample_complexity_config
-    from unroll.training.experiments import gp_from_spec
+    from unroll.experiments.compare import CompareConfig, sample_complexity_config
+    from unroll.experiments.run import gp_from_spec
 
     config = CompareConfig.quick(frames=6, sweep_model="relu_transformer", relu_bands=9)
     with pytest.raises(ValueError, match="gp is required"):
@@ -135,8 +135,8 @@ def test_the_relu_transformer_options_follow_the_construction_and_need_the_gp():
 
 def test_extra_sweeps_run_and_draw_their_figure(tmp_path):
     """The H / size / decay sweeps end to end at toy size: every point trained and scored, one figure."""
-    from unroll.training.compare import CompareConfig
-    from unroll.training.sweeps import run_extra_sweeps
+    from unroll.experiments.compare import CompareConfig
+    from unroll.experiments.sweeps import run_extra_sweeps
 
     config = CompareConfig.quick(frames=6, train_size=32, heldout=8, construct_blocks=4, dit_width=16,
                                  sweep_steps=2, progress=False)
@@ -147,7 +147,7 @@ def test_extra_sweeps_run_and_draw_their_figure(tmp_path):
         for row in sweeps[name]["results"]:
             assert 0 < row["score_error"] < 10 and 0 < row["constructed_score_error"] < 10
     pytest.importorskip("matplotlib")
-    from unroll.training.figures import save_atomic, sweeps_figure
+    from unroll.figures.comparison import save_atomic, sweeps_figure
 
     figure = sweeps_figure(sweeps)
     assert len(figure.get_axes()) == 3  # one panel per sweep

@@ -117,7 +117,7 @@ def test_python_dash_m_theory_sweep_is_unroll_sweep(tmp_path, capsys):
 
 # --------------------------------------------------------------------------- logging and progress
 def test_status_lines_are_logging_on_stderr_at_the_chosen_level(capsys):
-    logger = logging.getLogger("unroll.training.compare")
+    logger = logging.getLogger("unroll.experiments.compare")
     with logging_to_stderr(logging.INFO):
         logger.info("status line")
         logger.debug("debug line")
@@ -135,7 +135,7 @@ def test_verbose_and_quiet_set_the_level(flags, shown, monkeypatch, capsys):
     import unroll.cli.demo
 
     def run(args):
-        logging.getLogger("unroll.gp").info("info")
+        logging.getLogger("unroll.data.gp").info("info")
         logging.getLogger("theory.bounds").debug("debug")
         return 0
 
@@ -148,7 +148,7 @@ def test_verbose_and_quiet_set_the_level(flags, shown, monkeypatch, capsys):
 def test_no_progress_silences_the_bars_not_the_status_lines(tmp_path, capsys):
     from test_cli_compare import tiny_config
 
-    from unroll.training.compare import run_comparison
+    from unroll.experiments.compare import run_comparison
 
     with logging_to_stderr(logging.INFO):
         run_comparison(tiny_config(figures=False, progress=False), tmp_path)

@@ -23,8 +23,8 @@ from unroll.cli.resources import (
     format_bytes,
     verify_estimate,
 )
-from unroll.gp import GaussianProcess
-from unroll.kernels import GammaExponential
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import GammaExponential
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,8 +46,8 @@ def _gp(frames: int, dim: int) -> GaussianProcess:
 ])
 def test_weight_estimate_matches_the_built_model(options):
     """The weights part is the built model's block parameters (float64), up to the biases it leaves out."""
-    from unroll.constructor import construct_unrolled
-    from unroll.softmax_construction import construct_softmax
+    from unroll.construction.constructor import construct_unrolled
+    from unroll.construction.softmax import construct_softmax
 
     gp = _gp(options["frames"], options["dim"])
     knots = options.get("knots", 257)
@@ -63,7 +63,7 @@ def test_weight_estimate_matches_the_built_model(options):
 
 
 def test_attention_estimate_matches_the_kept_weights():
-    from unroll.constructor import construct_unrolled
+    from unroll.construction.constructor import construct_unrolled
 
     gp = _gp(9, 2)
     model = construct_unrolled(gp, blocks=4, bands=3)

@@ -39,9 +39,9 @@ def test_softmax_mode_reports_the_boundary_error(tmp_path, capsys):
     import torch
 
     from unroll.cli.options import random_spatial_covariance
-    from unroll.gp import GaussianProcess
-    from unroll.kernels import GammaExponential
-    from unroll.softmax_construction import construct_softmax, measure_softmax
+    from unroll.construction.softmax import construct_softmax, measure_softmax
+    from unroll.data.gp import GaussianProcess
+    from unroll.data.kernels import GammaExponential
 
     path = tmp_path / "softmax.json"
     code = main(["verify", "--mode", "softmax", "--nu", "2", "--ell", "3", "--frames", "16", "--dim", "2",

@@ -18,10 +18,10 @@ import torch
 from hypothesis import given, settings
 from plain_loop import network_deviation, network_rounding_bounds, plain_gd_loop, truncated_toeplitz
 
-from unroll import gd
-from unroll.constructor import construct_unrolled
-from unroll.gp import GaussianProcess
-from unroll.kernels import kernel_from_name
+from unroll.construction import gd
+from unroll.construction.constructor import construct_unrolled
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import kernel_from_name
 from unroll.testing import configurations
 
 

@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 from plain_loop import network_rounding_bounds
 
 import unroll
-from unroll import gd
 from unroll.cli.options import random_spatial_covariance
-from unroll.constructor import UnrolledTransformer, construct_unrolled
-from unroll.gp import GaussianProcess
-from unroll.kernels import kernel_from_name
-from unroll.transformer import Transformer
+from unroll.construction import gd
+from unroll.construction.constructor import UnrolledTransformer, construct_unrolled
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import kernel_from_name
+from unroll.model.transformer import Transformer
 
 FAMILIES = {"gamma-exponential": (0.3, 2.0), "matern": (0.5, 3.0), "polynomial": (0.5, 4.0),
             "logarithmic": (0.5, 3.0)}
@@ -281,7 +281,7 @@ def test_paper_mode_outside_the_multiplier_range_is_flagged():
 
 
 def test_token_layout_slots_and_decode():
-    from unroll.layout import TokenLayout
+    from unroll.construction.layout import TokenLayout
 
     layout = TokenLayout([("y", 2), ("x", 2), ("e", 2), ("phi", 3), ("one", 1)])
     assert layout.width == 10 and layout["phi"] == slice(6, 9) and layout.index("one") == 9

@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 import theory
 from theory import tails
 from theory.bounds import tail_bound
-from unroll import gd
 from unroll.cli import main
 from unroll.cli.options import random_spatial_covariance
-from unroll.constructor import construct_unrolled
-from unroll.gp import GaussianProcess
-from unroll.kernels import KERNEL_FAMILIES, NAMED_KERNELS, DampedCosine, Matern, kernel_from_name
+from unroll.construction import gd
+from unroll.construction.constructor import construct_unrolled
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import KERNEL_FAMILIES, NAMED_KERNELS, DampedCosine, Matern, kernel_from_name
 from unroll.testing import configurations
 from unroll.verification import verify
 

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from unroll import diffusion
-from unroll.gp import GaussianProcess
-from unroll.kernels import GammaExponential
+from unroll.data import diffusion
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import GammaExponential
 
 
 def test_schedule_matches_definition_for_floats_and_tensors():

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from unroll import construct_unrolled
-from unroll.gp import GaussianProcess
-from unroll.kernels import kernel_from_name
-from unroll.training import distribution as dist
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import kernel_from_name
+from unroll.experiments import distribution as dist
 
 
 def _gp(frames: int = 5) -> GaussianProcess:

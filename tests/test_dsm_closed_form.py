@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from unroll.diffusion import dsm_loss
-from unroll.gp import GaussianProcess
-from unroll.kernels import GammaExponential
+from unroll.data.diffusion import dsm_loss
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import GammaExponential
 
 
 @pytest.mark.parametrize("diffusion_time", [0.05, 0.4, 2.0])

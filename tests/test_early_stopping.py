@@ -1,4 +1,4 @@
-"""Validation, early stopping, the infinite-data (sampler) arm and their checkpoints (unroll.training.trainer)."""
+"""Validation, early stopping, the infinite-data (sampler) arm and their checkpoints (unroll.experiments.trainer)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
-from unroll.diffusion import dsm_loss, sample_diffusion_times
-from unroll.gp import GaussianProcess
-from unroll.kernels import kernel_from_name
-from unroll.training.models import build_model
-from unroll.training.trainer import (
+from unroll.data.diffusion import dsm_loss, sample_diffusion_times
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import kernel_from_name
+from unroll.experiments.models import build_model
+from unroll.experiments.trainer import (
     TrainConfig,
     load_checkpoint,
     seeded_model,
@@ -167,7 +167,7 @@ def test_interrupted_early_stopped_run_resumes_to_the_same_result(tmp_path):
 
 
 def test_interruption_during_an_evaluation_resumes_to_the_same_result(tmp_path, monkeypatch):
-    import unroll.training.trainer as trainer
+    import unroll.experiments.trainer as trainer
 
     config, data, held = _overfitting_run(steps=200, patience=100)
     straight = train(seeded_model(_build, 0), data, config, validation=held)

@@ -1,4 +1,4 @@
-"""unroll.executor: the inline, local-process and Dask back-ends run the same tasks to the same results, and
+"""unroll.experiments.executor: the inline, local-process and Dask back-ends run the same tasks to the same results, and
 the cache keeps what an interrupted run finished."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import sys
 import pytest
 from executor_tasks import calls, echo, logged_square, seeded_sum, tensor_total
 
-from unroll import executor as executor_module
-from unroll.executor import InlineExecutor, TaskError, make_executor, run_tasks
+from unroll.experiments import executor as executor_module
+from unroll.experiments.executor import InlineExecutor, TaskError, make_executor, run_tasks
 
 SUM_TASKS = {f"seed{seed}-size{size}": dict(seed=seed, size=size) for seed in (0, 1, 2) for size in (5, 50)}
 

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from unroll.cli import main
-from unroll.training.checkpoint import load_checkpoint
+from unroll.experiments.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = Path(__file__).with_name("fault_run.py")

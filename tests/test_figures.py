@@ -17,9 +17,9 @@ pytest.importorskip("matplotlib")
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402 - only with matplotlib
 from matplotlib.figure import Figure  # noqa: E402
 
-import unroll.figures as figures  # noqa: E402
+import unroll.figures.gallery as figures  # noqa: E402
 from unroll.cli import main  # noqa: E402
-from unroll.training.figures import save_atomic, sweeps_figure  # noqa: E402
+from unroll.figures.comparison import save_atomic, sweeps_figure  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 #: what library code must not do: choose a backend, or go through pyplot (whose figures a notebook shows twice
@@ -43,8 +43,8 @@ def test_drawing_leaves_pyplot_unimported_and_the_backend_alone():
     """In a fresh interpreter: draw and save a figure; pyplot is never imported and the backend never set."""
     code = ("import sys, matplotlib, tempfile, os\n"
             "before = matplotlib.rcParams._get_backend_or_none()\n"
-            "import unroll.figures as f\n"
-            "from unroll.training.figures import save_atomic\n"
+            "import unroll.figures.gallery as f\n"
+            "from unroll.figures.comparison import save_atomic\n"
             "figure = f.gamma_truncation_figure(frames=6, bands=2)\n"
             "save_atomic(figure, os.path.join(tempfile.mkdtemp(), 'g.png'))\n"
             "print(type(figure).__name__, 'matplotlib.pyplot' in sys.modules,\n"

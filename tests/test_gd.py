@@ -1,4 +1,4 @@
-"""unroll.gd: the frame-wise objective, step size, truncation/taper and the plain-loop GD oracle,
+"""unroll.construction.gd: the frame-wise objective, step size, truncation/taper and the plain-loop GD oracle,
 checked against dense oracles (torch.kron matrices, linalg.solve, autograd)."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from unroll import gd
 from unroll.cli.options import random_spatial_covariance
-from unroll.gp import GaussianProcess
-from unroll.kernels import kernel_from_name
+from unroll.construction import gd
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import kernel_from_name
 
 
 def make_gp(name="gamma-exponential", nu=1.0, ell=2.0, frames=8, dim=3, seed=0):

@@ -8,10 +8,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from unroll import diffusion
 from unroll._validate import NonFiniteError
-from unroll.gp import GaussianProcess
-from unroll.kernels import GammaExponential, LagFunction, Logarithmic, Matern, Polynomial
+from unroll.data import diffusion
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import GammaExponential, LagFunction, Logarithmic, Matern, Polynomial
 
 KERNELS = st.one_of(
     st.builds(GammaExponential, nu=st.floats(0.1, 2.0), ell=st.floats(0.2, 10.0)),

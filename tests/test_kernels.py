@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from unroll._validate import NonFiniteError
 from unroll.cli import main
-from unroll.kernels import (
+from unroll.data.kernels import (
     KERNEL_FAMILIES,
     MATERN_ZERO_ARGUMENT,
     DampedCosine,

@@ -1,4 +1,4 @@
-"""unroll.linear_response: Jacobians of score functions against dense-inverse, autograd-Hessian and
+"""unroll.experiments.linear_response: Jacobians of score functions against dense-inverse, autograd-Hessian and
 by-hand oracles."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 import torch
 
 import unroll
-from unroll.linear_response import LinearResponse, lag_profile, lag_profile_error
-from unroll.training.compare import make_gp
-from unroll.training.distribution import linear_score_matrix
+from unroll.experiments.compare import make_gp
+from unroll.experiments.distribution import linear_score_matrix
+from unroll.experiments.linear_response import LinearResponse, lag_profile, lag_profile_error
 
 FRAMES, DIM, TIME = 6, 2, 0.3
 SIZE = FRAMES * DIM
@@ -233,7 +233,7 @@ def test_to_dict_is_json_ready_and_small(gp):
 
 
 def test_module_and_function_share_the_name():
-    import unroll.linear_response as module
+    import unroll.experiments.linear_response as module
 
     assert callable(unroll.linear_response) and module.LinearResponse is LinearResponse
     assert "linear_response" in unroll.__all__

@@ -7,11 +7,11 @@ import math
 import numpy as np
 import torch
 
-from unroll import gd
-from unroll.constructor import construct_unrolled
-from unroll.gp import GaussianProcess
-from unroll.kernels import Matern
-from unroll.toeplitz import toeplitz_matmul
+from unroll.construction import gd
+from unroll.construction.constructor import construct_unrolled
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import Matern
+from unroll.linalg.toeplitz import toeplitz_matmul
 
 FRAMES = 65536
 

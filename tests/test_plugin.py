@@ -1,5 +1,5 @@
-"""unroll.plugin: the flip-flop Kronecker MLE against a brute-force likelihood maximiser and its stationarity
-equations, the plug-in score against gp.score and a dense solve, and its n^(-1/2) sample complexity."""
+"""unroll.experiments.plugin: the flip-flop Kronecker MLE against a brute-force likelihood maximiser and its
+stationarity equations, the plug-in score against gp.score and a dense solve, and its n^(-1/2) sample complexity."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 import torch
 from scipy import optimize
 
-from unroll.plugin import PluginScore, fit_kronecker, kronecker_log_likelihood, plugin_score
-from unroll.training.compare import make_gp
-from unroll.training.distribution import empirical_second_moment
+from unroll.experiments.compare import make_gp
+from unroll.experiments.distribution import empirical_second_moment
+from unroll.experiments.plugin import PluginScore, fit_kronecker, kronecker_log_likelihood, plugin_score
 
 
 def _mvn_log_likelihood(data: torch.Tensor, temporal: torch.Tensor, spatial: torch.Tensor) -> torch.Tensor:

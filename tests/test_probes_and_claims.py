@@ -14,8 +14,8 @@ import torch
 from scipy import stats
 
 from unroll import construct_unrolled
-from unroll.training import attention
-from unroll.training.claims import (
+from unroll.experiments import attention
+from unroll.experiments.claims import (
     fit_loglog,
     mean_interval,
     normalised_profile_distance,
@@ -23,9 +23,9 @@ from unroll.training.claims import (
     verdict_for_difference,
     verdict_for_slope,
 )
-from unroll.training.compare import make_gp
-from unroll.training.models import DiT
-from unroll.training.probes import layer_probes, residual_streams
+from unroll.experiments.compare import make_gp
+from unroll.experiments.models import DiT
+from unroll.experiments.probes import layer_probes, residual_streams
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_no_position_dit_is_permutation_equivariant(gp):
 
 
 def test_no_position_dit_starts_from_the_same_weights_as_the_dit_of_its_seed(gp):
-    from unroll.training.trainer import seeded_model
+    from unroll.experiments.trainer import seeded_model
 
     with_position = seeded_model(lambda: DiT(gp.frames, gp.dim, width=16, blocks=2, heads=2), 5)
     without = seeded_model(lambda: DiT(gp.frames, gp.dim, width=16, blocks=2, heads=2, position="none"), 5)
@@ -180,7 +180,7 @@ def test_normalised_profile_distance_is_scale_aware():
 
 
 def test_construction_shape_control_starts_as_the_construction_with_closed_residual_branches(gp):
-    from unroll.training.experiments import _build
+    from unroll.experiments.run import _build
 
     options = dict(blocks=3, bands=2)
     shape, _ = _build("relu_transformer", gp.frames, gp.dim, options, 5, "construction-shape", gp)

@@ -83,7 +83,7 @@ def test_git_state_without_git_is_none(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------- verify
 def test_verify_json_rebuilds_the_gp_and_the_model(tmp_path, capsys):
-    from unroll.gp_spec import random_spatial_covariance
+    from unroll.data.gp_spec import random_spatial_covariance
     from unroll.verification import verify
 
     path = tmp_path / "v.json"
@@ -162,7 +162,7 @@ TRAIN = ["train", "--model", "dit", "--frames", "6", "--dim", "2", "--train-size
 
 @pytest.mark.parametrize(("model", "kernel"), [("dit", "gamma-exponential"), ("relu_transformer", "damped-cosine")])
 def test_train_results_rebuild_the_gp_and_the_network(model, kernel, tmp_path, capsys):
-    from unroll.gp_spec import random_spatial_covariance
+    from unroll.data.gp_spec import random_spatial_covariance
 
     argv = [*TRAIN, "--out", str(tmp_path), "--kernel", kernel]
     argv[argv.index("dit")] = model
@@ -176,7 +176,7 @@ def test_train_results_rebuild_the_gp_and_the_network(model, kernel, tmp_path, c
     assert torch.equal(rebuilt.gp.spatial, random_spatial_covariance(2, 3))
     assert sum(p.numel() for p in rebuilt.model.parameters()) == record["parameters"]
     # the checkpoint's trained weights fit the rebuilt architecture exactly
-    from unroll.training.checkpoint import load_checkpoint
+    from unroll.experiments.checkpoint import load_checkpoint
 
     rebuilt.model.load_state_dict(load_checkpoint(tmp_path / "checkpoint.pt")["model_state"])
 
@@ -199,7 +199,7 @@ def _tiny_compare(**overrides):
 
 
 def test_compare_results_rebuild_the_gp_and_the_construction(tmp_path):
-    from unroll.training.compare import float64_score, heldout_set, run_comparison, score_error
+    from unroll.experiments.compare import float64_score, heldout_set, run_comparison, score_error
 
     config = _tiny_compare(spatial="random", spatial_seed=4, spatial_condition=6.0)
     results = run_comparison(config, tmp_path / "a", command_line=["unroll", "compare", "--tiny"])
@@ -207,7 +207,7 @@ def test_compare_results_rebuild_the_gp_and_the_construction(tmp_path):
     assert on_disk["configuration"]["gp"]["spatial_seed"] == 4 and on_disk["config"]["spatial_condition"] == 6.0
     assert on_disk["provenance"]["command"] == ["unroll", "compare", "--tiny"]
     rebuilt = rebuild(on_disk)
-    from unroll.gp_spec import random_spatial_covariance
+    from unroll.data.gp_spec import random_spatial_covariance
 
     assert torch.equal(rebuilt.gp.spatial, random_spatial_covariance(config.dim, 4, 6.0))
     held = heldout_set(rebuilt.gp, config.heldout, config.eval_times, seed=1000)
@@ -225,7 +225,7 @@ def test_compare_default_gp_is_the_record_and_keeps_its_task_records():
     """Sigma stays the record's rho^|a-b| and the task records hold no random-Sigma fields (old caches stay
     valid)."""
     from unroll.cli.compare import RECORD_GP
-    from unroll.training.compare import CompareConfig, comparison_tasks
+    from unroll.experiments.compare import CompareConfig, comparison_tasks
 
     config = CompareConfig()
     assert {name: getattr(config, name) for name in RECORD_GP} == RECORD_GP

@@ -93,8 +93,8 @@ def test_the_top_level_names_are_listed():
 
 def test_the_checks_can_fail():
     text = REFERENCE.read_text(encoding="utf-8")
-    assert "unroll.gd" in missing_modules(text.replace("::: unroll.gd\n", ""))
-    assert "unroll.gd" not in missing_modules(text)
+    assert "unroll.construction.gd" in missing_modules(text.replace("::: unroll.construction.gd\n", ""))
+    assert "unroll.construction.gd" not in missing_modules(text)
     assert directives("::: unroll.nowhere\n    options:\n      members: false\n") == ["unroll.nowhere"]
 
 

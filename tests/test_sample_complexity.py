@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from unroll.training.sample_complexity import (
+from unroll.experiments.sample_complexity import (
     SampleComplexityConfig,
     analyse,
     heldout,

@@ -1,5 +1,5 @@
-"""The samplers of ``unroll.diffusion`` against the exact law of their own discretisation, with enough samples that a
-wrong drift, step or noise scale fails for every seed.
+"""The samplers of ``unroll.data.diffusion`` against the exact law of their own discretisation, with enough samples that
+a wrong drift, step or noise scale fails for every seed.
 
 For data ``N(0, v)`` in one dimension the exact score is linear, ``s(x, t) = -x / (a_t v + s_t)`` (``a_t = e^-t``,
 ``s_t = 1 - e^-t``), so one Euler–Maruyama step ``x <- x + h (x/2 + s(x, t_k)) + sqrt(h) xi`` maps mean and variance
@@ -16,7 +16,7 @@ import math
 import pytest
 import torch
 
-from unroll import diffusion
+from unroll.data import diffusion
 
 VARIANCE, T_START, T0, STEPS, SAMPLES = 2.0, 3.0, 0.05, 20, 1_000_000
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from unroll.gp import GaussianProcess
-from unroll.kernels import GammaExponential, Logarithmic, Matern, Polynomial
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import GammaExponential, Logarithmic, Matern, Polynomial
 
 
 def random_spd(dim: int, seed: int) -> torch.Tensor:
@@ -42,7 +42,7 @@ def test_structured_score_matches_dense_solve(frames):
     x = gp.noised(gp.sample(3, generator), 0.2, generator)
     times = torch.tensor([1e-3, 0.2, 4.0], dtype=torch.float64)
     assert relative_error(gp.score(x, times), gp.score_dense(x, times)) <= 1e-10
-    # and against numpy's dense solve with C_t built from scratch (no code shared with unroll.gp)
+    # and against numpy's dense solve with C_t built from scratch (no code shared with unroll.data.gp)
     gamma = np.array([[np.exp(-abs(i - j) / 5.0) for j in range(frames)] for i in range(frames)])
     covariance = np.exp(-0.2) * np.kron(gamma, gp.spatial.numpy()) + (1 - np.exp(-0.2)) * np.eye(frames * 4)
     expected = -np.linalg.solve(covariance, x[1].numpy().reshape(-1)).reshape(frames, 4)

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 import unroll
-from unroll import gd
 from unroll.cli.options import random_spatial_covariance
-from unroll.gp import GaussianProcess
-from unroll.kernels import kernel_from_name
-from unroll.softmax_construction import boundary_factors, construct_softmax, measure_softmax, von_mises_kernel
+from unroll.construction import gd
+from unroll.construction.softmax import boundary_factors, construct_softmax, measure_softmax, von_mises_kernel
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import kernel_from_name
 
 
 def make_gp(frames=16, ell=2.0, dim=2, kernel=None):

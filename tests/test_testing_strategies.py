@@ -6,7 +6,7 @@ import pytest
 import torch
 from hypothesis import find, given, settings
 
-from unroll.kernels import Kernel
+from unroll.data.kernels import Kernel
 from unroll.testing import REQUIRED_ASSUMPTIONS, configurations, kernels, spatial_covariances
 
 

@@ -10,11 +10,12 @@ import pytest
 import scipy.linalg
 import torch
 
-from unroll import GaussianProcess, gd
-from unroll.circulant import IndefiniteEmbeddingError, circulant_transform, embedding_eigenvalues
-from unroll.kernels import LagFunction, Logarithmic, Matern
-from unroll.symbol import symbol_extremes, toeplitz_extremes
-from unroll.toeplitz import (
+from unroll import GaussianProcess
+from unroll.construction import gd
+from unroll.data.kernels import LagFunction, Logarithmic, Matern
+from unroll.linalg.circulant import IndefiniteEmbeddingError, circulant_transform, embedding_eigenvalues
+from unroll.linalg.symbol import symbol_extremes, toeplitz_extremes
+from unroll.linalg.toeplitz import (
     PRECONDITIONERS,
     ToeplitzInverse,
     ToeplitzSolveError,
@@ -179,7 +180,7 @@ def test_the_toeplitz_score_is_the_gradient_of_the_log_density():
 
 
 def test_auto_path_selection():
-    from unroll import gp as gp_module
+    from unroll.data import gp as gp_module
     small = GaussianProcess(Matern(nu=1.0, ell=2.0), gp_module.EIGEN_MAX_FRAMES, torch.eye(2))
     large = GaussianProcess(Matern(nu=1.0, ell=2.0), gp_module.EIGEN_MAX_FRAMES + 1, torch.eye(2))
     warped = GaussianProcess(Matern(nu=1.0, ell=2.0), 8, torch.eye(2), times=np.arange(8.0) ** 1.5)
@@ -200,7 +201,7 @@ def test_a_long_gp_scores_without_building_gamma():
     score = gp.score(x, 0.05)
     assert "temporal" not in gp.__dict__
     # the score solves C_t s = -x: check the residual with an independent product (banded sums of all lags would be
-    # O(H^2); use the FFT product of unroll.toeplitz on each spatial eigen-feature, Sigma diagonal here)
+    # O(H^2); use the FFT product of unroll.linalg.toeplitz on each spatial eigen-feature, Sigma diagonal here)
     for feature, mu in enumerate((0.5, 2.0)):
         column = gd.schedule(0.05)[0] * mu * gp.autocovariance
         column[0] += gd.schedule(0.05)[1]
@@ -258,7 +259,7 @@ def test_an_indefinite_embedding_grows_then_raises_or_falls_back():
 
 
 def test_auto_sampling_falls_back_to_the_eigen_sampler_with_a_warning(monkeypatch):
-    from unroll import gp as gp_module
+    from unroll.data import gp as gp_module
     monkeypatch.setattr(gp_module, "EIGEN_MAX_FRAMES", 4)
     smooth = LagFunction(lambda lag: np.exp(-0.5 * (np.asarray(lag, dtype=np.float64) / 6.0) ** 2), name="rbf6")
     gp = GaussianProcess.from_temporal(smooth.toeplitz(16), torch.eye(1))
@@ -288,7 +289,7 @@ def test_the_symbol_range_contains_the_spectrum_and_is_close_to_it(kernel, bands
 
 
 def test_beyond_the_dense_limit_the_gd_spectrum_is_the_symbol_range(monkeypatch):
-    from unroll import symbol
+    from unroll.linalg import symbol
     gp = GaussianProcess(Matern(nu=1.0, ell=3.0), 200, random_spd(3, seed=2))
     exact = gd.product_extremes(gp, 8, "triangular")
     monkeypatch.setattr(symbol, "DENSE_MAX_FRAMES", 100)
@@ -315,7 +316,7 @@ def test_the_long_fixed_point_path_is_the_dense_one(monkeypatch):
 
 
 def test_banded_attention_without_weights_gives_the_same_output_and_no_weights():
-    from unroll.banded import banded_attend
+    from unroll.model.banded import banded_attend
 
     generator = torch.Generator().manual_seed(12)
     query, key = (torch.randn(2, 5, 300, 3, generator=generator, dtype=torch.float64) for _ in range(2))
@@ -328,7 +329,7 @@ def test_banded_attention_without_weights_gives_the_same_output_and_no_weights()
 
 
 def test_generators_are_cached_per_diffusion_time_and_evicted_oldest_first():
-    from unroll.toeplitz import KroneckerToeplitzSolver
+    from unroll.linalg.toeplitz import KroneckerToeplitzSolver
 
     gp = GaussianProcess(Matern(nu=1.0, ell=3.0), 40, random_spd(2, seed=3))
     solver = KroneckerToeplitzSolver(gp.autocovariance, gp.spatial_eigen, cache_size=2)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from unroll.gp import GaussianProcess
-from unroll.kernels import kernel_from_name
-from unroll.training.models import DiT, TemporalUNet, build_model, model_from_config
-from unroll.training.trainer import TrainConfig, load_checkpoint, seeded_model, train
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import kernel_from_name
+from unroll.experiments.models import DiT, TemporalUNet, build_model, model_from_config
+from unroll.experiments.trainer import TrainConfig, load_checkpoint, seeded_model, train
 
 
 def _tiny_data(n: int = 256, frames: int = 8, dim: int = 2) -> torch.Tensor:

@@ -10,7 +10,7 @@ import torch
 
 import unroll
 from unroll._validate import NonFiniteError
-from unroll.transformer import Transformer, attend
+from unroll.model.transformer import Transformer, attend
 
 
 def small(**overrides):

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 import unroll
-from unroll import gd
 from unroll.cli.options import random_spatial_covariance
-from unroll.constructor import construct_unrolled
-from unroll.gp import GaussianProcess
-from unroll.kernels import kernel_from_name
-from unroll.transformer import Transformer
+from unroll.construction import gd
+from unroll.construction.constructor import construct_unrolled
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import kernel_from_name
+from unroll.model.transformer import Transformer
 
 
 def make_gp(frames=10, dim=2):

@@ -13,11 +13,11 @@ import torch
 from plain_loop import dense_truncated_covariance, plain_gd_loop, truncated_toeplitz
 
 import unroll
-from unroll import gd
-from unroll.constructor import construct_unrolled
-from unroll.gp import GaussianProcess
-from unroll.kernels import kernel_from_name
-from unroll.transformer import Transformer
+from unroll.construction import gd
+from unroll.construction.constructor import construct_unrolled
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import kernel_from_name
+from unroll.model.transformer import Transformer
 from unroll.verification import ErrorPart
 
 SIGMA = np.diag([2.0, 6.0])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from unroll.training.video import lag_profile_of_matrix, moving_ball_video, temporal_correlation
+from unroll.experiments.video import lag_profile_of_matrix, moving_ball_video, temporal_correlation
 
 
 def test_video_shape_seed_and_standardisation():

@@ -13,12 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import theory
-from unroll import gd
 from unroll.cli.options import random_spatial_covariance
-from unroll.constructor import construct_unrolled
-from unroll.gp import GaussianProcess, power_warp
-from unroll.kernels import DampedCosine, GammaExponential, LagFunction, Logarithmic, Matern, Polynomial
-from unroll.softmax_construction import construct_softmax
+from unroll.construction import gd
+from unroll.construction.constructor import construct_unrolled
+from unroll.construction.softmax import construct_softmax
+from unroll.data.gp import GaussianProcess, power_warp
+from unroll.data.kernels import DampedCosine, GammaExponential, LagFunction, Logarithmic, Matern, Polynomial
 
 NOT_TOEPLITZ = r"Gamma is not Toeplitz \(non-stationary GP\): the banded construction needs a stationary kernel"
 

@@ -8,7 +8,7 @@ configuration as an :class:`AssumptionTable` (``print(table)`` gives the table).
 Example::
 
     >>> from theory import Configuration, check_assumptions
-    >>> from unroll.kernels import Polynomial
+    >>> from unroll.data.kernels import Polynomial
     >>> config = Configuration.from_kernel(Polynomial(nu=0.5, ell=4.0), 32, [[1.0]], bands=3, blocks=20,
     ...                                    diffusion_time=0.1)
     >>> table = check_assumptions(config)
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from theory.configuration import Configuration
-from unroll.constructor import frequency_period
+from unroll.construction.constructor import frequency_period
 
 __all__ = [
     "Assumption",
@@ -84,7 +84,7 @@ def _gamma_pd(c: Configuration) -> tuple[bool, float, str]:
 
 def _truncated_pd(c: Configuration) -> tuple[bool, float, str]:
     lam_min, lam_max = c.truncated_spectrum
-    # numerically positive definite: the same tolerance as unroll.gd.check_truncation
+    # numerically positive definite: the same tolerance as unroll.construction.gd.check_truncation
     detail = f"lambda_min(Gamma_J) = {lam_min:.3e} (J={c.bands}, taper={c.taper})"
     return lam_min > 1e-12 * abs(lam_max), lam_min, detail
 

@@ -59,7 +59,7 @@ import sympy as sp
 
 from theory import tails
 from theory.configuration import UNIT_ROUNDOFF, Configuration
-from unroll.constructor import frequency_period
+from unroll.construction.constructor import frequency_period
 
 __all__ = [
     "Bound",

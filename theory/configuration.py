@@ -1,7 +1,7 @@
 """One concrete configuration (kernel, nu, ell, H, d, Sigma, J, L, taper, t) and its spectral numbers.
 
 Everything the assumptions and bounds need is computed here once, in float64 numpy, from the lag values
-``gamma(0..H-1)`` and the eigenvalues of ``Sigma`` — independently of ``unroll.gd`` (whose numbers the
+``gamma(0..H-1)`` and the eigenvalues of ``Sigma`` — independently of ``unroll.construction.gd`` (whose numbers the
 tests compare against).
 
 Notation (docs/design.md §3-4): ``a = alpha_t^2 = e^-t``, ``s = sigma_t^2 = 1 - e^-t``;
@@ -24,7 +24,7 @@ import scipy.linalg
 
 from theory import tails
 from unroll._validate import NOT_TOEPLITZ_MESSAGE, check_int, check_positive
-from unroll.symbol import DENSE_MAX_FRAMES, symbol_extremes
+from unroll.linalg.symbol import DENSE_MAX_FRAMES, symbol_extremes
 
 __all__ = ["Configuration", "UNIT_ROUNDOFF", "DEFAULT_T0", "DEFAULT_MAX_CONDITION"]
 
@@ -45,7 +45,7 @@ def _family_of(kernel: Any) -> str | None:
 
 def _toeplitz_extremes(values: np.ndarray) -> tuple[float, float]:
     """Extreme eigenvalues of ``toeplitz(values)``: scipy's dense ``eigvalsh`` up to ``DENSE_MAX_FRAMES``, the symbol's
-    range (``unroll.symbol.symbol_extremes``) beyond."""
+    range (``unroll.linalg.symbol.symbol_extremes``) beyond."""
     if values.shape[0] > DENSE_MAX_FRAMES:
         return symbol_extremes(values)
     lam = scipy.linalg.eigvalsh(scipy.linalg.toeplitz(values))
@@ -65,7 +65,8 @@ class Configuration:
         lag_values: ``c_m = e_i . e_j`` for ``|i-j| = m`` (the frame-embedding inner products, shape ``(H,)``)
             if known, else ``None``.
         mode: ``"exact"`` or ``"paper"``; size: the model's class parameters (``D, L, M, B, R``) if known.
-        steps: the step schedule of the unrolled solver, ``"gd"`` or ``"chebyshev"`` (``unroll.gd.STEP_RULES``).
+        steps: the step schedule of the unrolled solver, ``"gd"`` or ``"chebyshev"``
+            (``unroll.construction.gd.STEP_RULES``).
     """
 
     gamma: np.ndarray
@@ -112,7 +113,7 @@ class Configuration:
     @classmethod
     def from_kernel(cls, kernel: Any, frames: int, spatial: Any, *, bands: int, blocks: int,
                     diffusion_time: float, taper: str | None = None, **kwargs: Any) -> Configuration:
-        """From an ``unroll.kernels`` kernel, ``H`` and ``Sigma`` (``(d, d)`` matrix)."""
+        """From an ``unroll.data.kernels`` kernel, ``H`` and ``Sigma`` (``(d, d)`` matrix)."""
         frames = check_int("frames", frames, minimum=1)
         spatial = np.asarray(spatial.detach().cpu().numpy() if hasattr(spatial, "detach") else spatial,
                              dtype=np.float64)
@@ -195,7 +196,7 @@ class Configuration:
 
     @cached_property
     def temporal_spectrum(self) -> tuple[float, float]:
-        """``(lam_min, lam_max)`` of Gamma (beyond ``unroll.symbol.DENSE_MAX_FRAMES`` frames: the symbol's range,
+        """``(lam_min, lam_max)`` of Gamma (beyond ``unroll.linalg.symbol.DENSE_MAX_FRAMES`` frames: the symbol's range,
         which contains the spectrum, so every bound built on it stays a bound)."""
         return _toeplitz_extremes(self.gamma)
 

@@ -51,8 +51,9 @@ class Amplification:
 
 
 def chebyshev_centers(product_min: float, product_max: float, blocks: int) -> np.ndarray:
-    """``P_k = P + Q cos theta_{o(k)}`` (``unroll.gd.step_centers``'s formula, in its Leja order), ``(L,)`` float64."""
-    from unroll.gd import chebyshev_order
+    """``P_k = P + Q cos theta_{o(k)}`` (``unroll.construction.gd.step_centers``'s formula, in its Leja order), ``(L,)``
+    float64."""
+    from unroll.construction.gd import chebyshev_order
 
     order = chebyshev_order(blocks).numpy()
     theta = (2 * order + 1) * math.pi / (2 * blocks)

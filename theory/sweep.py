@@ -72,14 +72,14 @@ def grid_sweep(families: Sequence[str] = ("gamma-exponential", "matern", "polyno
     """Construct and verify every grid point; configurations the constructor refuses get a row with
     ``error`` set (and no measurements).
 
-    Sigma is ``spatial`` (an ``unroll.gp_spec.GPSpec`` whose Sigma fields are used; default the random Sigma of
+    Sigma is ``spatial`` (an ``unroll.data.gp_spec.GPSpec`` whose Sigma fields are used; default the random Sigma of
     ``GPSpec(dim=dim, spatial_seed=seed)``, ``unroll verify``'s); ``dim`` is ignored when ``spatial`` is given.
     ``seed`` also seeds the data of every grid point.
     """
-    from unroll.constructor import construct_unrolled
-    from unroll.gp import GaussianProcess
-    from unroll.gp_spec import GPSpec
-    from unroll.kernels import kernel_from_name
+    from unroll.construction.constructor import construct_unrolled
+    from unroll.data.gp import GaussianProcess
+    from unroll.data.gp_spec import GPSpec
+    from unroll.data.kernels import kernel_from_name
     from unroll.verification import verify
 
     spec = GPSpec(dim=dim, spatial_seed=seed) if spatial is None else spatial

@@ -1,6 +1,6 @@
 """Truncation tails ``T_J = sum_{J < m <= H-1} |gamma(m)|`` per kernel family: sympy forms, numbers, J(eps).
 
-The four decay families of ``unroll.kernels`` are positive and non-increasing in the lag ``r``, so two
+The four decay families of ``unroll.data.kernels`` are positive and non-increasing in the lag ``r``, so two
 elementary inequalities hold for them (``f`` = gamma as a function of a real lag):
 
 * (I)  integral bound  ``sum_{m=J+1}^{N} f(m) <= int_J^N f(r) dr``   (f non-increasing);
@@ -99,7 +99,7 @@ def _check_parameters(family: str, nu_value: float, ell_value: float) -> None:
 
 def lag_expression(family: str) -> sp.Expr:
     """``gamma(r)`` of a family as a sympy expression in ``r, nu, ell`` (and ``period`` for the damped cosine;
-    same formulas as unroll.kernels)."""
+    same formulas as unroll.data.kernels)."""
     _check_family(family)
     if family == _DAMPED_COSINE:
         return sp.exp(-r / ell) * sp.cos(2 * sp.pi * r / period)
@@ -115,7 +115,7 @@ def lag_expression(family: str) -> sp.Expr:
 
 def lag_values(family: str, nu_value: float, ell_value: float, lags: np.ndarray,
                period: float | None = None) -> np.ndarray:
-    """``gamma(lags)`` (float64) for a family, computed here independently of ``unroll.kernels``
+    """``gamma(lags)`` (float64) for a family, computed here independently of ``unroll.data.kernels``
     (``period`` only, and required, for the damped cosine)."""
     _check_family(family)
     lags = np.abs(np.asarray(lags, dtype=np.float64))

@@ -4,11 +4,11 @@
     python tools/mutate.py summary [FILE ...]          # killed / survived / timeout per module, survivors listed
 
 ``run`` calls ``mutmut run --max-children N "<module>.*"`` once per file, so a changed file alone is
-``python tools/mutate.py run unroll/gd.py``.  mutmut copies the tree to ``mutants/`` (git-ignored), records in one
-run of the default suite which tests call which function (``[tool.mutmut]`` in pyproject.toml lists the files and
-the test selection), then runs for each mutant only the tests that called the mutated function, stopping at the
-first failure.  Results accumulate in ``mutants/**/*.meta``: a second ``run`` only tests what changed.
-``summary`` reads those files; it needs no mutmut import.
+``python tools/mutate.py run unroll/construction/gd.py``.  mutmut copies the tree to ``mutants/`` (git-ignored), records
+in one run of the default suite which tests call which function (``[tool.mutmut]`` in pyproject.toml lists the files and
+the test selection), then runs for each mutant only the tests that called the mutated function, stopping at the first
+failure.  Results accumulate in ``mutants/**/*.meta``: a second ``run`` only tests what changed. ``summary`` reads those
+files; it needs no mutmut import.
 """
 
 from __future__ import annotations
@@ -40,10 +40,11 @@ def core_files() -> list[str]:
 
 
 def module_name(path: str) -> str:
-    """``unroll/gd.py`` -> ``unroll.gd`` (the prefix of its mutants' names)."""
+    """``unroll/construction/gd.py`` -> ``unroll.construction.gd`` (the prefix of its mutants' names)."""
     relative = Path(path)
     if relative.suffix != ".py" or relative.is_absolute():
-        raise SystemExit(f"mutate: expected a relative path to a .py file such as unroll/gd.py, got {path!r}")
+        raise SystemExit("mutate: expected a relative path to a .py file such as unroll/construction/gd.py, "
+                         f"got {path!r}")
     return ".".join(relative.with_suffix("").parts)
 
 
@@ -109,7 +110,8 @@ def run(files: list[str], jobs: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=("run", "summary"))
-    parser.add_argument("files", nargs="*", help="core files such as unroll/gd.py (default: all of only_mutate)")
+    parser.add_argument("files", nargs="*", help="core files such as unroll/construction/gd.py "
+                        "(default: all of only_mutate)")
     parser.add_argument("--jobs", type=int, default=1, help="mutmut worker processes (default 1)")
     args = parser.parse_intermixed_args(argv)  # `run --jobs 1 a.py b.py`: files after an option
     files = args.files or core_files()

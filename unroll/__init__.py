@@ -1,8 +1,13 @@
 """unroll: check numerically that a transformer unrolling gradient descent represents the score of
 Gaussian-process sequence data.
 
-Public names are imported lazily so that ``import unroll`` stays cheap and each sub-module can be
-used on its own.
+The packages follow the architecture: ``unroll.data`` (kernels, the GP, diffusion), ``unroll.linalg`` (Toeplitz
+and circulant solvers for long sequences), ``unroll.model`` (the generic transformer), ``unroll.construction``
+(the token layout, GD and its step schedules, the constructor, the softmax variant), ``unroll.verification``,
+``unroll.experiments`` (training, comparison, sweeps), ``unroll.figures`` and ``unroll.cli``.
+
+The most used names are importable from ``unroll`` itself, lazily, so that ``import unroll`` stays cheap and
+each sub-module can be used on its own.
 """
 
 from __future__ import annotations
@@ -13,13 +18,13 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "kernels": "unroll.kernels",
-    "diffusion": "unroll.diffusion",
-    "GaussianProcess": "unroll.gp",
-    "Transformer": "unroll.transformer",
-    "construct_unrolled": "unroll.constructor",
+    "kernels": "unroll.data.kernels",
+    "diffusion": "unroll.data.diffusion",
+    "GaussianProcess": "unroll.data.gp",
+    "Transformer": "unroll.model.transformer",
+    "construct_unrolled": "unroll.construction.constructor",
     "verify": "unroll.verification",
-    "linear_response": "unroll.linear_response",
+    "linear_response": "unroll.experiments.linear_response",
 }
 
 __all__ = sorted(_LAZY)

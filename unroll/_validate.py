@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-#: the error of the consumers that need a stationary (Toeplitz) temporal covariance (``unroll.gd``, the constructor,
-#: ``theory``) when given a non-stationary GP
+#: the error of the consumers that need a stationary (Toeplitz) temporal covariance (``unroll.construction.gd``, the
+#: constructor, ``theory``) when given a non-stationary GP
 NOT_TOEPLITZ_MESSAGE = ("Gamma is not Toeplitz (non-stationary GP): the banded construction needs a stationary "
                         "kernel")
 

@@ -145,11 +145,11 @@ class Rebuilt:
 def _construction(gp: Any, construction: dict[str, Any]) -> Any:
     import torch
 
-    from unroll.constructor import construct_unrolled
+    from unroll.construction.constructor import construct_unrolled
 
     dtype = getattr(torch, construction["dtype"])
     if construction["mode"] == "softmax":
-        from unroll.softmax_construction import construct_softmax
+        from unroll.construction.softmax import construct_softmax
 
         return construct_softmax(gp, blocks=construction["blocks"], paper_knots=construction["knots"],
                                  paper_range=construction["range"], dtype=dtype)
@@ -172,9 +172,9 @@ def rebuild_row(row: dict[str, Any]) -> tuple[Any, Any]:
     ``H`` and Sigma, and the construction of its ``J``, ``L``, taper, mode, steps and knots."""
     import torch
 
-    from unroll.constructor import construct_unrolled
-    from unroll.gp import GaussianProcess
-    from unroll.kernels import kernel_from_name
+    from unroll.construction.constructor import construct_unrolled
+    from unroll.data.gp import GaussianProcess
+    from unroll.data.kernels import kernel_from_name
 
     kernel = kernel_from_name(row["family"], nu=_value(row.get("nu"), float), ell=_value(row["ell"], float),
                               period=_value(row.get("period"), float))
@@ -199,7 +199,7 @@ def rebuild(results: dict[str, Any] | str | os.PathLike, row: int = 0) -> Rebuil
     configuration = record.get("configuration")
     if not isinstance(configuration, dict) or "command" not in configuration:
         raise ValueError("results has no configuration record (written by an older unroll, or not by unroll)")
-    from unroll.gp_spec import GPSpec
+    from unroll.data.gp_spec import GPSpec
 
     command = configuration["command"]
     if command == "sweep":
@@ -213,14 +213,14 @@ def rebuild(results: dict[str, Any] | str | os.PathLike, row: int = 0) -> Rebuil
     if command == "verify":
         model = _construction(gp, configuration["construction"])
     elif command == "train":
-        from unroll.training.models import build_model
-        from unroll.training.trainer import seeded_model
+        from unroll.experiments.models import build_model
+        from unroll.experiments.trainer import seeded_model
 
         options, shape = configuration["model_options"], configuration["data_shape"]
         model = seeded_model(lambda: build_model(configuration["model"], shape[0], shape[1], **options),
                              configuration["seed"])
     elif command == "compare":
-        from unroll.constructor import construct_unrolled
+        from unroll.construction.constructor import construct_unrolled
 
         model = construct_unrolled(gp, blocks=configuration["construct_blocks"], bands=configuration["bands"],
                                    steps="gd")

@@ -105,7 +105,7 @@ def kernels(draw: st.DrawFn, families: Sequence[str] | str | None = None, nu: tu
     """A kernel of one of ``families`` with ``nu`` in ``nu`` (clipped to ``(0, 2]`` for the
     gamma-exponential family) and ``ell`` log-uniform in ``ell``; the damped cosine (no ``nu``) gets a
     ``period`` log-uniform in ``period``."""
-    from unroll.kernels import kernel_from_name
+    from unroll.data.kernels import kernel_from_name
 
     chosen = _families(families)
     nu_low, nu_high = _range("nu", nu)
@@ -186,7 +186,7 @@ class DrawnConfiguration:
         return self.assumptions.failed
 
     def build(self, dtype: torch.dtype = torch.float64) -> Any:
-        from unroll.constructor import construct_unrolled
+        from unroll.construction.constructor import construct_unrolled
 
         return construct_unrolled(self.gp, blocks=self.blocks, bands=self.bands, mode=self.mode, taper=self.taper,
                                   steps=self.steps, paper_knots=self.paper_knots, dtype=dtype)
@@ -225,7 +225,7 @@ def configurations(draw: st.DrawFn, families: Sequence[str] | str | None = None,
                    steps: Sequence[str] = ("gd",),
                    spatial_eigenvalues: tuple[float, float] = SPATIAL_EIGENVALUES) -> DrawnConfiguration:
     """A whole configuration.  ``bands=None`` draws ``J`` in ``[0, H-1]``; ``period`` is the damped cosine's
-    (see :func:`kernels`); ``steps`` the step schedules to draw from (``unroll.gd.STEP_RULES``);
+    (see :func:`kernels`); ``steps`` the step schedules to draw from (``unroll.construction.gd.STEP_RULES``);
     ``spatial_eigenvalues`` and ``max_condition`` those of Sigma (see :func:`spatial_covariances`).
 
     ``satisfying_assumptions=True``: only configurations meeting every assumption in ``required``
@@ -233,7 +233,7 @@ def configurations(draw: st.DrawFn, families: Sequence[str] | str | None = None,
     ``False``: any configuration; ``drawn.failed`` lists the assumptions that fail.
     """
     import theory
-    from unroll.gp import GaussianProcess
+    from unroll.data.gp import GaussianProcess
 
     kernel = draw(kernels(families, nu, ell, period))
     h_low, h_high = _int_range("frames", frames, 2)

@@ -2,8 +2,9 @@
 
 For one GP, diffusion time ``t`` and a batch ``x (batch, H, d)`` (default: samples of the noised data
 ``x_t``), with ``y* = C_t^{-1} x`` (exact), ``y*_J = C_{t,J}^{-1} x`` (truncated fixed point), ``y_L`` the
-L-th iterate of the construction's step schedule (``unroll.gd.unrolled_iterates``, the loop oracle: plain GD or
-Chebyshev steps) and ``y_net = -model(x, t)``, every part is relative to ``||y*||`` (Frobenius over the whole batch):
+L-th iterate of the construction's step schedule (``unroll.construction.gd.unrolled_iterates``, the loop oracle: plain
+GD or Chebyshev steps) and ``y_net = -model(x, t)``, every part is relative to ``||y*||`` (Frobenius over the whole
+batch):
 
     gd    = ||y_L - y*_J|| / ||y*||      L steps vs their own fixed point
     trunc = ||y*_J - y*|| / ||y*||      truncated vs full temporal covariance
@@ -22,7 +23,6 @@ from typing import Any
 
 import torch
 
-from unroll import gd
 from unroll._validate import (
     InputTypeError,
     check_bool,
@@ -33,6 +33,7 @@ from unroll._validate import (
     check_sample_shape,
     to_real_tensor,
 )
+from unroll.construction import gd
 
 __all__ = ["verify", "check_model_gp", "VerificationReport", "ErrorPart"]
 
@@ -89,7 +90,7 @@ class VerificationReport:
     config: dict[str, Any]
     description: str = ""
     multiplier_peak: float | None = None  # paper mode: max |c| + |v| fed to the multiplier
-    steps: str = "gd"  # step schedule of the construction (unroll.gd.STEP_RULES)
+    steps: str = "gd"  # step schedule of the construction (unroll.construction.gd.STEP_RULES)
     other_schedule_gd_bound: dict[str, float] = field(default_factory=dict)  # {"gd" or "chebyshev": E_gd bound}
     construction: Any = field(default=None, repr=False)
     x: torch.Tensor | None = field(default=None, repr=False)
@@ -207,13 +208,13 @@ def check_model_gp(gp: Any, model: Any) -> None:
 
 def _checked_inputs(gp: Any, model: Any, diffusion_time: Any, generator: Any, attach_bounds: Any) -> float:
     """Type and range checks of :func:`verify`'s arguments; returns the diffusion time as a float."""
-    from unroll.gp import GaussianProcess
-    from unroll.transformer import Transformer
+    from unroll.data.gp import GaussianProcess
+    from unroll.model.transformer import Transformer
 
     if not isinstance(gp, GaussianProcess):
-        raise InputTypeError(f"gp must be an unroll.gp.GaussianProcess, got {type(gp).__name__}")
+        raise InputTypeError(f"gp must be an unroll.data.gp.GaussianProcess, got {type(gp).__name__}")
     if not isinstance(model, Transformer):
-        raise InputTypeError(f"model must be an unroll.transformer.Transformer, got {type(model).__name__}")
+        raise InputTypeError(f"model must be an unroll.model.transformer.Transformer, got {type(model).__name__}")
     check_generator("generator", generator)
     check_bool("attach_bounds", attach_bounds)
     t_tensor = check_diffusion_time(diffusion_time)

@@ -37,7 +37,7 @@ from unroll.cli.options import (
 from unroll.cli.output import check_json_output, show
 from unroll.cli.paths import check_output_folder, write_output_text
 from unroll.cli.resources import check_memory, compare_estimate, core_count
-from unroll.training.compare import CompareConfig
+from unroll.experiments.compare import CompareConfig
 
 #: the files ``unroll compare`` writes into --out (besides the figures and tasks/)
 OUTPUT_FILES = ("results.json", "verdicts.md")
@@ -118,7 +118,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from unroll.training.compare import run_comparison, verdict_table
+    from unroll.experiments.compare import run_comparison, verdict_table
 
     config = config_from_arguments(args)
     check_output_folder("--out", args.out, OUTPUT_FILES, folders=("tasks",))

@@ -103,7 +103,7 @@ def _is_file_error(error: BaseException) -> bool:
     """A damaged checkpoint or an output location that is not a regular file: ``ValueError`` subclasses that
     name a file, so exit 3 like an ``OSError``."""
     from unroll._atomic import DestinationError
-    from unroll.training.checkpoint import CheckpointError
+    from unroll.experiments.checkpoint import CheckpointError
 
     return isinstance(error, (DestinationError, CheckpointError))
 

@@ -17,7 +17,7 @@ from unroll.cli.resources import check_memory, figures_estimate
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from unroll.figures import FIGURES
+    from unroll.figures.gallery import FIGURES
 
     parser = subparsers.add_parser(
         "figures",
@@ -48,7 +48,7 @@ def _require_matplotlib() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from unroll.figures import FigureSettings, comparison_figures_from, generate_figures
+    from unroll.figures.gallery import FigureSettings, comparison_figures_from, generate_figures
 
     _require_matplotlib()
     if args.results is not None:

@@ -17,10 +17,12 @@ from typing import Any
 
 from unroll.cli.failures import EXIT_USAGE, one_line
 from unroll.cli.resources import core_count
-from unroll.gp import GaussianProcess
-from unroll.gp_spec import DEFAULT_NU, DEFAULT_PERIOD, SPATIAL_KINDS, GPSpec
-from unroll.gp_spec import random_spatial_covariance as random_spatial_covariance  # re-exported (tests, benchmarks)
-from unroll.kernels import NAMED_KERNELS
+from unroll.data.gp import GaussianProcess
+from unroll.data.gp_spec import DEFAULT_NU, DEFAULT_PERIOD, SPATIAL_KINDS, GPSpec
+from unroll.data.gp_spec import (
+    random_spatial_covariance as random_spatial_covariance,  # re-exported (tests, benchmarks)
+)
+from unroll.data.kernels import NAMED_KERNELS
 
 #: --seed: ``0 <= seed <= SEED_MAX`` everywhere (commands add small offsets for their other streams, and
 #: ``torch.Generator.manual_seed`` takes at most ``2**64 - 1``)
@@ -159,7 +161,7 @@ def add_construction_arguments(parser: argparse.ArgumentParser) -> argparse._Arg
     return group
 
 
-#: the Gaussian process every command describes unless told otherwise (``unroll.gp_spec.GPSpec``'s defaults);
+#: the Gaussian process every command describes unless told otherwise (``unroll.data.gp_spec.GPSpec``'s defaults);
 #: ``spatial_seed=None`` means ``--seed``
 GP_DEFAULTS: dict[str, Any] = dict(kernel="gamma-exponential", nu=None, ell=2.0, period=None, frames=32, dim=4,
                                    spatial="random", spatial_seed=None, spatial_condition=4.0,
@@ -216,7 +218,7 @@ def add_spatial_arguments(group: argparse.ArgumentParser | argparse._ArgumentGro
                           value: Mapping[str, Any] = GP_DEFAULTS,
                           shown: Callable[[str, str], str] = lambda name, text: text) -> None:
     """``--spatial --spatial-seed --spatial-condition --spatial-correlation``: how Sigma is built
-    (``unroll.gp_spec``)."""
+    (``unroll.data.gp_spec``)."""
     group.add_argument("--spatial", choices=SPATIAL_KINDS, default=GP_DEFAULTS["spatial"],
                        help=shown("spatial", f"spatial covariance Sigma: random (Q diag(mu) Q^T drawn from "
                                              f"--spatial-seed, eigenvalues log-uniform in [1, --spatial-condition]) "

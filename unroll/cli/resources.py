@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from unroll.cli.failures import ResourceLimitError
 
 if TYPE_CHECKING:  # the comparison (torch and all) is imported only when it runs
-    from unroll.training.compare import CompareConfig
+    from unroll.experiments.compare import CompareConfig
 
 __all__ = ["Part", "Estimate", "available_memory", "core_count", "format_bytes", "check_memory", "gp_parts",
            "demo_estimate", "verify_estimate", "bounds_estimate", "train_estimate", "compare_estimate",
@@ -146,10 +146,10 @@ def _certificate(blocks: int) -> Part:
 
 def verify_estimate(*, frames: int, dim: int, bands: int, blocks: int, batch: int, mode: str = "exact",
                     steps: str = "gd", looped: bool = False, knots: int = 257) -> Estimate:
-    """``unroll verify``: the GP, the model's weights (``unroll.constructor``'s sizes: width ``D = 2d + 2 + 3G + 1``
-    (``+ d`` in paper and softmax modes; ``G = L`` time groups for Chebyshev steps), ``M`` heads, FFN width ``F``),
-    the iterates and read-outs of every block, the attention weights ``(batch, M, H, H)`` of every block (kept by
-    ``Transformer.readouts``), and (exact and paper modes) the Chebyshev certificate."""
+    """``unroll verify``: the GP, the model's weights (``unroll.construction.constructor``'s sizes: width ``D = 2d + 2 +
+    3G + 1`` (``+ d`` in paper and softmax modes; ``G = L`` time groups for Chebyshev steps), ``M`` heads, FFN width
+    ``F``), the iterates and read-outs of every block, the attention weights ``(batch, M, H, H)`` of every block (kept
+    by ``Transformer.readouts``), and (exact and paper modes) the Chebyshev certificate."""
     softmax = mode == "softmax"
     groups = blocks if steps == "chebyshev" and not softmax else 1
     width = 2 * dim + 2 + 3 * groups + 1 + (dim if mode in ("paper", "softmax") else 0)

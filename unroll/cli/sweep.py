@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from theory.sweep import grid_sweep, property_run, slack_summary, write_figure, write_table
-    from unroll.gp_spec import GPSpec
+    from unroll.data.gp_spec import GPSpec
 
     check_output_folder("--out", args.out, OUTPUT_FILES)
     check_json_output(args)

@@ -34,7 +34,7 @@ from unroll.cli.options import (
 )
 from unroll.cli.paths import check_output_folder
 from unroll.cli.resources import check_memory, train_estimate
-from unroll.training.compare import CompareConfig
+from unroll.experiments.compare import CompareConfig
 
 #: --lr: Adam's learning rate; beyond 1 every step overshoots (and 1e300 overflows float32)
 LEARNING_RATE_MAX = 1.0
@@ -76,16 +76,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from unroll.provenance import provenance
-    from unroll.training.compare import (
+    from unroll.experiments.compare import (
         float64_score,
         heldout_set,
         model_options,
         score_error,
         write_json_atomic,
     )
-    from unroll.training.models import build_model, parameter_count
-    from unroll.training.trainer import TrainConfig, seeded_model, train
+    from unroll.experiments.models import build_model, parameter_count
+    from unroll.experiments.trainer import TrainConfig, seeded_model, train
+    from unroll.provenance import provenance
 
     spatial = spatial_fields(args)
     config = CompareConfig(kernel=args.kernel, control_kernel=None, nu=DEFAULT_NU if args.nu is None else args.nu,
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         gp = gp_from_arguments(args)
         data = gp.sample(args.train_size, generator=generator)
     else:
-        from unroll.training.video import moving_ball_video
+        from unroll.experiments.video import moving_ball_video
 
         data = moving_ball_video(args.train_size, frames=args.frames, size=args.image_size, generator=generator)
     options = model_options(args.model, config, gp) if gp is not None or args.model != "relu_transformer" \

@@ -2,7 +2,7 @@
 check it against the closed-form score, printing each error part (measured and bound), the
 block-by-block certificate and the model size.
 
-The spatial covariance Sigma is by default a seeded random SPD d x d matrix (``unroll.gp_spec``:
+The spatial covariance Sigma is by default a seeded random SPD d x d matrix (``unroll.data.gp_spec``:
 ``Q diag(mu) Q^T``, random orthogonal ``Q``, eigenvalues log-uniform in ``[1, --spatial-condition]``,
 default 4, seed ``--spatial-seed``, default ``--seed``); ``--spatial correlated`` takes the fixed
 ``Sigma[a, b] = rho^|a-b|`` instead.  The data are ``--batch`` draws of the noised GP at ``--time`` (seed ``--seed``).
@@ -20,7 +20,7 @@ its weights are set by hand, not the data); the run's seeds are ``configuration.
 ``configuration.gp.spatial_seed`` (Sigma).
 
 ``--mode softmax`` builds the softmax variant (one softmax head per block over all frames,
-``unroll.softmax_construction``; ``--bands`` and ``--taper`` do not apply) and adds its row-normalisation
+``unroll.construction.softmax``; ``--bands`` and ``--taper`` do not apply) and adds its row-normalisation
 (boundary) error to the table; theory's bounds do not cover it, so its parts carry no bound.
 """
 
@@ -108,7 +108,7 @@ def _check_before_work(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from unroll.constructor import construct_unrolled
+    from unroll.construction.constructor import construct_unrolled
     from unroll.verification import verify
 
     _check_before_work(args)
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_softmax(args: argparse.Namespace, gp: object, generator: torch.Generator, start: float) -> int:
-    from unroll.softmax_construction import construct_softmax, measure_softmax
+    from unroll.construction.softmax import construct_softmax, measure_softmax
 
     model = construct_softmax(gp, blocks=args.blocks, paper_knots=args.knots, paper_range=args.value_range,
                               dtype=DTYPES[args.dtype])
