@@ -232,10 +232,10 @@ def test_to_dict_is_json_ready_and_small(gp):
     assert np.array(json.loads(json.dumps(result.to_dict(matrices=True)))["mean"]).shape == (SIZE, SIZE)
 
 
-def test_module_and_function_share_the_name():
+def test_top_level_name_is_the_function():
     import unroll.experiments.linear_response as module
 
-    assert callable(unroll.linear_response) and module.LinearResponse is LinearResponse
+    assert unroll.linear_response is module.linear_response and module.LinearResponse is LinearResponse
     assert "linear_response" in unroll.__all__
 
 

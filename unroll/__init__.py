@@ -17,6 +17,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+#: ``{public name: the module that defines it}``; the names in ``_MODULES`` are the modules themselves.
 _LAZY = {
     "kernels": "unroll.data.kernels",
     "diffusion": "unroll.data.diffusion",
@@ -26,6 +27,7 @@ _LAZY = {
     "verify": "unroll.verification",
     "linear_response": "unroll.experiments.linear_response",
 }
+_MODULES = frozenset({"kernels", "diffusion"})
 
 __all__ = sorted(_LAZY)
 
@@ -35,7 +37,7 @@ def __getattr__(name: str) -> Any:
     if module_name is None:
         raise AttributeError(f"module 'unroll' has no attribute {name!r}")
     module = importlib.import_module(module_name)
-    value = module if module_name.endswith("." + name) else getattr(module, name)
+    value = module if name in _MODULES else getattr(module, name)
     globals()[name] = value
     return value
 

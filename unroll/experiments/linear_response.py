@@ -62,9 +62,7 @@ Under ``method="autograd"``, an output without a ``grad_fn`` raises an error, be
 from __future__ import annotations
 
 import math
-import sys
 import time
-import types
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -354,15 +352,3 @@ def linear_response(score_fn: Any, gp: Any, diffusion_time: float, samples: int 
         samples=count, diffusion_time=t, frames=frames, dim=dim, method=used, seconds=seconds,
         jacobians=torch.cat(kept) if keep_jacobians else None,
     )
-
-
-class _CallableModule(types.ModuleType):
-    """``unroll.experiments.linear_response`` names both this module and its function (as ``unroll.verify`` does):
-    importing the sub-module makes ``unroll.experiments.linear_response`` the module, so the module forwards calls to
-    :func:`linear_response`."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> LinearResponse:
-        return linear_response(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
