@@ -322,11 +322,13 @@ def test_pcg_is_homogeneous_in_each_right_hand_side():
 
 def test_a_zero_right_hand_side_is_solved_by_zero_without_iterating():
     """``b = 0``: the zero iterate meets every target (``|b - T 0| = 0 <= rtol |b| = 0``): no iteration, residual 0.
-    Kills the strict ``norm < 0.5 target`` and ``true residual < target`` (they never accept 0 <= 0 and run to the
-    cap, then raise) and an iteration count started at 1."""
-    solution, info = pcg(spd_columns(10), torch.zeros(3, 10, dtype=torch.float64))
-    assert info == SolveInfo(iterations=0, residual=0.0)
-    assert torch.equal(solution, torch.zeros(3, 10, dtype=torch.float64))
+    One b of shape (H,) against three systems gives the (3, H) zeros of the broadcast shape even though no step ever
+    widens the iterate.  Kills the strict ``norm < 0.5 target`` and ``true residual < target`` (they never accept
+    0 <= 0 and run to the cap, then raise), an iteration count started at 1, and the shape taken from b alone."""
+    for rhs in (torch.zeros(3, 10, dtype=torch.float64), torch.zeros(10, dtype=torch.float64)):
+        solution, info = pcg(spd_columns(10), rhs)
+        assert info == SolveInfo(iterations=0, residual=0.0)
+        assert torch.equal(solution, torch.zeros(3, 10, dtype=torch.float64))  # (H,) broadcast against (3, H)
 
 
 def test_a_zero_row_next_to_a_nonzero_one_stays_zero():
@@ -479,3 +481,13 @@ def test_last_solve_is_none_before_the_first_solve():
     assert gp.toeplitz_solver.last_solve is None and gp.last_solve is None
     gp.score(torch.ones(16, 2, dtype=torch.float64), 0.3, method="toeplitz")
     assert isinstance(gp.last_solve, SolveInfo) and gp.last_solve.residual <= DEFAULT_RTOL
+
+
+def test_an_empty_batch_solves_nothing():
+    """No samples (``x (0, H, d)``): an empty result, no generator solved for, and ``last_solve`` reports zero sweeps
+    with residual 0 (none was done).  Kills the sweep count started at 1."""
+    lags, eigen = kronecker_case()
+    solver = KroneckerToeplitzSolver(lags, eigen)
+    out = solver.solve(torch.zeros(0, 8, 2, dtype=torch.float64), torch.tensor(0.3, dtype=torch.float64))
+    assert out.shape == (0, 8, 2) and len(solver._inverses) == 0
+    assert solver.last_solve == SolveInfo(iterations=0, residual=0.0)
