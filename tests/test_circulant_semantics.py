@@ -1,5 +1,5 @@
-"""Semantic tests of ``unroll.circulant`` (issue 15, mutation survivors): the embedding sizes it tries, its verdict on
-each size against the eigenvalues of the explicit circulant matrix (``numpy.linalg.eigvalsh`` of
+"""Semantic tests of ``unroll.linalg.circulant`` (issue 15, mutation survivors): the embedding sizes it tries, its
+verdict on each size against the eigenvalues of the explicit circulant matrix (``numpy.linalg.eigvalsh`` of
 ``scipy.linalg.circulant``), the lag-values path, the smallest eigenvalue it reports, the number of normals a seeded
 draw consumes, the batches' work space, and independence of torch's default dtype.
 
@@ -16,15 +16,15 @@ import pytest
 import scipy.linalg
 import torch
 
-from unroll import circulant
-from unroll.circulant import (
+from unroll.data.kernels import LagFunction, Matern
+from unroll.linalg import circulant
+from unroll.linalg.circulant import (
     MAX_GROWTH,
     NEGATIVE_TOLERANCE,
     IndefiniteEmbeddingError,
     embedding_eigenvalues,
     sample_stationary,
 )
-from unroll.kernels import LagFunction, Matern
 
 
 def is_5_smooth(n: int) -> bool:

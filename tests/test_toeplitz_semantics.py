@@ -1,4 +1,4 @@
-"""Semantic tests of ``unroll.toeplitz`` (issue 15, mutation survivors).
+"""Semantic tests of ``unroll.linalg.toeplitz`` (issue 15, mutation survivors).
 
 Oracles, none of them the code under test: dense products and solves (``scipy.linalg.toeplitz``, ``torch.linalg``),
 ``scipy.linalg.solve_toeplitz`` (Levinson), a textbook preconditioned-CG loop on dense matrices with the circulant
@@ -19,9 +19,10 @@ import pytest
 import scipy.linalg
 import torch
 
-from unroll import GaussianProcess, toeplitz
-from unroll.kernels import Matern
-from unroll.toeplitz import (
+from unroll import GaussianProcess
+from unroll.data.kernels import Matern
+from unroll.linalg import toeplitz
+from unroll.linalg.toeplitz import (
     DEFAULT_RTOL,
     KroneckerToeplitzSolver,
     SolveInfo,
