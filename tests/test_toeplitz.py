@@ -17,6 +17,7 @@ from unroll.linalg.circulant import IndefiniteEmbeddingError, circulant_transfor
 from unroll.linalg.symbol import symbol_extremes, toeplitz_extremes
 from unroll.linalg.toeplitz import (
     PRECONDITIONERS,
+    SolveInfo,
     ToeplitzInverse,
     ToeplitzSolveError,
     circulant_preconditioner,
@@ -388,3 +389,29 @@ def test_one_frame_embeds_and_samples():
     assert x.shape == (4000, 1, 2) and abs(float(x.var()) - 4.0) <= 6 * 4.0 * np.sqrt(2 / 8000)
     with pytest.raises(ValueError, match="frames must be >= 1"):
         embedding_eigenvalues(Matern(nu=1.0, ell=2.0), 0)
+
+
+@pytest.mark.parametrize("column_shape, rhs_shape, out_shape", [((8,), (0, 8), (0, 8)), ((0, 8), (8,), (0, 8)),
+                                                                ((2, 8), (0, 2, 8), (0, 2, 8))])
+def test_pcg_of_an_empty_batch_is_empty(column_shape, rhs_shape, out_shape):
+    """An empty batch (of systems or of right-hand sides) gives an empty solution of the broadcast shape and
+    ``SolveInfo(0, 0.0)``: nothing was solved.  torch's FFT raises on an empty batch, so the solver must not reach
+    it."""
+    column = 0.5 ** torch.arange(8, dtype=torch.float64)
+    solution, info = pcg(column.expand(column_shape), torch.ones(rhs_shape, dtype=torch.float64))
+    assert solution.shape == out_shape and solution.dtype == torch.float64
+    assert info == SolveInfo(iterations=0, residual=0.0)
+
+
+def test_pcg_of_an_empty_batch_still_checks_positive_definiteness():
+    """The check of ``T`` does not depend on the right-hand sides: an indefinite ``T`` is refused even with none."""
+    with pytest.raises(ToeplitzSolveError, match="not positive definite"):
+        pcg(torch.tensor([1.0, 2.0, 0.0, 0.0], dtype=torch.float64), torch.zeros(0, 4, dtype=torch.float64))
+
+
+def test_gohberg_semencul_solve_of_no_right_hand_sides_is_empty():
+    inverse = ToeplitzInverse(0.5 ** torch.arange(8, dtype=torch.float64))
+    solution, info = inverse.solve(torch.zeros(0, 8, dtype=torch.float64))
+    assert solution.shape == (0, 8) and info == SolveInfo(iterations=0, residual=0.0)
+    with pytest.raises(ValueError, match="column must hold at least one system"):
+        ToeplitzInverse(torch.zeros(0, 8, dtype=torch.float64))

@@ -181,6 +181,10 @@ def pcg(column: torch.Tensor, rhs: torch.Tensor, *, rtol: float = DEFAULT_RTOL, 
     rhs = rhs.to(torch.float64)
     if rhs.shape[-1] != frames:
         raise ValueError(f"rhs must have H = {frames} entries on its last axis, got shape {tuple(rhs.shape)}")
+    shape = torch.broadcast_shapes(tuple(column.shape), tuple(rhs.shape))
+    nothing_to_solve = (torch.zeros(shape, dtype=torch.float64), SolveInfo(iterations=0, residual=0.0))
+    if column.numel() == 0:  # torch's FFT refuses an empty batch
+        return nothing_to_solve
     cap = max(200, int(4 * math.sqrt(frames))) if max_iterations is None else int(max_iterations)
     size = embedding_size(frames)
     spectrum = _embedding_spectrum(column, size)
@@ -190,6 +194,8 @@ def pcg(column: torch.Tensor, rhs: torch.Tensor, *, rtol: float = DEFAULT_RTOL, 
     if not bool((circulant > 0).all()):
         raise ToeplitzSolveError("the Toeplitz matrix is not positive definite (its optimal circulant has a "
                                  "non-positive eigenvalue)")
+    if rhs.numel() == 0:
+        return nothing_to_solve
 
     def matmul(vectors: torch.Tensor) -> torch.Tensor:
         return _embedded_product(spectrum, vectors, size, frames)
@@ -197,7 +203,6 @@ def pcg(column: torch.Tensor, rhs: torch.Tensor, *, rtol: float = DEFAULT_RTOL, 
     def precondition(vectors: torch.Tensor) -> torch.Tensor:
         return torch.fft.irfft(torch.fft.rfft(vectors) / circulant, frames)
 
-    shape = torch.broadcast_shapes(tuple(column.shape), tuple(rhs.shape))
     rhs = rhs.expand(shape)
     scale = torch.linalg.vector_norm(rhs, dim=-1, keepdim=True)
     target = rtol * scale
@@ -239,7 +244,7 @@ def pcg(column: torch.Tensor, rhs: torch.Tensor, *, rtol: float = DEFAULT_RTOL, 
         iterations += 1
     final = torch.linalg.vector_norm(rhs - matmul(solution), dim=-1) / scale.squeeze(-1).clamp(
         min=torch.finfo(torch.float64).tiny)
-    return solution, SolveInfo(iterations=iterations, residual=float(final.max()) if final.numel() else 0.0)
+    return solution, SolveInfo(iterations=iterations, residual=float(final.max()))
 
 
 class ToeplitzInverse:
@@ -261,6 +266,8 @@ class ToeplitzInverse:
     def __init__(self, column: torch.Tensor, *, rtol: float = DEFAULT_RTOL / 10, preconditioner: str = "strang"
                  ) -> None:
         column = _check_column(column)
+        if column.numel() == 0:
+            raise ValueError(f"column must hold at least one system, got shape {tuple(column.shape)}")
         self.column = column
         self.frames = frames = int(column.shape[-1])
         self.size = embedding_size(frames)
@@ -312,11 +319,14 @@ class ToeplitzInverse:
         rhs = rhs.to(torch.float64)
         if rhs.shape[-1] != self.frames:
             raise ValueError(f"rhs must have H = {self.frames} entries on its last axis, got {tuple(rhs.shape)}")
+        if rhs.numel() == 0:  # torch's FFT refuses an empty batch
+            shape = torch.broadcast_shapes(tuple(self.column.shape), tuple(rhs.shape))
+            return torch.zeros(shape, dtype=torch.float64), SolveInfo(iterations=0, residual=0.0)
         scale = torch.linalg.vector_norm(rhs, dim=-1).clamp(min=torch.finfo(torch.float64).tiny)
         solution = self.apply(rhs)
         for sweep in range(max_refinements + 1):
             residual = rhs - self.matmul(solution)
-            worst = float((torch.linalg.vector_norm(residual, dim=-1) / scale).max()) if rhs.numel() else 0.0
+            worst = float((torch.linalg.vector_norm(residual, dim=-1) / scale).max())
             if worst <= rtol:
                 return solution, SolveInfo(iterations=sweep + 1, residual=worst)
             if sweep < max_refinements:
