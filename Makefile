@@ -60,6 +60,8 @@ docs: $(DOCS_STAMP)
 # `make mutate MUTATE_FILES=unroll/construction/gd.py`.  Results accumulate in mutants/ (git-ignored).
 MUTATE_FILES ?=
 MUTATE_JOBS ?= 1
+# e.g. MUTATE_ARGS="--sample 50 --seed 0": a seeded random sample of each file's mutants
+MUTATE_ARGS ?=
 MUTATE_STAMP := $(VENV)/.installed-mutate
 
 $(MUTATE_STAMP): $(STAMP)
@@ -67,7 +69,7 @@ $(MUTATE_STAMP): $(STAMP)
 	touch $(MUTATE_STAMP)
 
 mutate: $(MUTATE_STAMP)
-	OMP_NUM_THREADS=1 $(PY) tools/mutate.py run --jobs $(MUTATE_JOBS) $(MUTATE_FILES)
+	OMP_NUM_THREADS=1 $(PY) tools/mutate.py run --jobs $(MUTATE_JOBS) $(MUTATE_ARGS) $(MUTATE_FILES)
 
 mutate-summary:
 	$(PY) tools/mutate.py summary $(MUTATE_FILES)
