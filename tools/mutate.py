@@ -35,6 +35,8 @@ except ImportError:  # Python 3.10: mutmut brings the toml package
     import toml as tomllib  # type: ignore[no-redef]
 
 ROOT = Path(__file__).resolve().parents[1]
+#: width of the module column: the longest core file name (unroll/construction/constructor.py)
+NAME_WIDTH = 36
 #: mutmut's exit-code meanings (mutmut/stats.py): 1 and 3 are test failures, i.e. a killed mutant
 STATUS_BY_EXIT_CODE = {None: "not checked", 0: "survived", 1: "killed", 3: "killed", 5: "no tests", 33: "no tests",
                        34: "skipped", 36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout",
@@ -75,7 +77,7 @@ def summary(files: list[str]) -> str:
     """A table of verdicts per module, the mutation score ``killed / (killed + survived)`` (timeouts count as
     killed), and the names of the survivors (``mutmut show NAME`` prints one's diff)."""
     found = results(files)
-    header = (f"{'module':<24}" + "".join(f"{column:>13}" for column in COLUMNS) + f"{'score':>9}"
+    header = (f"{'module':<{NAME_WIDTH}}" + "".join(f"{column:>13}" for column in COLUMNS) + f"{'score':>9}"
               + "  [95% Wilson interval, where mutants are unchecked]")
     lines, survivors, total = [header], [], Counter()
     for path, codes in found.items():
@@ -103,7 +105,7 @@ def _row(name: str, counts: Counter) -> str:
     if decided and counts["not checked"]:
         low, high = wilson_interval(killed, decided)
         interval = f"  [{100 * low:.1f}, {100 * high:.1f}]"
-    return f"{name:<24}" + "".join(f"{counts[column]:>13}" for column in COLUMNS) + f"{score:>9}" + interval
+    return f"{name:<{NAME_WIDTH}}" + "".join(f"{counts[column]:>13}" for column in COLUMNS) + f"{score:>9}" + interval
 
 
 def wilson_interval(killed: int, decided: int, z: float = NormalDist().inv_cdf(0.975)) -> tuple[float, float]:
