@@ -190,8 +190,9 @@ class GaussianProcess:
         """A GP with a given temporal covariance ``Gamma`` (``(H, H)``, symmetric positive semidefinite, not
         necessarily Toeplitz); ``kernel`` and ``times`` are ``None``.
 
-        ``Gamma`` is symmetrised (``(Gamma + Gamma^T)/2``) after checking it is symmetric to ``1e-12`` of its
-        largest entry; positive semidefiniteness is checked by :meth:`validate` (or on first use).
+        ``Gamma`` is symmetrised (``(Gamma + Gamma^T)/2``) after checking ``max |Gamma - Gamma^T| <= 1e-12 max(max
+        |Gamma|, 1)`` (relative to its largest entry, absolute below 1); positive semidefiniteness is checked by
+        :meth:`validate` (or on first use).
         """
         matrix = as_tensor("temporal", temporal)
         if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] < 1:
