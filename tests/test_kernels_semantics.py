@@ -208,3 +208,17 @@ def test_kernel_from_name_builds_every_named_kernel_with_its_values():
     expected = np.exp(-lags / 2.0) * np.cos(2 * np.pi * lags / 3.0)
     np.testing.assert_allclose(kernel_from_name("damped-cosine", ell=2.0, period=3.0)(lags), expected,
                                rtol=1e-13, atol=1e-16)
+
+
+def test_lag_function_value_at_zero_tolerance_and_reporting_parameters():
+    """gamma(0) = 1 is required to 1e-12 absolute: a value one rounding away from 1 ((0.1 + 0.2)/0.3 =
+    1 + 2.2e-16) is accepted, 1 + 1e-10 is not (a relative 1e-9, which math.isclose's default would pass).  nu and
+    ell are carried for reporting, checked as real numbers under their own names."""
+    rounded = LagFunction(lambda r: np.exp(-r) * ((0.1 + 0.2) / 0.3), name="rounded", nu=0.5, ell=2.0)
+    assert rounded.params() == {"nu": 0.5, "ell": 2.0} and rounded.name == "rounded"
+    with pytest.raises(ValueError, match=r"gamma\(0\) = 1"):
+        LagFunction(lambda r: np.exp(-r) * (1.0 + 1e-10))
+    with pytest.raises(TypeError, match=r"^nu must be a real number"):
+        LagFunction(lambda r: np.exp(-r), nu="half")
+    with pytest.raises(TypeError, match=r"^ell must be a real number"):
+        LagFunction(lambda r: np.exp(-r), ell="two")
