@@ -355,6 +355,8 @@ def _identity_score(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     (lambda: diffusion.sample_probability_flow(_identity_score, (0, 2, 1)), ValueError, r"^shape\[0\] must satisfy"),
     (lambda: diffusion.sample_reverse_sde(_identity_score, (2, 3, 1), dtype=torch.int32), TypeError,
      r"^dtype must be a floating torch dtype"),
+    (lambda: diffusion.sample_probability_flow(_identity_score, (2, 3, 1), dtype="float64"), TypeError,
+     r"^dtype must be a floating torch dtype"),
     (lambda: diffusion.sample_reverse_sde(_identity_score, (2, 3, 1), generator=3), TypeError,
      r"^generator must be a torch\.Generator"),
     (lambda: diffusion.sample_reverse_sde(_identity_score, (2, 3, 1), x_start=torch.zeros(2, 3)), ValueError,
@@ -368,8 +370,14 @@ def _identity_score(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
      r"^score must return a tensor of the shape of x, \(2, 3, 1\); got int"),
     (lambda: diffusion.sample_reverse_sde(lambda x, t: x * math.inf, (2, 3, 1), steps=2), ValueError,
      r"^sample_reverse_sde produced 6 NaN"),
+    (lambda: diffusion.dsm_loss(lambda x, t: -x, torch.zeros(3, 4, 2), diffusion_time="1"), TypeError,
+     r"^diffusion_time must be a positive real number"),
     (lambda: diffusion.dsm_loss(lambda x, t: 3, torch.zeros(3, 4, 2)), ValueError,
      r"^model output has shape int, expected \(3, 4, 2\)"),
+    (lambda: diffusion.dsm_loss(lambda x, t: x[..., :1], torch.zeros(3, 4, 2)), ValueError,
+     r"^model output has shape \(3, 4, 1\), expected \(3, 4, 2\)"),
+    (lambda: diffusion.sample_reverse_sde(lambda x, t: x[..., :1], (2, 3, 2), steps=2), ValueError,
+     r"^score must return a tensor of the shape of x, \(2, 3, 2\); got \(2, 3, 1\)$"),
 ])
 def test_bad_arguments_are_refused_by_name(call, error, message):
     """Each refusal names the argument at the start of its message (the sizes' lower bounds included: 1, not 2)."""
@@ -388,7 +396,8 @@ def test_smallest_sizes_are_accepted():
 
 def test_times_do_not_depend_on_the_default_dtype():
     """The uniform draws behind the times are float64 whatever torch's default dtype: the same generator gives the
-    same times under a float32 default (float32 draws would be another stream, rounded to 2^-24)."""
+    same times under a float32 default (float32 draws would be another stream, rounded to 2^-24).  Time grids and
+    the samplers' output (dtype=float64 by default) are float64 under that default too."""
     reference = diffusion.sample_diffusion_times(6, generator=torch.Generator().manual_seed(3))
     flat_reference = diffusion.sample_diffusion_times(6, log_uniform=False, generator=torch.Generator().manual_seed(3))
     previous = torch.get_default_dtype()
@@ -396,11 +405,16 @@ def test_times_do_not_depend_on_the_default_dtype():
     try:
         times = diffusion.sample_diffusion_times(6, generator=torch.Generator().manual_seed(3))
         flat = diffusion.sample_diffusion_times(6, log_uniform=False, generator=torch.Generator().manual_seed(3))
+        grids = [diffusion.time_grid(4.0, 0.1, 5, spacing=spacing) for spacing in ("geometric", "uniform")]
+        sample = diffusion.sample_reverse_sde(lambda x, t: -x, (1, 2, 1), steps=2)
+        flow = diffusion.sample_probability_flow(lambda x, t: -x, (1, 2, 1), steps=2)
     finally:
         torch.set_default_dtype(previous)
     assert times.dtype == torch.float64
     torch.testing.assert_close(times, reference, rtol=0, atol=0)
     torch.testing.assert_close(flat, flat_reference, rtol=0, atol=0)
+    assert [grid.dtype for grid in grids] == [torch.float64, torch.float64]  # the grids are float64 always
+    assert sample.dtype == torch.float64 and flow.dtype == torch.float64  # the samplers' default dtype
 
 
 def test_the_model_sees_times_in_the_data_dtype():
@@ -416,3 +430,37 @@ def test_the_model_sees_times_in_the_data_dtype():
     diffusion.dsm_loss(model, x0, diffusion_time=0.4)
     diffusion.dsm_loss(model, x0)
     assert [(t.dtype, tuple(t.shape)) for t in seen] == [(torch.float32, (3,))] * 3
+
+
+def test_time_grid_memory_guard_counts_eight_bytes_per_point(monkeypatch):
+    """The grid is steps + 1 float64 values: with 8 * 1001 bytes available a 1000-step grid fits and a 1001-step
+    one is refused, naming the call."""
+    import unroll._validate
+
+    monkeypatch.setattr(unroll._validate, "available_memory", lambda: 8 * 1001)
+    assert diffusion.time_grid(2.0, 1.0, 1000).shape == (1001,)
+    message = r"^time_grid\(steps=1001\) needs about 8\.02e\+03 bytes of memory, more than the 8\.01e\+03"
+    with pytest.raises(ValueError, match=message):
+        diffusion.time_grid(2.0, 1.0, 1001)
+
+
+def test_samples_must_be_real_and_finite_by_name():
+    """noise refuses a complex or non-finite x0 with a message naming x0."""
+    with pytest.raises(TypeError, match=r"^x0 must be real"):
+        diffusion.noise(torch.zeros(2, 3, 1, dtype=torch.complex64), 0.5)
+    bad = torch.zeros(2, 3, 1)
+    bad[0, 1, 0] = math.nan
+    with pytest.raises(ValueError, match=r"^x0 contains 1 NaN"):
+        diffusion.noise(bad, 0.5)
+
+
+@pytest.mark.parametrize(("sampler", "label"), [(diffusion.sample_reverse_sde, "reverse SDE"),
+                                                (diffusion.sample_probability_flow, "probability flow")])
+def test_progress_bar_only_when_asked_and_without_effect_on_the_samples(sampler, label, capsys):
+    """progress=False writes nothing; progress=True shows a bar labelled with the sampler's name on stderr; the
+    samples are the same either way (same generator)."""
+    quiet = sampler(lambda x, t: -x, (2, 2, 1), steps=3, generator=torch.Generator().manual_seed(0))
+    assert capsys.readouterr().err == ""
+    shown = sampler(lambda x, t: -x, (2, 2, 1), steps=3, generator=torch.Generator().manual_seed(0), progress=True)
+    assert label in capsys.readouterr().err
+    assert torch.equal(quiet, shown)
