@@ -222,3 +222,18 @@ def test_lag_function_value_at_zero_tolerance_and_reporting_parameters():
         LagFunction(lambda r: np.exp(-r), nu="half")
     with pytest.raises(TypeError, match=r"^ell must be a real number"):
         LagFunction(lambda r: np.exp(-r), ell="two")
+
+
+@pytest.mark.parametrize(("nu", "ell"), [(0.3, 1e-300), (0.3, 1.0), (1.5, 1e300), (1.5, 1.0), (2.5, 1e60),
+                                         (1e-5, 1e200), (100.0, 1.0), (100.0, 1e3)])
+def test_matern_never_raises_a_floating_point_exception(nu, ell, monkeypatch):
+    """Matérn expects z = sqrt(2 nu) r/ell and gamma itself to under- or overflow and handles both (np.errstate in
+    ``Matern._values`` and ``_matern_direct``): even with numpy's errors set to raise, every lag evaluates, to the
+    values of the default mode."""
+    monkeypatch.setattr(kernels, "_matern_mpmath", _no_fallback)
+    lags = np.array([0.0, 5e-324, 1e-300, 1e-8, 0.3, 1.0, 7.0, 1e4, 1e200, 1.7e308])
+    kernel = Matern(nu=nu, ell=ell)
+    relaxed = kernel(lags)
+    with np.errstate(all="raise"):
+        strict = kernel(lags)
+    np.testing.assert_array_equal(strict, relaxed)

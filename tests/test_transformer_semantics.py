@@ -55,12 +55,14 @@ def time_feature_vector(model: Transformer, t: float) -> torch.Tensor:
     return features
 
 
-def layer_norm(v: torch.Tensor, norm: Any) -> torch.Tensor:
-    """(v - mean)/sqrt(var + eps) * weight + bias (biased variance), or v itself without a norm."""
-    if isinstance(norm, torch.nn.Identity):
+def layer_norm(v: torch.Tensor, norm: Any, enabled: bool) -> torch.Tensor:
+    """(v - mean)/sqrt(var + 1e-5) * weight + bias (biased variance, torch's default eps) if the config asks for
+    layer norms (the module must then be a LayerNorm), else v itself."""
+    if not enabled:
         return v
+    assert isinstance(norm, torch.nn.LayerNorm)
     centred = v - v.mean()
-    return centred / torch.sqrt((centred**2).mean() + norm.eps) * norm.weight.detach() + norm.bias.detach()
+    return centred / torch.sqrt((centred**2).mean() + 1e-5) * norm.weight.detach() + norm.bias.detach()
 
 
 def plain_forward(model: Transformer, x: torch.Tensor, times: list[float]) -> list[torch.Tensor]:
@@ -79,7 +81,7 @@ def plain_forward(model: Transformer, x: torch.Tensor, times: list[float]) -> li
         readouts[0][b] = torch.stack([p["readout_weight"] @ zi + p["readout_bias"] for zi in z])
         for depth, block in enumerate(depth_blocks):
             q_w, k_w, v_w, o_w = (getattr(block, n).detach().double() for n in ("query", "key", "value", "output"))
-            u = [layer_norm(zi, block.norm1) for zi in z]
+            u = [layer_norm(zi, block.norm1, config["layer_norm"]) for zi in z]
             update = [torch.zeros(config["width"]) for _ in range(frames)]
             for h in range(config["heads"]):
                 for i in range(frames):
@@ -96,8 +98,8 @@ def plain_forward(model: Transformer, x: torch.Tensor, times: list[float]) -> li
             z = [zi + ui for zi, ui in zip(z, update, strict=True)]
             ffn_in, ffn_in_bias = block.ffn_in.detach().double(), block.ffn_in_bias.detach().double()
             ffn_out, ffn_out_bias = block.ffn_out.detach().double(), block.ffn_out_bias.detach().double()
-            z = [zi + ffn_out @ torch.relu(ffn_in @ layer_norm(zi, block.norm2) + ffn_in_bias) + ffn_out_bias
-                 for zi in z]
+            z = [zi + ffn_out @ torch.relu(ffn_in @ layer_norm(zi, block.norm2, config["layer_norm"]) + ffn_in_bias)
+                 + ffn_out_bias for zi in z]
             readouts[depth + 1][b] = torch.stack([p["readout_weight"] @ zi + p["readout_bias"] for zi in z])
     return readouts
 
@@ -176,10 +178,10 @@ def test_attention_weights_match_the_plain_scores():
 
 
 @pytest.mark.parametrize("kind", ["relu", "softmax"])
-@pytest.mark.parametrize("window", [None, 0, 1, 3])
+@pytest.mark.parametrize("window", [None, 0, 1, 3, 4, 5, 9])
 def test_attend_dense_and_banded_paths_agree_with_a_loop(kind, window):
     """attend on both paths equals sum_j A(i, j) v_j with A the masked ReLU or the masked softmax, and returns the
-    dense weights only when asked."""
+    dense weights only when asked.  H = 6: window 4 = H - 2 still masks the corner pairs, 5 and 9 mask nothing."""
     g = torch.Generator().manual_seed(4)
     q, k, v = (torch.randn(2, 2, 6, c, generator=g) for c in (3, 3, 2))
     for path in ("dense", "banded", "auto"):
@@ -332,10 +334,16 @@ def test_dtype_names_and_dtypes(dtype, expected):
 
 
 @pytest.mark.parametrize(("arguments", "error", "match"), [
-    (dict(dim=0), ValueError, "dim"), (dict(head_dim=0), ValueError, "head_dim"),
-    (dict(value_dim=0), ValueError, "value_dim"), (dict(ffn_width=0), ValueError, "ffn_width"),
-    (dict(frequencies=0), ValueError, "frequencies"), (dict(frame_scale=0.0), ValueError, "frame_scale"),
-    (dict(time_features=0), ValueError, "time_features"), (dict(time_groups=0), ValueError, "time_groups"),
+    (dict(dim=0), ValueError, r"^dim must satisfy 1 <= dim"), (dict(width=0), ValueError, r"^width must satisfy"),
+    (dict(blocks=0), ValueError, r"^blocks must satisfy"), (dict(heads=0), ValueError, r"^heads must satisfy"),
+    (dict(window=-1), ValueError, r"^window must satisfy 0 <= window"),
+    (dict(qk_scale="a"), TypeError, r"^qk_scale must be a real number"),
+    (dict(head_dim=0), ValueError, r"^head_dim must satisfy"),
+    (dict(value_dim=0), ValueError, r"^value_dim must satisfy"), (dict(ffn_width=0), ValueError, r"^ffn_width must"),
+    (dict(frequencies=0), ValueError, r"^frequencies must satisfy"),
+    (dict(frame_scale=0.0), ValueError, r"^frame_scale must satisfy"),
+    (dict(time_features=0), ValueError, r"^time_features must satisfy"),
+    (dict(time_groups=0), ValueError, r"^time_groups must satisfy"), (dict(seed=-1), ValueError, r"^seed must"),
     (dict(time_embedding="sinusoidal", time_features=3), ValueError, "even"),
     (dict(time_embedding="mlp", time_features=4, time_groups=2), ValueError, "time_groups must be 1"),
     (dict(time_features=3, time_groups=2), ValueError, "divisible"),
@@ -412,3 +420,42 @@ def test_max_weight_norm_against_numpy():
     assert entry == 9.0
     assert report["entry"] == pytest.approx(entry, rel=1e-15)
     assert report["spectral"] == pytest.approx(spectral, rel=1e-12)
+
+
+def test_attend_dispatches_as_documented(monkeypatch):
+    """path="banded" always takes the banded kernel (window None: the full band H - 1), "dense" never, and "auto"
+    exactly when ``banded_pays(H, window)``; the call passes H - 1 for window None and the window otherwise."""
+    from unroll import banded
+
+    calls: list[int] = []
+
+    def recording(query, key, value, kind, window, scale, need_weights):
+        calls.append(window)
+        return banded.banded_attend(query, key, value, kind, window, scale, need_weights)
+
+    monkeypatch.setattr(transformer_module, "banded_attend", recording)
+    g = torch.Generator().manual_seed(0)
+    frames = 64
+    q, k, v = (torch.randn(1, 1, frames, 2, generator=g) for _ in range(3))
+    for window in (None, 1, 40):
+        for path in ("dense", "banded", "auto"):
+            calls.clear()
+            attend(q, k, v, "relu", window, 1.0, path)
+            expected_band = frames - 1 if window is None else window
+            uses_banded = path == "banded" or (path == "auto" and banded.banded_pays(frames, window))
+            assert calls == ([expected_band] if uses_banded else []), (window, path)
+    assert banded.banded_pays(frames, 1) and not banded.banded_pays(frames, 40)  # both branches of "auto" are seen
+
+
+def test_block_attention_defaults_to_the_auto_path_with_weights():
+    """Block.attention(z, kind, window, scale) (as verification and the softmax construction call it) uses the
+    "auto" path and returns the weights; they equal the model's attention_weights."""
+    model = perturbed(Transformer(dim=2, width=6, blocks=1, heads=2, head_dim=3, ffn_width=4, window=1, seed=2))
+    x = torch.randn(1, 5, 2, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        z = model.tokens(x, 0.7)[0]
+        update, weights = model.blocks[0].attention(z, "relu", 1, 1.0)
+        explicit, _ = model.blocks[0].attention(z, "relu", 1, 1.0, "dense", False)
+        assert weights is not None
+        torch.testing.assert_close(weights, model.attention_weights(x, 0.7)[0], rtol=0, atol=0)
+        torch.testing.assert_close(update, explicit, rtol=ROUNDING, atol=ROUNDING)
