@@ -331,6 +331,9 @@ def test_dtype_names_and_dtypes(dtype, expected):
     if expected in (torch.float32, torch.float64):
         out = model(torch.randn(4, 2, dtype=torch.float64), 0.3)
         assert out.dtype == expected
+        for kind in ("sinusoidal", "mlp"):  # the log-time features are formed in the model's dtype too
+            other = Transformer(dim=2, width=3, blocks=1, heads=1, dtype=dtype, time_embedding=kind, time_features=4)
+            assert other(torch.randn(4, 2, dtype=torch.float64), 0.3).dtype == expected
 
 
 @pytest.mark.parametrize(("arguments", "error", "match"), [
@@ -350,7 +353,8 @@ def test_dtype_names_and_dtypes(dtype, expected):
     (dict(attention_path="sparse"), ValueError, "attention_path"),
     (dict(qk_scale=math.inf), ValueError, "qk_scale must be finite"),
     (dict(qk_scale=math.nan), ValueError, "qk_scale must be finite"),
-    (dict(looped=1), TypeError, "looped"), (dict(layer_norm="yes"), TypeError, "layer_norm"),
+    (dict(looped=1), TypeError, r"^looped must be True or False"),
+    (dict(layer_norm="yes"), TypeError, r"^layer_norm must be True or False"),
     (dict(dtype="int8"), ValueError, "dtype"), (dict(dtype=torch.int32), TypeError, "floating"),
 ])
 def test_constructor_rejects_bad_arguments(arguments, error, match):
@@ -380,7 +384,8 @@ def test_non_finite_output_messages_name_the_overflow():
     x = torch.randn(2, 5, 3, generator=torch.Generator().manual_seed(0))
     x[0, 0, 0] = -7.25  # the largest |x|
     largest = max(float(p.detach().abs().max()) for p in model.parameters())
-    message = (r"produced 30 NaN or infinite value\(s\) from finite inputs: the input x \(max \|x\| = 7\.25\), "
+    message = (r"^Transformer\.forward produced 30 NaN or infinite value\(s\) from finite inputs: "
+               r"the input x \(max \|x\| = 7\.25\), "
                rf"the weights \(largest \|entry\| {largest:.3g}\) or qk_scale = 1e\+300 overflow torch\.float64")
     with pytest.raises(NonFiniteError, match=message):
         with torch.no_grad():
@@ -402,22 +407,41 @@ def test_non_finite_output_messages_name_the_overflow():
         broken.input_bias[2] = math.inf
     with pytest.raises(NonFiniteError, match=r"2 of its parameters are NaN or infinite"):
         broken(x, 0.5)
+    assert math.isnan(broken.max_weight_norm()["spectral"]) and math.isnan(broken.max_weight_norm()["entry"])
 
 
-def test_max_weight_norm_against_numpy():
-    """Largest spectral norm over all matrices (per head for the 3-d weights, vectors as 1 x n) and the largest
-    absolute entry, from numpy's SVD."""
-    model = perturbed(Transformer(dim=2, width=5, blocks=2, heads=3, head_dim=2, ffn_width=4, layer_norm=True))
-    with torch.no_grad():
-        model.blocks[1].output[2, 0, 0] = -9.0  # one large entry in one head
+def numpy_norms(model: Transformer) -> tuple[float, float]:
+    """(largest spectral norm, largest |entry|) over the parameters from numpy's float64 SVD: 3-d weights per
+    head, matrices as they are, vectors as 1 x n."""
     spectral, entry = 0.0, 0.0
     for parameter in model.parameters():
-        array = parameter.detach().numpy()
+        array = parameter.detach().double().numpy()
         mats = array.reshape(-1, *array.shape[-2:]) if array.ndim >= 2 else array.reshape(1, 1, -1)
         spectral = max(spectral, max(np.linalg.svd(m, compute_uv=False)[0] for m in mats))
         entry = max(entry, float(np.abs(array).max()))
+    return spectral, entry
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_max_weight_norm_against_numpy(dtype):
+    """Largest spectral norm over all matrices (per head for the 3-d weights, vectors as 1 x n) and the largest
+    absolute entry, from numpy's SVD in float64 (also for a float32 model: the norms are taken in float64); with one
+    large entry, and with every weight scaled below 1 (both maxima then lie below 1)."""
+    model = perturbed(Transformer(dim=2, width=5, blocks=2, heads=3, head_dim=2, ffn_width=4, layer_norm=True,
+                                  dtype=dtype))
+    with torch.no_grad():
+        model.blocks[1].output[2, 0, 0] = -9.0  # one large entry in one head
+    spectral, entry = numpy_norms(model)
     report = model.max_weight_norm()
     assert entry == 9.0
+    assert report["entry"] == pytest.approx(entry, rel=1e-15)
+    assert report["spectral"] == pytest.approx(spectral, rel=1e-12)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(0.01)
+    spectral, entry = numpy_norms(model)
+    report = model.max_weight_norm()
+    assert spectral < 0.5 and entry < 0.5
     assert report["entry"] == pytest.approx(entry, rel=1e-15)
     assert report["spectral"] == pytest.approx(spectral, rel=1e-12)
 
@@ -459,3 +483,36 @@ def test_block_attention_defaults_to_the_auto_path_with_weights():
         assert weights is not None
         torch.testing.assert_close(weights, model.attention_weights(x, 0.7)[0], rtol=0, atol=0)
         torch.testing.assert_close(update, explicit, rtol=ROUNDING, atol=ROUNDING)
+
+
+def test_frequency_buffers_are_exact_float64_under_a_float32_default():
+    """A float64 model built while torch's default dtype is float32 still has the float64 frequencies
+    pi/(frame_scale 2^f) and 2^linspace(-2, 2, k/2) (rounded once in float64, not first in float32)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        model = Transformer(dim=2, width=4, blocks=1, heads=1, frequencies=5, frame_scale=3.3, dtype="float64")
+        sinusoidal = Transformer(dim=2, width=4, blocks=1, heads=1, time_embedding="sinusoidal", time_features=14,
+                                 dtype="float64")
+    finally:
+        torch.set_default_dtype(previous)
+    assert model.frame_frequencies.dtype == torch.float64
+    np.testing.assert_allclose(model.frame_frequencies.numpy(), [math.pi / (3.3 * 2.0**f) for f in range(5)],
+                               rtol=1e-15)
+    np.testing.assert_allclose(sinusoidal.time_frequencies.numpy(), [2.0 ** (-2.0 + 4.0 * j / 6) for j in range(7)],
+                               rtol=1e-15)
+
+
+def test_inputs_without_frames_and_the_memory_refusal_are_named(monkeypatch):
+    """x with H = 0 frames is refused (not read as an empty batch); a model too large for the memory left is
+    refused with a message that names its sizes."""
+    model = Transformer(dim=3, width=4, blocks=1, heads=1)
+    with pytest.raises(ValueError, match=r"^x must have at least one frame"):
+        model(torch.zeros(2, 0, 3), 0.5)
+    with pytest.raises(ValueError, match=r"^x must have at least one frame"):
+        model(torch.zeros(0, 3), 0.5)
+    import unroll._validate
+
+    monkeypatch.setattr(unroll._validate, "available_memory", lambda: 1)
+    with pytest.raises(ValueError, match=r"^a Transformer with width=4, blocks=2, heads=1, ffn_width=1 needs about"):
+        Transformer(dim=3, width=4, blocks=2, heads=1)
