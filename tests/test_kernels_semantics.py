@@ -237,3 +237,13 @@ def test_matern_never_raises_a_floating_point_exception(nu, ell, monkeypatch):
     with np.errstate(all="raise"):
         strict = kernel(lags)
     np.testing.assert_array_equal(strict, relaxed)
+
+
+def test_bad_lags_are_refused_by_name():
+    """Complex, string and missing lags are refused with a message that starts with the argument's name."""
+    for lags, message in ((np.array([1 + 2j]), r"^lags must be real"), (np.array(["1"]), r"^lags must hold real"),
+                          (None, r"^lags must be a real array")):
+        with pytest.raises(TypeError, match=message):
+            Matern(nu=1.5, ell=1.0)(lags)
+    with pytest.raises(ValueError, match=r"^frames must satisfy 1 <= frames"):
+        Matern(nu=1.5, ell=1.0).toeplitz(0)

@@ -444,6 +444,12 @@ def test_max_weight_norm_against_numpy(dtype):
     assert spectral < 0.5 and entry < 0.5
     assert report["entry"] == pytest.approx(entry, rel=1e-15)
     assert report["spectral"] == pytest.approx(spectral, rel=1e-12)
+    with torch.no_grad():  # now a plain matrix dominates, with spectral norm 6 < Frobenius norm 6 sqrt(2)
+        model.readout_weight[0, 0] = 6.0
+        model.readout_weight[1, 1] = 6.0
+    spectral, entry = numpy_norms(model)
+    assert spectral == pytest.approx(6.0, rel=1e-3)
+    assert model.max_weight_norm()["spectral"] == pytest.approx(spectral, rel=1e-12)
 
 
 def test_attend_dispatches_as_documented(monkeypatch):
