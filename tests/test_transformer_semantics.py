@@ -230,8 +230,9 @@ def test_initial_buffers_and_time_parameters_follow_the_docstring():
 def test_initial_weight_scales_are_fan_in():
     """Each random weight matrix is N(0, 1/fan_in): 1/width for the maps out of the token (Q, K, V, W_1, input
     maps, read-out), 1/(heads value_dim) for W_O, 1/ffn_width for W_2, 1/4 for the rational W_t.  With n >= 1600
-    entries the sample standard deviation is within 3.6% of its value (about 1/sqrt(2n), here at 2 standard errors
-    ... 5 sd for the smallest n); the check allows 15%, while a wrong scale is off by a factor sqrt(2) or more."""
+    entries the sample standard deviation has a relative standard error 1/sqrt(2n) <= 1.8%, so the 15% allowed is
+    over 8 standard errors (the draws are seeded, seed=5), while a wrong scale is off by a factor sqrt(2) or more;
+    the mean is checked at 5 standard errors."""
     width, heads, head_dim, value_dim, ffn_width = 40, 5, 8, 8, 50
     model = Transformer(dim=40, width=width, blocks=2, heads=heads, head_dim=head_dim, value_dim=value_dim,
                         ffn_width=ffn_width, frequencies=20, time_features=600, seed=5)
