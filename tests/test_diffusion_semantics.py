@@ -1,4 +1,4 @@
-"""Semantic tests of ``unroll.diffusion`` written to kill the survivors of mutation testing (issue 15).
+"""Semantic tests of ``unroll.data.diffusion`` written to kill the survivors of mutation testing (issue 15).
 
 Oracles: the OU schedule's closed forms and its ODE (alpha' = -alpha/2, (sigma^2)' = alpha^2, by torch autograd),
 plainly written Euler-Maruyama and Heun loops over a grid built here from its definition, the exact solution of
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from unroll import diffusion
+from unroll.data import diffusion
 
 #: float64 rounding: a handful of operations on O(1) numbers, so 1e-12 leaves a margin of ~4500 ulp
 ROUNDING = 1e-12

@@ -1,4 +1,4 @@
-"""Semantic tests of ``unroll.kernels`` written to kill the survivors of mutation testing (issue 15).
+"""Semantic tests of ``unroll.data.kernels`` written to kill the survivors of mutation testing (issue 15).
 
 Every expected value comes from an independent oracle: mpmath's ``besselk`` at 40 digits or scipy's unscaled
 ``kv`` for the Matérn family (the module evaluates the scaled ``kve`` in log form, a three-term recurrence and a
@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import scipy.special
 
-from unroll import kernels
 from unroll._validate import NonFiniteError
-from unroll.kernels import (
+from unroll.data import kernels
+from unroll.data.kernels import (
     DampedCosine,
     GammaExponential,
     LagFunction,

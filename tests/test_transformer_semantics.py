@@ -1,4 +1,4 @@
-"""Semantic tests of ``unroll.transformer`` written to kill the survivors of mutation testing (issue 15).
+"""Semantic tests of ``unroll.model.transformer`` written to kill the survivors of mutation testing (issue 15).
 
 The oracle is a plainly written forward pass (``plain_forward``): Python loops over samples, frames, heads and
 attended frames, each formula of the module docstring written out from the parameters, with the frame and time
@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from unroll import transformer as transformer_module
 from unroll._validate import NonFiniteError
-from unroll.transformer import Transformer, attend
+from unroll.model import transformer as transformer_module
+from unroll.model.transformer import Transformer, attend
 
 #: float64 rounding on O(1) tokens through a few blocks: a few hundred operations, so 1e-10 is ~5e5 ulp of margin
 ROUNDING = 1e-10
@@ -456,7 +456,7 @@ def test_max_weight_norm_against_numpy(dtype):
 def test_attend_dispatches_as_documented(monkeypatch):
     """path="banded" always takes the banded kernel (window None: the full band H - 1), "dense" never, and "auto"
     exactly when ``banded_pays(H, window)``; the call passes H - 1 for window None and the window otherwise."""
-    from unroll import banded
+    from unroll.model import banded
 
     calls: list[int] = []
 
