@@ -482,6 +482,21 @@ def test_residual_polynomial_is_the_running_product():
             running = running * (1 - etas[k] * lam)
 
 
+def test_residual_polynomial_is_float64_for_lists_under_a_float32_default():
+    """The docstring's float64 contract: Python lists of step sizes and eigenvalues are read as float64 even when
+    torch's default dtype is float32 (read as float32, 0.1 and 0.3 would be off by ~1e-8 relative), so the result
+    equals the float64-tensor computation exactly."""
+    etas, lam = [0.3, 0.7, 1.9], [0.1, 1.0, 2.5]
+    want = gd.residual_polynomial(torch.tensor(etas, dtype=torch.float64), torch.tensor(lam, dtype=torch.float64))
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        got = gd.residual_polynomial(etas, lam)
+    finally:
+        torch.set_default_dtype(previous)
+    assert got.dtype == torch.float64 and torch.equal(got, want)
+
+
 @settings(max_examples=30, deadline=None)
 @given(kappa=st.floats(1.01, 1e6), blocks=st.integers(0, 60))
 @example(kappa=1.5, blocks=0)
