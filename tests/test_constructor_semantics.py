@@ -1,4 +1,4 @@
-"""unroll.constructor against independent oracles written here (mutation testing, issue 15).
+"""unroll.construction.constructor against independent oracles written here (mutation testing, issue 15).
 
 Oracles: the dense ``C_{t,J} = e^-t kron(Gamma_J, Sigma) + (1 - e^-t) I`` (numpy/scipy, frame-major ``vec``) and
 gradient descent on it as a dense loop in ``numpy.longdouble`` (its rounding far below float64's), with the step sizes
@@ -24,12 +24,12 @@ import torch
 from plain_loop import network_rounding_bounds
 
 import theory
-import unroll.constructor as constructor
+import unroll.construction.constructor as constructor
 from unroll._validate import InputTypeError, NonFiniteError
-from unroll.constructor import construct_unrolled, frequency_period
-from unroll.gp import GaussianProcess
-from unroll.kernels import kernel_from_name
-from unroll.transformer import Transformer
+from unroll.construction.constructor import construct_unrolled, frequency_period
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import kernel_from_name
+from unroll.model.transformer import Transformer
 
 SIGMA_EIGENVALUES = (0.6, 1.4, 2.5)
 

@@ -1,4 +1,4 @@
-"""unroll.gd against independent oracles written here (mutation testing, issue 15).
+"""unroll.construction.gd against independent oracles written here (mutation testing, issue 15).
 
 Every oracle below is plain numpy/scipy that knows nothing of ``unroll``: ``scipy.linalg.toeplitz`` for Gamma,
 ``np.kron(Gamma_J, Sigma)`` for the Kronecker covariance ``C_{t,J} = e^-t Gamma_J ⊗ Sigma + (1 - e^-t) I`` (frame-major
@@ -24,10 +24,10 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from unroll import gd
 from unroll._validate import InputTypeError, NonFiniteError
-from unroll.gp import GaussianProcess
-from unroll.kernels import kernel_from_name
+from unroll.construction import gd
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import kernel_from_name
 
 #: eigenvalues of the test Sigma: distinct, so that a wrong eigenvalue index in a corner formula shows
 SIGMA_EIGENVALUES = (0.5, 1.3, 2.9)
@@ -356,7 +356,7 @@ def test_overflow_is_reported_not_returned():
              "unrolled_iterates": lambda: gd.unrolled_iterates(gp, x, 1e-3, 3, 0),
              "spectral_iterates": lambda: gd.spectral_iterates(gp, x, 1e-3, 3, 0)}
     for name, call in calls.items():
-        with pytest.raises(NonFiniteError, match=rf"unroll\.gd\.{name}\b.*max \|x\| = 1\.7e\+308"):
+        with pytest.raises(NonFiniteError, match=rf"unroll\.construction\.gd\.{name}\b.*max \|x\| = 1\.7e\+308"):
             call()
 
 
