@@ -423,3 +423,38 @@ def test_low_precision_models_are_the_float64_model_cast(dtype):
     for (name, p), (_, q) in zip(model.named_parameters(), reference.named_parameters(), strict=True):
         assert p.dtype == dtype, name
         assert torch.equal(p, q.to(dtype)), name
+
+
+# ---- from the sampled mutation run of unroll/construction/constructor.py (50 mutants, seed 0) ------------------
+
+
+@pytest.mark.parametrize("mode", ["exact", "paper"])
+def test_memory_check_counts_one_stored_block_when_looped_and_every_block_otherwise(monkeypatch, mode):
+    """The weights checked against memory are ``L`` blocks' worth, or one block's when the blocks share weights
+    (``looped=True``): the two estimates differ by exactly the factor ``L``.  Independent of the per-block formula."""
+    asked = []
+    monkeypatch.setattr(constructor, "check_memory", lambda what, size: asked.append(float(size)))
+    gp = GaussianProcess(kernel_from_name("gamma-exponential", nu=1.0, ell=2.0), 8, torch.eye(2, dtype=torch.float64))
+    blocks = 5
+    construct_unrolled(gp, blocks=blocks, bands=3, mode=mode, looped=False)
+    construct_unrolled(gp, blocks=blocks, bands=3, mode=mode, looped=True)
+    assert len(asked) == 2 and asked[1] > 0
+    assert asked[0] == pytest.approx(blocks * asked[1], rel=1e-15)
+
+
+def test_size_names_the_norm_that_bounds_the_weights():
+    """``size()["B"]`` is the largest spectral norm of a weight matrix, and the record says so in ``B_norm``
+    (a results file carries both; a reader of the file needs the definition)."""
+    gp = GaussianProcess(kernel_from_name("matern", nu=1.5, ell=2.0), 8, torch.eye(2, dtype=torch.float64))
+    size = construct_unrolled(gp, blocks=2, bands=7).size()
+    assert size["B_norm"].startswith("spectral (operator 2-norm)")
+    assert size["B"] >= size["B_entry"] > 0  # the spectral norm of a matrix is at least its largest entry
+
+
+@pytest.mark.parametrize("bands", [8, 10**12])
+def test_bands_past_the_sequence_are_refused_by_their_range_before_anything_is_sized(bands):
+    """``J >= H`` is refused with the allowed range, also when ``J`` is so large that sizing the weights first
+    would report a memory error instead (the range check must come before the memory check)."""
+    gp = GaussianProcess(kernel_from_name("matern", nu=1.5, ell=2.0), 8, torch.eye(2, dtype=torch.float64))
+    with pytest.raises(ValueError, match=rf"^bands must satisfy 0 <= bands <= 7, got bands={bands}$"):
+        construct_unrolled(gp, blocks=2, bands=bands)
