@@ -25,6 +25,7 @@ matters.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import warnings
@@ -50,15 +51,16 @@ from theory.bounds import (
     _growth_power,
     _net_cheb_common_e,
     _net_common_e,
-    _num_common,
     attach_bounds,
     bands_needed_bound,
     bounds_for_report,
     evaluate_all,
+    heads_expression,
     sample_complexity,
     small_time_behaviour,
     symbol_values,
     tail_bound,
+    tent_slope_expression,
 )
 from unroll.constructor import construct_unrolled
 from unroll.gp import GaussianProcess
@@ -153,6 +155,7 @@ def reference(v: dict[str, float]) -> dict[str, float]:
     loop_floor_c = g_loop * L * v["A_suf"] * ((1 + v["A_pre"]) * G * step_work + eta_max * c_max) * power(
         1 + v["A_all"] * g_loop * step_work, L)
     out["gd_chebyshev"] = factor * G + eigen_floor + loop_floor_c
+    out.update(_G=G, _loop_floor=loop_floor, _loop_floor_C=loop_floor_c)  # parts, for the combinator test
     unit = 20 * (u + u64)
     mismatch_c = unit * L * v["A_suf"] * v["A_pre"] * kappa * power(1 + unit * v["A_all"] * kappa, L) * G
     for name, growth, delta in (("net_exact_chebyshev", growth_exact, delta_exact),
@@ -260,8 +263,10 @@ def test_singular_or_indefinite_c_j_gives_verdicts_not_exceptions() -> None:
     """``lambda_min(C_J) <= 0`` (here exactly 0: ``s = a |lamJ_min| mu_max``, and below): every bound that needs
     ``gd_converges`` is ``inf``, rho and rho_C are 1 (no contraction), blocks needed ``inf`` — not a
     ZeroDivisionError at the boundary (kills ``<= 0`` -> ``< 0`` in every guard, and the guards' values)."""
-    for lam_j_min in (-1.0, -3.0):  # lambda_min(C_J) = 0.5 - 0.5 * |lamJ_min|: 0, then -1
-        values = {**WHITE, "a": 0.5, "s": 0.5, "lamJ_min": lam_j_min, "lamJ_max": 2.0, "mu_max": 1.0, "mu_min": 0.5}
+    for lam_j_min, blocks in ((-1.0, 3), (-3.0, 3), (-1.0, 0)):  # lambda_min(C_J) = 0.5 - 0.5 |lamJ_min|: 0, -1
+        # root = nan (no run): a bound whose assumption fails is inf whatever else is unknown, even at L = 0
+        values = {**WHITE, "a": 0.5, "s": 0.5, "lamJ_min": lam_j_min, "lamJ_max": 2.0, "mu_max": 1.0, "mu_min": 0.5,
+                  "L": blocks, "root": math.nan}
         for name in ("kappa_J", "gd", "trunc", "net_exact", "net_paper", "gd_chebyshev", "net_exact_chebyshev",
                      "net_paper_chebyshev", "blocks_needed", "blocks_needed_chebyshev"):
             assert BOUNDS[name].evaluate(values) == math.inf, name
@@ -630,27 +635,31 @@ def test_bound_evaluates_a_configuration_like_its_symbol_values() -> None:
 
 
 def test_symbolic_evaluation_is_silent_on_discarded_branches() -> None:
-    """At ``kappa_J = 1`` the Chebyshev factor's other Piecewise branch divides by ``kappa_J - 1``: numpy evaluates it
-    and discards it, with no RuntimeWarning (so no error under ``-W error``) and the exact-branch value 0."""
+    """At ``kappa_J = 1`` the Chebyshev factor's other Piecewise branch divides by ``kappa_J - 1`` (and multiplies the
+    resulting inf by 0): numpy evaluates it and discards it, with no RuntimeWarning (so no error under ``-W error``)
+    and the exact-branch value 0; a power past the float range is ``inf``, silently, too."""
+    overflowing = {**WHITE, "u": 2.0**-8, "K": 1e3, "L": 200, "A_all": 10.0}  # (1 + A_all g)^L overflows
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         value = BOUNDS["gd_chebyshev"].evaluate_symbolic(WHITE)
-    assert value == pytest.approx(reference(WHITE)["gd_chebyshev"], rel=REL)
+        vacuous = BOUNDS["net_exact_chebyshev"].evaluate_symbolic(overflowing)
+    assert value == pytest.approx(reference(WHITE)["gd_chebyshev"], rel=REL) and vacuous == math.inf
 
 
 def test_printed_forms_name_the_shared_quantities() -> None:
     """``compact`` replaces the shared sub-expressions by their names (rho, kappa_J, G, lambda_min(C_J), ...), and
     ``str(bound)`` is ``name <= formula`` then ``(description; needs: ...)``, ``none`` without assumptions."""
-    assert BOUNDS["contraction"].compact == sp.Symbol("rho")
-    assert BOUNDS["kappa_J"].compact == sp.Symbol("kappa_J")
-    assert BOUNDS["kappa_t"].compact == sp.Symbol("kappa_t")
-    assert BOUNDS["contraction_chebyshev"].compact == sp.Symbol("rho_C")
-    gd = BOUNDS["gd"]
+    fresh = {name: dataclasses.replace(BOUNDS[name]) for name in BOUNDS}  # compact is cached: compute it here
+    assert fresh["contraction"].compact == sp.Symbol("rho")
+    assert fresh["kappa_J"].compact == sp.Symbol("kappa_J")
+    assert fresh["kappa_t"].compact == sp.Symbol("kappa_t")
+    assert fresh["contraction_chebyshev"].compact == sp.Symbol("rho_C")
+    gd = fresh["gd"]
     names = {symbol.name for symbol in gd.compact.free_symbols}
     assert {"rho_eff", "G", "kappa_J", "lambda_min(C_J)", "lambda_max(C_J)"} <= names
     assert gd.text() == sp.sstr(gd.compact) and gd.latex() == sp.latex(gd.compact)
     assert str(gd) == f"gd <= {gd.text()}\n    ({gd.description}; needs: gd_converges)"
-    trunc = BOUNDS["trunc"]
+    trunc = fresh["trunc"]
     assert str(trunc).endswith("; needs: gamma_pd, gd_converges)")
     log_tail = tail_bound("logarithmic")
     assert str(log_tail).endswith("; needs: none)") and log_tail.needs == ()
@@ -663,11 +672,24 @@ def test_tail_bound_object_is_the_family_bound_above_the_brute_force_tail(family
     bound = tail_bound(family)
     assert bound.name == f"tail[{family}]" and family in bound.description
     assert bound.needs == (() if family == "logarithmic" else ("tail_summable",))
+    assert isinstance(bound.inequalities, str) and bound.inequalities  # printed by `unroll bounds` as "uses: ..."
     kernel = kernel_from_name(family, nu=1.5, ell=2.0)
     for bands, frames in ((2, 30), (5, 12)):
         values = {"nu": 1.5, "ell": 2.0, "J": float(bands), "H": float(frames)}
         brute = float(sum(kernel(np.array([float(m)]))[0] for m in range(bands + 1, frames)))
         assert bound.evaluate(values) == tails.tail_bound(family, 1.5, 2.0, bands, frames) >= brute
+
+
+def test_heads_and_tent_slope_expressions_default_to_exact_mode() -> None:
+    """``M(J) = 3(J+1)`` and ``K = c_max/(1 - cos(pi/min(H, J+2)))`` by default (exact mode); paper mode's tents have
+    height 1 whatever ``c_max`` is: ``M = 3J + 1``, ``K = 1/(1 - cos(pi/W))``."""
+    J, H, c_max = SYMBOLS["J"], SYMBOLS["H"], SYMBOLS["c_max"]
+    point = {J: 3, H: 9, c_max: 2.5}
+    gap = 1 - math.cos(math.pi / 5)
+    assert heads_expression().subs(point) == 12 and heads_expression("paper").subs(point) == 10
+    assert float(tent_slope_expression().subs(point)) == pytest.approx(2.5 / gap, rel=1e-14)
+    assert float(tent_slope_expression("exact").subs(point)) == pytest.approx(2.5 / gap, rel=1e-14)
+    assert float(tent_slope_expression("paper").subs(point)) == pytest.approx(1 / gap, rel=1e-14)
 
 
 def test_bands_needed_bound_is_the_tails_expression() -> None:
@@ -750,31 +772,38 @@ def _combinators() -> tuple[list[sp.Symbol], Any, Any]:
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.floats(0.0, 0.99), st.floats(1e-6, 0.5), st.floats(1e-3, 10.0), st.integers(0, 40), st.integers(0, 40))
-@example(0.5, 0.5, 1.0, 3, 0)  # r = rho + g = 1: the Piecewise branch L
+@given(st.floats(0.0, 0.999), st.floats(1e-6, 0.5), st.floats(1e-3, 10.0), st.integers(0, 40), st.integers(0, 40),
+       _log_uniform(1e-6, 1.0))
+@example(0.5, 0.5, 1.0, 3, 0, 0.5)  # r = rho + g = 1: the Piecewise branch L
+@example(0.999, 1e-3, 1.0, 40, 2, 1e-6)  # kappa_J ~ 1e3 * 1e3: the mismatch's (1 + unit A_all kappa_J)^L matters
 def test_symbolic_net_combinators_are_the_recursions_sums(shrink: float, growth: float, delta: float,
-                                                         blocks: int, bands: int) -> None:
+                                                         blocks: int, bands: int, t: float) -> None:
     """``_net_common_e(b, g)`` (GD: ``sum_{k<L} (rho + g)^k b`` + loop floor + mismatch) and
     ``_net_cheb_common_e(b, g)`` (``A_suf L b (1 + A_all g)^L`` + floor + mismatch), rebuilt at test time and
     evaluated at numbers, against the sums written as loops (they build ``net_*_e`` at import, where no test would
     otherwise see them)."""
-    values = {**WHITE, "L": blocks, "lamJ_min": 1.0 - shrink, "A_pre": 1.5, "A_suf": 2.0, "A_all": 1.25,
-              "J": bands, "H": bands + 1, "b_test": delta, "g_test": growth}
+    values = {**WHITE, "L": blocks, "lamJ_min": 1.0 - shrink, "A_pre": 1.5, "A_suf": 2.0, "A_all": 1e3,
+              "J": bands, "H": bands + 1, "b_test": delta, "g_test": growth, "t": t, "a": math.exp(-t),
+              "s": -math.expm1(-t), "T_J": 0.3, "bias_J": 0.1}  # a tail, so that G != 1
     if shrink == 0.5 and growth == 0.5:  # lambda(C_J) in [1/4, 3/4]: kappa_J = 3, rho = 1/2, rho + g = 1 exactly
         values.update(s=0.0, a=1.0, lamJ_min=0.25, lamJ_max=0.75)
-    c = _num_common(values)
+    c = reference(values)
     symbols, gd_form, cheb_form = _combinators()
-    args = [np.int64(values[sym.name]) if sym.is_integer else np.float64(values[sym.name]) for sym in symbols]
-    rho = c["rho"]
+    rho, unit = c["contraction"], 20 * (2 * U64)
     series = sum((rho + growth) ** k for k in range(blocks))
-    mismatch = 20 * (2 * U64) * blocks * rho ** max(blocks - 1, 0) * c["G"]
-    gd_expected = series * delta + c["loop_floor"] + mismatch
-    with np.errstate(divide="ignore", invalid="ignore"):
-        assert float(gd_form(*args)) == pytest.approx(gd_expected, rel=REL)
-        unit = 20 * (2 * U64)
-        cheb_mismatch = unit * blocks * 2.0 * 1.5 * c["kappa_J"] * (1 + unit * 1.25 * c["kappa_J"]) ** blocks * c["G"]
-        cheb_expected = 2.0 * blocks * delta * (1 + 1.25 * growth) ** blocks + c["loop_floor_C"] + cheb_mismatch
-        assert float(cheb_form(*args)) == pytest.approx(cheb_expected, rel=REL)
+    mismatch = unit * blocks * rho ** max(blocks - 1, 0) * c["_G"]
+    cheb_mismatch = unit * blocks * 2.0 * 1.5 * c["kappa_J"] * (1 + unit * 1e3 * c["kappa_J"]) ** blocks * c["_G"]
+    # b = delta, and b = 0: then only the float64 floors are left (loop floor + step-size mismatch), which the
+    # main term would hide below the tolerance
+    for block_error in (delta, 0.0):
+        values["b_test"] = block_error
+        args = [np.int64(values[sym.name]) if sym.is_integer else np.float64(values[sym.name]) for sym in symbols]
+        gd_expected = series * block_error + c["_loop_floor"] + mismatch
+        cheb_expected = (2.0 * blocks * block_error * (1 + 1e3 * growth) ** blocks + c["_loop_floor_C"]
+                         + cheb_mismatch)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            assert float(gd_form(*args)) == pytest.approx(gd_expected, rel=REL, abs=1e-300)
+            assert float(cheb_form(*args)) == pytest.approx(cheb_expected, rel=REL, abs=1e-300)
 
 
 # ------------------------------------------------- regressions: vacuous rounding models through verify
