@@ -506,6 +506,13 @@ def test_evaluate_all_reports_the_schedules_parts_and_their_sum(mode: str, steps
     hand = _by_hand(FRAMES, BANDS, "triangular", TIME)
     assert out["tail_exact"] == pytest.approx(hand["T_J"], rel=1e-13)
     assert out["tail_family"] == tails.tail_bound("matern", 1.5, 2.0, BANDS, FRAMES) >= out["tail_exact"]
+    # near the end of the sequence the finite-H tail bound (H - 1 - J) gamma(J + 1) is the smaller one: the family
+    # tail is that of these H frames, not of an infinite sequence
+    late = evaluate_all(theory.Configuration.from_gp(_gp(), bands=FRAMES - 2, blocks=BLOCKS, diffusion_time=TIME,
+                                                     taper="triangular", mode=mode, steps=steps))
+    finite = tails.tail_bound("matern", 1.5, 2.0, FRAMES - 2, FRAMES)
+    assert late["tail_family"] == finite < tails.tail_bound("matern", 1.5, 2.0, FRAMES - 2)
+    assert late["tail_exact"] <= finite
     with_run = evaluate_all(config, root=0.5, x_ratio=2.0)  # paper mode still lacks the multiplier's spacing
     assert with_run["net"] == (math.inf if mode == "paper" else
                                BOUNDS[own_net].evaluate(symbol_values(config, root=0.5, x_ratio=2.0)))
@@ -738,6 +745,13 @@ def test_sample_complexity_expressions_by_hand() -> None:
     statistical = 0.7 * math.sqrt(4.0 * 1.5 * 9.0 / 0.01 * log_n / 1e4)
     assert float(out["statistical_term"].subs(subs)) == pytest.approx(statistical, rel=1e-12)
     assert out["rate_exponent"] == sp.Rational(-1, 2)
+    # with positive symbols the statistical term is a plain product of powers, each parameter's rate readable off
+    # it (n^(-1/2), R^1, t0^(-1/2), C_1^(1/2), T^(1/2)), not buried in one sqrt(R^2 T .../t0)
+    powers = out["statistical_term"].as_powers_dict()
+    half = sp.Rational(1, 2)
+    assert (powers[by_name["n"]], powers[by_name["R"]], powers[by_name["t_0"]]) == (-half, 1, -half)
+    assert (powers[by_name["C_1"]], powers[by_name["C_N"]], powers[by_name["T"]], powers[by_name["D"]]) == (
+        half, half, half, 1)
 
 
 # --------------------------------------------------------------------- helpers used to build the expressions
