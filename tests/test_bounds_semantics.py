@@ -842,3 +842,16 @@ def test_bfloat16_verify_with_many_blocks_reports_an_infinite_net_bound() -> Non
     OverflowError out of ``verify`` (``attach_bounds``)."""
     report = _bfloat16_report(10, 3, 200, dim=2, t=0.2)
     assert report.parts["net"].bound == math.inf
+
+
+@pytest.mark.parametrize(("steps", "dtype", "blocks"), [("chebyshev", torch.float64, 12),
+                                                        ("chebyshev", torch.float32, 6), ("gd", torch.bfloat16, 4),
+                                                        ("gd", torch.float64, 30)])
+def test_every_measured_part_is_below_its_bound(steps: str, dtype: torch.dtype, blocks: int) -> None:
+    """The bounds are bounds: on constructed networks (Chebyshev steps, float32 and bfloat16 too) every measured part
+    of ``verify`` is at most its bound, and no bound is NaN (a bound below its measurement is a bug in one of them)."""
+    gp = _gp()
+    model = construct_unrolled(gp, blocks=blocks, bands=BANDS, taper="triangular", steps=steps, dtype=dtype)
+    report = verify(gp, model, TIME, batch=2)
+    for name, result in theory.check_report(report).items():
+        assert result.holds and not math.isnan(result.bound), (name, str(result))
