@@ -26,7 +26,6 @@ matters.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import warnings
 from types import SimpleNamespace
@@ -775,49 +774,51 @@ def test_growth_power_is_the_power_or_inf() -> None:
 _TEST_B, _TEST_G = sp.Symbol("b_test", positive=True), sp.Symbol("g_test", positive=True)
 
 
-@functools.cache
 def _combinators() -> tuple[list[sp.Symbol], Any, Any]:
-    """``_net_common_e(b, g)`` and ``_net_cheb_common_e(b, g)`` rebuilt now (inside a test, so that a mutant of the
-    builders is live) and lambdified once."""
+    """``_net_common_e(b, g)`` and ``_net_cheb_common_e(b, g)`` rebuilt now and lambdified.  Not cached across
+    tests: a mutant of the builders must be live when they run (mutmut forks its workers from a process that has
+    already run every test once)."""
     gd_form, cheb_form = _net_common_e(_TEST_B, _TEST_G), _net_cheb_common_e(_TEST_B, _TEST_G)
     symbols = sorted(gd_form.free_symbols | cheb_form.free_symbols, key=lambda symbol: symbol.name)
     return (symbols, sp.lambdify(symbols, gd_form, modules=["scipy", "numpy"]),
             sp.lambdify(symbols, cheb_form, modules=["scipy", "numpy"]))
 
 
-@settings(max_examples=30, deadline=None)
-@given(st.floats(0.0, 0.999), st.floats(1e-6, 0.5), st.floats(1e-3, 10.0), st.integers(0, 40), st.integers(0, 40),
-       _log_uniform(1e-6, 1.0))
-@example(0.5, 0.5, 1.0, 3, 0, 0.5)  # r = rho + g = 1: the Piecewise branch L
-@example(0.999, 1e-3, 1.0, 40, 2, 1e-6)  # kappa_J ~ 1e3 * 1e3: the mismatch's (1 + unit A_all kappa_J)^L matters
-def test_symbolic_net_combinators_are_the_recursions_sums(shrink: float, growth: float, delta: float,
-                                                         blocks: int, bands: int, t: float) -> None:
+#: (shrink, growth, delta, L, J, t): the ratio r = rho + g = 1 exactly (the Piecewise branch L), kappa_J ~ 1e6 (the
+#: mismatch's (1 + unit A_all kappa_J)^L matters), then 30 seeded draws
+_COMBINATOR_CASES = [(0.5, 0.5, 1.0, 3, 0, 0.5), (0.999, 1e-3, 1.0, 40, 2, 1e-6), (0.0, 0.1, 2.0, 0, 0, 1.0)] + [
+    (float(rng.uniform(0, 0.999)), float(rng.uniform(1e-6, 0.5)), float(rng.uniform(1e-3, 10)),
+     int(rng.integers(0, 41)), int(rng.integers(0, 41)), float(math.exp(rng.uniform(math.log(1e-6), 0.0))))
+    for rng in [np.random.default_rng(15)] for _ in range(30)]
+
+
+def test_symbolic_net_combinators_are_the_recursions_sums() -> None:
     """``_net_common_e(b, g)`` (GD: ``sum_{k<L} (rho + g)^k b`` + loop floor + mismatch) and
-    ``_net_cheb_common_e(b, g)`` (``A_suf L b (1 + A_all g)^L`` + floor + mismatch), rebuilt at test time and
+    ``_net_cheb_common_e(b, g)`` (``A_suf L b (1 + A_all g)^L`` + floor + mismatch), rebuilt inside this test and
     evaluated at numbers, against the sums written as loops (they build ``net_*_e`` at import, where no test would
-    otherwise see them)."""
-    values = {**WHITE, "L": blocks, "lamJ_min": 1.0 - shrink, "A_pre": 1.5, "A_suf": 2.0, "A_all": 1e3,
-              "J": bands, "H": bands + 1, "b_test": delta, "g_test": growth, "t": t, "a": math.exp(-t),
-              "s": -math.expm1(-t), "T_J": 0.3, "bias_J": 0.1}  # a tail, so that G != 1
-    if shrink == 0.5 and growth == 0.5:  # lambda(C_J) in [1/4, 3/4]: kappa_J = 3, rho = 1/2, rho + g = 1 exactly
-        values.update(s=0.0, a=1.0, lamJ_min=0.25, lamJ_max=0.75)
-    c = reference(values)
+    otherwise see them).  The floors are checked alone too (``b = 0``), as the main term would hide them."""
     symbols, gd_form, cheb_form = _combinators()
-    rho, unit = c["contraction"], 20 * (2 * U64)
-    series = sum((rho + growth) ** k for k in range(blocks))
-    mismatch = unit * blocks * rho ** max(blocks - 1, 0) * c["_G"]
-    cheb_mismatch = unit * blocks * 2.0 * 1.5 * c["kappa_J"] * (1 + unit * 1e3 * c["kappa_J"]) ** blocks * c["_G"]
-    # b = delta, and b = 0: then only the float64 floors are left (loop floor + step-size mismatch), which the
-    # main term would hide below the tolerance
-    for block_error in (delta, 0.0):
-        values["b_test"] = block_error
-        args = [np.int64(values[sym.name]) if sym.is_integer else np.float64(values[sym.name]) for sym in symbols]
-        gd_expected = series * block_error + c["_loop_floor"] + mismatch
-        cheb_expected = (2.0 * blocks * block_error * (1 + 1e3 * growth) ** blocks + c["_loop_floor_C"]
-                         + cheb_mismatch)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            assert float(gd_form(*args)) == pytest.approx(gd_expected, rel=REL, abs=1e-300)
-            assert float(cheb_form(*args)) == pytest.approx(cheb_expected, rel=REL, abs=1e-300)
+    for shrink, growth, delta, blocks, bands, t in _COMBINATOR_CASES:
+        values = {**WHITE, "L": blocks, "lamJ_min": 1.0 - shrink, "A_pre": 1.5, "A_suf": 2.0, "A_all": 1e3,
+                  "J": bands, "H": bands + 1, "b_test": delta, "g_test": growth, "t": t, "a": math.exp(-t),
+                  "s": -math.expm1(-t), "T_J": 0.3, "bias_J": 0.1}  # a tail, so that G != 1
+        if shrink == 0.5 and growth == 0.5:  # lambda(C_J) in [1/4, 3/4]: kappa_J = 3, rho = 1/2, rho + g = 1
+            values.update(s=0.0, a=1.0, lamJ_min=0.25, lamJ_max=0.75)
+        c = reference(values)
+        rho, unit = c["contraction"], 20 * (2 * U64)
+        series = sum((rho + growth) ** k for k in range(blocks))
+        mismatch = unit * blocks * rho ** max(blocks - 1, 0) * c["_G"]
+        cheb_mismatch = (unit * blocks * 2.0 * 1.5 * c["kappa_J"] * (1 + unit * 1e3 * c["kappa_J"]) ** blocks
+                         * c["_G"])
+        for block_error in (delta, 0.0):
+            values["b_test"] = block_error
+            args = [np.int64(values[sym.name]) if sym.is_integer else np.float64(values[sym.name]) for sym in symbols]
+            gd_expected = series * block_error + c["_loop_floor"] + mismatch
+            cheb_expected = (2.0 * blocks * block_error * (1 + 1e3 * growth) ** blocks + c["_loop_floor_C"]
+                             + cheb_mismatch)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                assert float(gd_form(*args)) == pytest.approx(gd_expected, rel=REL, abs=1e-300), values
+                assert float(cheb_form(*args)) == pytest.approx(cheb_expected, rel=REL, abs=1e-300), values
 
 
 # ------------------------------------------------- regressions: vacuous rounding models through verify
