@@ -308,8 +308,9 @@ def test_white_noise_is_solved_in_one_step() -> None:
 
 def test_blocks_needed_is_zero_once_the_target_exceeds_g() -> None:
     """``eps >= G``: zero Chebyshev blocks already meet the target (the formula's ``sqrt(1 - r^2)`` is undefined)."""
-    values = {**WHITE, "lamJ_min": 0.5, "epsilon": 50.0}
-    assert BOUNDS["blocks_needed_chebyshev"].evaluate(values) == 0.0
+    for epsilon in (1.5, 50.0):  # G = 1 here: r = eps/G in (1, 2) and far beyond
+        values = {**WHITE, "lamJ_min": 0.5, "epsilon": epsilon}
+        assert BOUNDS["blocks_needed_chebyshev"].evaluate(values) == 0.0
 
 
 def test_rounding_counts_past_one_over_u_make_the_net_bound_vacuous() -> None:
