@@ -273,6 +273,19 @@ def test_singular_or_indefinite_c_j_gives_verdicts_not_exceptions() -> None:
         assert BOUNDS["contraction_chebyshev"].evaluate(values) == 1.0
 
 
+def test_truncation_bound_without_a_tail_is_the_eigen_solve_floor() -> None:
+    """``T_J = bias = 0``: E_trunc is only the float64 floor ``2 c_eig u (kappa_t + kappa_J G)``; with
+    ``lambda_max(C) < lambda_min(C_J)`` the factor ``G = lambda_max(C)/lambda_min(C_J) < 1`` (so ``kappa_J G`` and
+    ``kappa_J / G`` differ)."""
+    values = {**WHITE, "lam_min": 0.5, "lam_max": 0.5, "lamJ_min": 1.0, "lamJ_max": 2.0}
+    a, s = values["a"], values["s"]
+    G = (s + 0.5 * a) / (s + a)
+    kappa_t, kappa_j = 1.0, (s + 2 * a) / (s + a)
+    expected = 2 * (values["H"] + values["d"] + 10) * U64 * (kappa_t + kappa_j * G)
+    assert G < 0.7 and BOUNDS["trunc"].evaluate(values) == pytest.approx(expected, rel=1e-14)
+    assert BOUNDS["trunc"].evaluate_symbolic(values) == pytest.approx(expected, rel=1e-14)
+
+
 def test_singular_c_gives_an_infinite_kappa_t() -> None:
     """``lambda_min(C) = s + a lam_min mu_min = 0`` (``s = 0``, singular Gamma): ``kappa_t = inf``."""
     assert BOUNDS["kappa_t"].evaluate({**WHITE, "s": 0.0, "lam_min": 0.0}) == math.inf
