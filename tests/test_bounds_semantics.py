@@ -282,8 +282,8 @@ def test_truncation_bound_without_a_tail_is_the_eigen_solve_floor() -> None:
     G = (s + 0.5 * a) / (s + a)
     kappa_t, kappa_j = 1.0, (s + 2 * a) / (s + a)
     expected = 2 * (values["H"] + values["d"] + 10) * U64 * (kappa_t + kappa_j * G)
-    assert G < 0.7 and BOUNDS["trunc"].evaluate(values) == pytest.approx(expected, rel=1e-14)
-    assert BOUNDS["trunc"].evaluate_symbolic(values) == pytest.approx(expected, rel=1e-14)
+    assert G < 0.7 and BOUNDS["trunc"].evaluate(values) == pytest.approx(expected, rel=1e-14, abs=0)
+    assert BOUNDS["trunc"].evaluate_symbolic(values) == pytest.approx(expected, rel=1e-14, abs=0)
 
 
 def test_singular_c_gives_an_infinite_kappa_t() -> None:
@@ -303,7 +303,7 @@ def test_kappa_beyond_float_resolution_is_no_contraction() -> None:
     eta = 2 / (1e-17 + 1.0 + 1e-17)
     loop = gamma_n(2 * 0 + 1 + 8, U64) * 5 * (2 * G * (1 + eta * (1.0 * 1.0 + 1e-17)) + eta * (1e-17 + 1.0))
     expected = G + 2 * c_eig * U64 * kappa * G + loop
-    assert BOUNDS["gd"].evaluate(values) == pytest.approx(expected, rel=REL)
+    assert BOUNDS["gd"].evaluate(values) == pytest.approx(expected, rel=REL, abs=0)
     assert BOUNDS["blocks_needed"].evaluate(values) == math.inf
 
 
@@ -314,7 +314,7 @@ def test_white_noise_is_solved_in_one_step() -> None:
     assert BOUNDS["blocks_needed"].evaluate(WHITE) == 0.0
     assert BOUNDS["blocks_needed_chebyshev"].evaluate(WHITE) == 0.0
     expected = reference(WHITE)
-    assert BOUNDS["gd_chebyshev"].evaluate(WHITE) == pytest.approx(expected["gd_chebyshev"], rel=REL)
+    assert BOUNDS["gd_chebyshev"].evaluate(WHITE) == pytest.approx(expected["gd_chebyshev"], rel=REL, abs=0)
     floors = expected["gd_chebyshev"]  # factor 0: only the eigen-solve and loop floors remain
     assert 0 < floors < 1e-12
 
@@ -573,7 +573,7 @@ def test_bounds_for_report_uses_the_reports_dtype_norm_and_inputs(dtype: str) ->
     assert out["total"] == out["gd"] + out["trunc"] + out["net"]
     other = theory.Configuration.from_gp(gp, bands=BANDS, blocks=BLOCKS, diffusion_time=TIME, taper="triangular",
                                          steps="chebyshev")
-    assert out["gd[chebyshev]"] == pytest.approx(BOUNDS["gd_chebyshev"].evaluate(other), rel=1e-12)
+    assert out["gd[chebyshev]"] == pytest.approx(BOUNDS["gd_chebyshev"].evaluate(other), rel=1e-12, abs=0)
     assert set(out) == {"gd", "trunc", "net", "total", "gd[chebyshev]"}
 
 
@@ -594,7 +594,7 @@ def test_bounds_for_report_without_inputs_or_norm_and_of_a_chebyshev_model() -> 
     cheb_config = theory.Configuration.from_model(gp, cheb, TIME)
     assert out["gd"] == BOUNDS["gd_chebyshev"].evaluate(cheb_config)
     plain = theory.Configuration.from_gp(gp, bands=BANDS, blocks=BLOCKS, diffusion_time=TIME, taper="triangular")
-    assert out["gd[gd]"] == pytest.approx(BOUNDS["gd"].evaluate(plain), rel=1e-12) and "gd[chebyshev]" not in out
+    assert out["gd[gd]"] == pytest.approx(BOUNDS["gd"].evaluate(plain), rel=1e-12, abs=0) and "gd[chebyshev]" not in out
 
 
 @pytest.mark.parametrize(("peak", "inside"), [(None, False), (10.0, True), (32.0, True), (32.5, False)])
@@ -663,7 +663,7 @@ def test_symbolic_evaluation_is_silent_on_discarded_branches() -> None:
         warnings.simplefilter("error")
         value = BOUNDS["gd_chebyshev"].evaluate_symbolic(WHITE)
         vacuous = BOUNDS["net_exact_chebyshev"].evaluate_symbolic(overflowing)
-    assert value == pytest.approx(reference(WHITE)["gd_chebyshev"], rel=REL) and vacuous == math.inf
+    assert value == pytest.approx(reference(WHITE)["gd_chebyshev"], rel=REL, abs=0) and vacuous == math.inf
 
 
 def test_printed_forms_name_the_shared_quantities() -> None:
