@@ -286,6 +286,18 @@ def test_truncation_bound_without_a_tail_is_the_eigen_solve_floor() -> None:
     assert BOUNDS["trunc"].evaluate_symbolic(values) == pytest.approx(expected, rel=1e-14, abs=0)
 
 
+def test_chebyshev_factor_is_widened_by_the_eigen_solve_error() -> None:
+    """A long sequence (``H = 10^6``, so ``c_eig u ~ 1e-10``), ``kappa_J = 1e4``, 200 Chebyshev steps: the factor
+    ``2 rho_C^L/(1 + rho_C^(2L))`` dominates E_gd, and the widening ``T_L(1 + w)``, ``w = 4 c_eig u kappa/(kappa-1)``,
+    moves it by ~``L^2 w = 2e-5``: the bound is the reference to rounding, and differs from the unwidened one."""
+    values = {**WHITE, "a": 1.0, "s": 0.0, "lam_min": 1e-4, "lamJ_min": 1e-4, "L": 200, "H": 10**6}
+    _check(values, ("gd_chebyshev",))
+    kappa = 1e4
+    nodes, scale = chebyshev_t(200, (kappa + 1) / (kappa - 1))
+    unwidened = math.exp(-scale) / nodes  # G = 1
+    assert BOUNDS["gd_chebyshev"].evaluate(values) > unwidened * (1 + 1e-5)
+
+
 def test_singular_c_gives_an_infinite_kappa_t() -> None:
     """``lambda_min(C) = s + a lam_min mu_min = 0`` (``s = 0``, singular Gamma): ``kappa_t = inf``."""
     assert BOUNDS["kappa_t"].evaluate({**WHITE, "s": 0.0, "lam_min": 0.0}) == math.inf
