@@ -300,8 +300,13 @@ def _net_common(v: dict[str, float], c: dict[str, float], delta_block: float, gr
     ratio = c["rho"] + growth
     if ratio == 1.0:
         series = v["L"]
+    elif math.isinf(ratio):  # gamma_n vacuous (n u >= 1): so is the bound, not (inf - 1)/(inf - 1) = nan
+        series = math.inf
     else:
-        series = (ratio ** v["L"] - 1) / (ratio - 1)
+        try:
+            series = (ratio ** v["L"] - 1) / (ratio - 1)
+        except OverflowError:  # ratio^L past the float range: a vacuous bound, not an exception
+            series = math.inf
     mismatch = 20 * (v["u"] + v["u64"]) * v["L"] * c["rho"] ** max(v["L"] - 1, 0) * c["G"]
     return series * delta_block + c["loop_floor"] + mismatch
 
