@@ -61,9 +61,9 @@ from theory.bounds import (
     tail_bound,
     tent_slope_expression,
 )
-from unroll.constructor import construct_unrolled
-from unroll.gp import GaussianProcess
-from unroll.kernels import kernel_from_name
+from unroll.construction.constructor import construct_unrolled
+from unroll.data.gp import GaussianProcess
+from unroll.data.kernels import kernel_from_name
 from unroll.verification import VerificationReport, verify
 
 REL = 1e-9

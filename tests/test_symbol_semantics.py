@@ -1,4 +1,4 @@
-"""unroll.symbol against independent oracles (mutmut survivors of unroll/symbol.py, issue 15).
+"""unroll.linalg.symbol against independent oracles (mutmut survivors of unroll/linalg/symbol.py, issue 15).
 
 * The symbol ``f(theta) = g(0) + 2 sum_m g(m) cos(m theta)`` is, in ``x = cos(theta)``, the Chebyshev series
   ``p(x) = g(0) + 2 sum_m g(m) T_m(x)`` on ``[-1, 1]``; its exact extremes are ``p`` at the endpoints and at the real
@@ -26,8 +26,8 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from unroll import symbol
-from unroll.symbol import DENSE_MAX_FRAMES, symbol_extremes, toeplitz_extremes
+from unroll.linalg import symbol
+from unroll.linalg.symbol import DENSE_MAX_FRAMES, symbol_extremes, toeplitz_extremes
 
 UNIT = 2.0**-53
 LAGS = st.lists(st.floats(-1.0, 1.0, allow_nan=False, allow_subnormal=False), min_size=2, max_size=40)
