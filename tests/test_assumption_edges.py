@@ -53,10 +53,10 @@ def test_multiplier_in_range_holds_inside_the_range():
     gp, model, x, t, bands, blocks = _paper_setup(paper_range=16.0)
     truth, _ = _peak_truth(gp, x, t, bands, blocks)
     report = verify(gp, model, t, x=x)
-    assert report.multiplier_peak == pytest.approx(truth, rel=1e-3)
+    assert report.multiplier_peak == pytest.approx(truth, rel=1e-3, abs=0)
     config = theory.Configuration.from_model(gp, model, t, multiplier_peak=report.multiplier_peak)
     verdict = check_assumptions(config)["multiplier_in_range"]
-    assert truth < 16.0 and verdict.holds and verdict.margin == pytest.approx(16.0 - truth, rel=1e-3)
+    assert truth < 16.0 and verdict.holds and verdict.margin == pytest.approx(16.0 - truth, rel=1e-3, abs=0)
     assert math.isfinite(bounds_for_report(report, gp, model, t)["net"])
 
 
@@ -269,7 +269,7 @@ def test_truncation_informative_value_against_a_dense_truth():
     lowest = np.linalg.eigvalsh(a * np.kron(truncated_toeplitz(gamma, bands), spatial) - math.expm1(-t) * np.eye(24))[0]
     value = 2 * a * 3.0 * np.abs(gamma[bands + 1:]).sum() / lowest
     result = check_assumptions(config)["truncation_informative"]
-    assert 1.0 < value < 2.0 and not result.holds and result.margin == pytest.approx(1.0 - value, rel=1e-10)
+    assert 1.0 < value < 2.0 and not result.holds and result.margin == pytest.approx(1.0 - value, rel=1e-10, abs=0)
     boundary = theory.Configuration(gamma=np.array([1.0, 0.0, 1.0]), spatial_eigenvalues=np.ones(1), bands=1,
                                     blocks=2, diffusion_time=math.log(2.0))
     at_one = check_assumptions(boundary)["truncation_informative"]

@@ -89,7 +89,7 @@ def test_float32_report_uses_the_float32_unit_roundoff():
     config = theory.Configuration.from_model(gp, model, T)
     x_ratio = float(report32.x.norm()) / report32.solution_norm
     expected = BOUNDS["net_exact"].evaluate(symbol_values(config, unit_roundoff=2.0**-24, x_ratio=x_ratio))
-    assert bounds_for_report(report32, gp, model, T)["net"] == pytest.approx(expected, rel=1e-12)
+    assert bounds_for_report(report32, gp, model, T)["net"] == pytest.approx(expected, rel=1e-12, abs=0)
     assert report32.parts["net"].bound > 1e6 * report64.parts["net"].bound  # u32 / u64 = 2^29
 
 
@@ -102,19 +102,19 @@ def test_condition_numbers_and_contraction_formulas_against_dense_eigenvalues(t)
     gamma = gd.factors(gp).gamma.numpy()
     full = np.linalg.eigvalsh(math.exp(-t) * np.kron(scipy.linalg.toeplitz(gamma), SIGMA)
                               - math.expm1(-t) * np.eye(FRAMES * 2))
-    assert BOUNDS["kappa_J"].evaluate(values) == pytest.approx(kappa, rel=1e-10)
-    assert BOUNDS["kappa_t"].evaluate(values) == pytest.approx(full[-1] / full[0], rel=1e-10)
+    assert BOUNDS["kappa_J"].evaluate(values) == pytest.approx(kappa, rel=1e-10, abs=0)
+    assert BOUNDS["kappa_t"].evaluate(values) == pytest.approx(full[-1] / full[0], rel=1e-10, abs=0)
     rho = (kappa - 1) / (kappa + 1)
     for path in (BOUNDS["contraction"].evaluate, BOUNDS["contraction"].evaluate_symbolic):
-        assert path(values) == pytest.approx(rho, rel=1e-10)
-    assert float(gd.contraction(gp, t, BANDS)) == pytest.approx(rho, rel=1e-10)
-    assert float(gd.step_size(gp, t, BANDS)) == pytest.approx(2 / (low + high), rel=1e-10)
+        assert path(values) == pytest.approx(rho, rel=1e-10, abs=0)
+    assert float(gd.contraction(gp, t, BANDS)) == pytest.approx(rho, rel=1e-10, abs=0)
+    assert float(gd.step_size(gp, t, BANDS)) == pytest.approx(2 / (low + high), rel=1e-10, abs=0)
     chebyshev = (math.sqrt(kappa) - 1) / (math.sqrt(kappa) + 1)
     for path in (BOUNDS["contraction_chebyshev"].evaluate, BOUNDS["contraction_chebyshev"].evaluate_symbolic):
-        assert path(values) == pytest.approx(chebyshev, rel=1e-10)
+        assert path(values) == pytest.approx(chebyshev, rel=1e-10, abs=0)
     # blocks_needed: the L with rho^L G = eps (exact arithmetic)
     blocks = BOUNDS["blocks_needed"].evaluate({**values, "epsilon": 1e-6})
-    assert rho**blocks * _g_factor(values, low, full[-1]) == pytest.approx(1e-6, rel=1e-8)
+    assert rho**blocks * _g_factor(values, low, full[-1]) == pytest.approx(1e-6, rel=1e-8, abs=0)
 
 
 def _g_factor(values, low, high):
@@ -133,7 +133,7 @@ def test_blocks_needed_chebyshev_solves_its_own_inequality():
     high = np.linalg.eigvalsh(math.exp(-t) * np.kron(scipy.linalg.toeplitz(gamma), SIGMA)
                               - math.expm1(-t) * np.eye(FRAMES * 2))[-1]
     q = ((math.sqrt(kappa) - 1) / (math.sqrt(kappa) + 1)) ** BOUNDS["blocks_needed_chebyshev"].evaluate(values)
-    assert 2 * q / (1 + q**2) * _g_factor(values, low, high) == pytest.approx(1e-6, rel=1e-7)
+    assert 2 * q / (1 + q**2) * _g_factor(values, low, high) == pytest.approx(1e-6, rel=1e-7, abs=0)
 
 
 def test_tent_slope_and_head_count_formulas():
@@ -147,11 +147,11 @@ def test_tent_slope_and_head_count_formulas():
         centre = 0.5 * (products.min() + products.max())
         window = min(FRAMES, bands + 2)
         slope = max(1.0, 1.0 / centre) / (1 - math.cos(math.pi / window))
-        assert model.construction.tent_slope == pytest.approx(slope, rel=1e-10)
+        assert model.construction.tent_slope == pytest.approx(slope, rel=1e-10, abs=0)
         assert model.config["heads"] == 3 * (bands + 1)
         assert float(theory.tent_slope_expression("exact").subs(
             {SYMBOLS["c_max"]: max(1.0, 1.0 / centre), SYMBOLS["H"]: FRAMES, SYMBOLS["J"]: bands})
-        ) == pytest.approx(slope, rel=1e-10)
+        ) == pytest.approx(slope, rel=1e-10, abs=0)
         if bands:
             paper = construct_unrolled(gp, blocks=2, bands=bands, mode="paper")
             assert paper.config["heads"] == 3 * bands + 1

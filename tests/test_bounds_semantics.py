@@ -366,9 +366,9 @@ def test_geometric_series_at_ratio_one_is_its_limit() -> None:
     v = {"L": 7, "u": U64, "u64": U64}
     c = {"rho": 0.25, "G": 1.0, "loop_floor": 0.0}
     mismatch = 20 * (2 * U64) * 7 * 0.25**6
-    assert _net_common(v, c, 1.0, 0.75) == pytest.approx(7.0 + mismatch, rel=1e-15)
+    assert _net_common(v, c, 1.0, 0.75) == pytest.approx(7.0 + mismatch, rel=1e-15, abs=0)
     for growth in (0.75 - 1e-7, 0.75 + 1e-7):
-        assert _net_common(v, c, 1.0, growth) == pytest.approx(7.0, rel=1e-5)
+        assert _net_common(v, c, 1.0, growth) == pytest.approx(7.0, rel=1e-5, abs=0)
 
 
 # --------------------------------------------------------------------------- configuration -> symbol values
@@ -404,27 +404,28 @@ def test_symbol_values_are_the_configurations_numbers_by_definition() -> None:
     v = symbol_values(config)
     hand = _by_hand(FRAMES, BANDS, "triangular", TIME)
     tight = {"rel": 1e-12, "abs": 1e-15}
-    assert v["t"] == TIME and v["a"] == pytest.approx(hand["a"], rel=1e-15) and v["s"] == pytest.approx(hand["s"])
+    assert v["t"] == TIME and v["a"] == pytest.approx(hand["a"], rel=1e-15, abs=0)
+    assert v["s"] == pytest.approx(hand["s"])
     assert v["lam_min"] == pytest.approx(max(hand["lam"][0], 0.0), **tight)
     assert v["lam_max"] == pytest.approx(hand["lam"][-1], **tight)
     assert v["lamJ_min"] == pytest.approx(hand["lam_j"][0], **tight)
     assert v["lamJ_max"] == pytest.approx(hand["lam_j"][-1], **tight)
-    assert (v["mu_min"], v["mu_max"]) == pytest.approx((hand["mu"][0], hand["mu"][-1]), rel=1e-13)
-    assert v["Sigma_F"] == pytest.approx(np.linalg.norm(SIGMA, "fro"), rel=1e-13)
+    assert (v["mu_min"], v["mu_max"]) == pytest.approx((hand["mu"][0], hand["mu"][-1]), rel=1e-13, abs=0)
+    assert v["Sigma_F"] == pytest.approx(np.linalg.norm(SIGMA, "fro"), rel=1e-13, abs=0)
     for name in ("T_J", "bias_J", "S_J"):
-        assert v[name] == pytest.approx(hand[name], rel=1e-13) and v[name] > 0, name
+        assert v[name] == pytest.approx(hand[name], rel=1e-13, abs=0) and v[name] > 0, name
     assert v["u"] == v["u64"] == 2.0**-53
     assert (v["L"], v["J"], v["H"], v["d"]) == (BLOCKS, BANDS, FRAMES, 2)
     assert (v["nu"], v["ell"]) == (1.5, 2.0)
     centre = 0.5 * (hand["p_min"] + hand["p_max"])
-    assert centre < 1 and v["phi_max"] == pytest.approx(1 / centre, rel=1e-12)
+    assert centre < 1 and v["phi_max"] == pytest.approx(1 / centre, rel=1e-12, abs=0)
     assert (v["A_pre"], v["A_suf"], v["A_all"]) == (1.0, 1.0, 1.0)  # GD: every factor a contraction
     window = min(FRAMES, BANDS + 2)
-    assert v["c_max"] == pytest.approx(1 / centre, rel=1e-12)  # exact mode: c_max = max(1, 1/P)
+    assert v["c_max"] == pytest.approx(1 / centre, rel=1e-12, abs=0)  # exact mode: c_max = max(1, 1/P)
     assert v["K"] == pytest.approx(v["c_max"] / (1 - math.cos(math.pi / window)), rel=1e-12)
-    assert v["omega"] == pytest.approx(math.pi / window, rel=1e-15)
+    assert v["omega"] == pytest.approx(math.pi / window, rel=1e-15, abs=0)
     assert (v["M"], v["F_w"], v["D"]) == (3 * (BANDS + 1), 1, 2 * 2 + 6)
-    assert v["X"] == pytest.approx(hand["s"] + hand["a"] * hand["lam"][-1] * hand["mu"][-1], rel=1e-12)
+    assert v["X"] == pytest.approx(hand["s"] + hand["a"] * hand["lam"][-1] * hand["mu"][-1], rel=1e-12, abs=0)
     assert all(math.isnan(v[name]) for name in ("root", "h", "R_mult"))
     given_values = symbol_values(config, unit_roundoff=2.0**-24, x_ratio=3.5, root=0.25)
     assert (given_values["u"], given_values["u64"], given_values["X"], given_values["root"]) == (
@@ -440,9 +441,9 @@ def test_symbol_values_of_the_paper_mode_and_of_a_single_frame() -> None:
     assert paper["c_max"] == 1.0 and paper["K"] == pytest.approx(1 / (1 - math.cos(math.pi / window)), rel=1e-12)
     assert paper["M"] == 3 * BANDS + 1
     full = symbol_values(theory.Configuration.from_gp(_gp(), bands=FRAMES - 1, blocks=1, diffusion_time=TIME))
-    assert full["omega"] == pytest.approx(math.pi / FRAMES, rel=1e-15)
+    assert full["omega"] == pytest.approx(math.pi / FRAMES, rel=1e-15, abs=0)
     single = symbol_values(theory.Configuration.from_gp(_gp(1), bands=0, blocks=1, diffusion_time=TIME))
-    assert single["K"] == single["c_max"] and single["omega"] == pytest.approx(math.pi, rel=1e-15)
+    assert single["K"] == single["c_max"] and single["omega"] == pytest.approx(math.pi, rel=1e-15, abs=0)
 
 
 def test_phi_max_of_chebyshev_steps_and_of_no_blocks() -> None:
@@ -453,9 +454,9 @@ def test_phi_max_of_chebyshev_steps_and_of_no_blocks() -> None:
     chebyshev = theory.Configuration.from_gp(_gp(), bands=BANDS, blocks=BLOCKS, diffusion_time=TIME,
                                              steps="chebyshev")
     smallest = centre - half * math.cos(math.pi / (2 * BLOCKS))
-    assert symbol_values(chebyshev)["phi_max"] == pytest.approx(1 / smallest, rel=1e-10)
+    assert symbol_values(chebyshev)["phi_max"] == pytest.approx(1 / smallest, rel=1e-10, abs=0)
     none = theory.Configuration.from_gp(_gp(), bands=BANDS, blocks=0, diffusion_time=TIME)
-    assert symbol_values(none)["phi_max"] == pytest.approx(1 / centre, rel=1e-12)
+    assert symbol_values(none)["phi_max"] == pytest.approx(1 / centre, rel=1e-12, abs=0)
     big = GaussianProcess(kernel_from_name("matern", nu=1.5, ell=2.0), FRAMES, torch.from_numpy(40 * SIGMA))
     assert symbol_values(theory.Configuration.from_gp(big, bands=BANDS, blocks=BLOCKS,
                                                       diffusion_time=TIME))["phi_max"] == 1.0
@@ -491,14 +492,14 @@ def test_symbol_values_read_the_constructed_model(mode: str) -> None:
     hand = _by_hand(FRAMES, BANDS, "triangular", TIME)
     height = 1 / (0.5 * (hand["p_min"] + hand["p_max"])) if mode == "exact" else 1.0
     window = min(FRAMES, BANDS + 2)
-    assert v["c_max"] == pytest.approx(height, rel=1e-10)
+    assert v["c_max"] == pytest.approx(height, rel=1e-10, abs=0)
     assert v["K"] == pytest.approx(height / (1 - math.cos(math.pi / window)), rel=1e-10)
-    assert v["omega"] == pytest.approx(math.pi / window, rel=1e-15)
+    assert v["omega"] == pytest.approx(math.pi / window, rel=1e-15, abs=0)
     size = model.size()
     assert (v["M"], v["D"]) == (size["M"], size["D"]) and v["M"] == (3 * (BANDS + 1) if mode == "exact"
                                                                     else 3 * BANDS + 1)
     if mode == "paper":
-        assert v["R_mult"] == 32.0 and v["h"] == pytest.approx(2 * 32.0 / 64, rel=1e-15)
+        assert v["R_mult"] == 32.0 and v["h"] == pytest.approx(2 * 32.0 / 64, rel=1e-15, abs=0)
         assert v["F_w"] == size["ffn_width"] > 1
     else:
         assert math.isnan(v["h"]) and math.isnan(v["R_mult"])
@@ -529,7 +530,7 @@ def test_evaluate_all_reports_the_schedules_parts_and_their_sum(mode: str, steps
         assert out["net"] == out[own_net] == math.inf
     assert out["total"] == out["gd"] + out["trunc"] + out["net"]
     hand = _by_hand(FRAMES, BANDS, "triangular", TIME)
-    assert out["tail_exact"] == pytest.approx(hand["T_J"], rel=1e-13)
+    assert out["tail_exact"] == pytest.approx(hand["T_J"], rel=1e-13, abs=0)
     assert out["tail_family"] == tails.tail_bound("matern", 1.5, 2.0, BANDS, FRAMES) >= out["tail_exact"]
     # near the end of the sequence the finite-H tail bound (H - 1 - J) gamma(J + 1) is the smaller one: the family
     # tail is that of these H frames, not of an infinite sequence
@@ -719,9 +720,9 @@ def test_heads_and_tent_slope_expressions_default_to_exact_mode() -> None:
     point = {J: 3, H: 9, c_max: 2.5}
     gap = 1 - math.cos(math.pi / 5)
     assert heads_expression().subs(point) == 12 and heads_expression("paper").subs(point) == 10
-    assert float(tent_slope_expression().subs(point)) == pytest.approx(2.5 / gap, rel=1e-14)
-    assert float(tent_slope_expression("exact").subs(point)) == pytest.approx(2.5 / gap, rel=1e-14)
-    assert float(tent_slope_expression("paper").subs(point)) == pytest.approx(1 / gap, rel=1e-14)
+    assert float(tent_slope_expression().subs(point)) == pytest.approx(2.5 / gap, rel=1e-14, abs=0)
+    assert float(tent_slope_expression("exact").subs(point)) == pytest.approx(2.5 / gap, rel=1e-14, abs=0)
+    assert float(tent_slope_expression("paper").subs(point)) == pytest.approx(1 / gap, rel=1e-14, abs=0)
 
 
 def test_bands_needed_bound_is_the_tails_expression() -> None:
@@ -743,12 +744,12 @@ def test_small_time_behaviour_expressions_by_hand() -> None:
     def at(name: str) -> float:
         return float(small[name].subs(subs))
 
-    assert at("kappa_upper") == pytest.approx(1 + 6.0 / math.expm1(0.01), rel=1e-12)
-    assert at("kappa_leading") == pytest.approx(6.0 / 0.01, rel=1e-12)
-    assert at("blocks_leading") == pytest.approx(6.0 * math.log(1e4) / (2 * 0.01), rel=1e-12)
-    assert at("score_scale") == pytest.approx(1 / -math.expm1(-0.01), rel=1e-12)
-    assert at("score_scale_leading") == pytest.approx(1 / 0.01, rel=1e-12)
-    assert at("trunc_limit") == pytest.approx(2 * 2.0 * 0.3 / (0.4 * 0.5), rel=1e-12)
+    assert at("kappa_upper") == pytest.approx(1 + 6.0 / math.expm1(0.01), rel=1e-12, abs=0)
+    assert at("kappa_leading") == pytest.approx(6.0 / 0.01, rel=1e-12, abs=0)
+    assert at("blocks_leading") == pytest.approx(6.0 * math.log(1e4) / (2 * 0.01), rel=1e-12, abs=0)
+    assert at("score_scale") == pytest.approx(1 / -math.expm1(-0.01), rel=1e-12, abs=0)
+    assert at("score_scale_leading") == pytest.approx(1 / 0.01, rel=1e-12, abs=0)
+    assert at("trunc_limit") == pytest.approx(2 * 2.0 * 0.3 / (0.4 * 0.5), rel=1e-12, abs=0)
 
 
 def test_sample_complexity_expressions_by_hand() -> None:
@@ -763,12 +764,12 @@ def test_sample_complexity_expressions_by_hand() -> None:
     subs = {by_name[name]: value for name, value in point.items()}
     log_n = 1.1 * 6 * 12 * 100 * math.log(1e4 * 6 * 50.0 * 3.0)
     score = 1.5 * 9.0 / 0.01 * log_n / 1e4 + 0.02**2
-    assert float(out["log_covering"].subs(subs)) == pytest.approx(log_n, rel=1e-12)
-    assert float(out["score_error_squared"].subs(subs)) == pytest.approx(score, rel=1e-12)
+    assert float(out["log_covering"].subs(subs)) == pytest.approx(log_n, rel=1e-12, abs=0)
+    assert float(out["score_error_squared"].subs(subs)) == pytest.approx(score, rel=1e-12, abs=0)
     tv = 0.7 * math.sqrt(4.0 * score) + 2.0 * math.exp(-4.0) + 0.3 * math.sqrt(0.01 * 16 * 2)
-    assert float(out["total_variation"].subs(subs)) == pytest.approx(tv, rel=1e-12)
+    assert float(out["total_variation"].subs(subs)) == pytest.approx(tv, rel=1e-12, abs=0)
     statistical = 0.7 * math.sqrt(4.0 * 1.5 * 9.0 / 0.01 * log_n / 1e4)
-    assert float(out["statistical_term"].subs(subs)) == pytest.approx(statistical, rel=1e-12)
+    assert float(out["statistical_term"].subs(subs)) == pytest.approx(statistical, rel=1e-12, abs=0)
     assert out["rate_exponent"] == sp.Rational(-1, 2)
     # with positive symbols the statistical term is a plain product of powers, each parameter's rate readable off
     # it (n^(-1/2), R^1, t0^(-1/2), C_1^(1/2), T^(1/2)), not buried in one sqrt(R^2 T .../t0)
@@ -786,13 +787,13 @@ def test_gamma_n_helpers_are_highams_constant() -> None:
     assert sp.simplify(_gamma_n(sp.Integer(3), sp.Rational(1, 10)) - sp.Rational(3, 7)) == 0
     n, unit = sp.symbols("n unit", positive=True)
     assert sp.simplify(_gamma_n(n, unit) - n * unit / (1 - n * unit)) == 0
-    assert _gamma_num(3, 0.1) == pytest.approx(3 / 7, rel=1e-15)
+    assert _gamma_num(3, 0.1) == pytest.approx(3 / 7, rel=1e-15, abs=0)
     assert _gamma_num(10, 0.1) == math.inf and _gamma_num(20, 0.1) == math.inf
 
 
 def test_growth_power_is_the_power_or_inf() -> None:
     """``(1 + rate)^exponent`` (to rounding), ``inf`` past the float range instead of an OverflowError."""
-    assert _growth_power(0.5, 3) == pytest.approx(3.375, rel=1e-15)
+    assert _growth_power(0.5, 3) == pytest.approx(3.375, rel=1e-15, abs=0)
     assert _growth_power(0.0, 7) == 1.0 and _growth_power(1e-3, 0) == 1.0
     assert _growth_power(1.0, 2000) == math.inf
 

@@ -269,7 +269,7 @@ def test_multiplier_spec_is_the_knot_grid():
     model = construct_unrolled(gp, blocks=2, bands=2, mode="paper", paper_knots=9, paper_range=3.0)
     spec = model.construction.multiplier
     assert (spec.knots, spec.range, spec.neurons_per_product, spec.products_per_frame) == (9, 3.0, 14, 3)
-    assert spec.spacing == pytest.approx(0.75, rel=1e-15) and spec.product_error == pytest.approx(0.75**2 / 16)
+    assert spec.spacing == pytest.approx(0.75, rel=1e-15, abs=0) and spec.product_error == pytest.approx(0.75**2 / 16)
     assert model.config["ffn_width"] == 3 * (3 * 14 + 6)
     assert construct_unrolled(gp, blocks=2, bands=2).construction.multiplier is None
 
@@ -439,7 +439,7 @@ def test_memory_check_counts_one_stored_block_when_looped_and_every_block_otherw
     construct_unrolled(gp, blocks=blocks, bands=3, mode=mode, looped=False)
     construct_unrolled(gp, blocks=blocks, bands=3, mode=mode, looped=True)
     assert len(asked) == 2 and asked[1] > 0
-    assert asked[0] == pytest.approx(blocks * asked[1], rel=1e-15)
+    assert asked[0] == pytest.approx(blocks * asked[1], rel=1e-15, abs=0)
 
 
 def test_size_names_the_norm_that_bounds_the_weights():

@@ -56,7 +56,7 @@ def test_toeplitz_matrix_obeys_the_schur_bound(ell, period, frames):
     bound = poisson_minimum(ell)
     assert eigenvalues[0] >= bound - 1e-10
     assert eigenvalues[-1] <= 1.0 / bound + 1e-10
-    assert kernel.lambda_min_bound() == pytest.approx(bound, rel=1e-14)
+    assert kernel.lambda_min_bound() == pytest.approx(bound, rel=1e-14, abs=0)
 
 
 def test_schur_bound_is_sharp():
@@ -64,7 +64,7 @@ def test_schur_bound_is_sharp():
     -> (1-q)/(1+q) as H grows.  A larger claimed bound would fail the test above."""
     ell = 1.0
     smallest = float(torch.linalg.eigvalsh(torch.from_numpy(DampedCosine(ell=ell, period=2.0).toeplitz(200)))[0])
-    assert smallest == pytest.approx(poisson_minimum(ell), rel=1e-4)  # measured gap 4.8e-5 at H = 200
+    assert smallest == pytest.approx(poisson_minimum(ell), rel=1e-4, abs=0)  # measured gap 4.8e-5 at H = 200
 
 
 @pytest.mark.parametrize("parameter", ["ell", "period"])
@@ -118,7 +118,7 @@ def test_tail_bound_above_brute_force_sum_of_absolute_values(ell, period, frames
         brute, rel=1e-12, abs=1e-300)
     if bands < frames - 1:  # the geometric bound is the envelope's exact sum, so it is reached when cos = +-1
         envelope = sum(math.exp(-m / ell) for m in range(bands + 1, frames))
-        assert bound == pytest.approx(envelope, rel=1e-12)
+        assert bound == pytest.approx(envelope, rel=1e-12, abs=0)
 
 
 @settings(max_examples=40, deadline=None)
@@ -159,7 +159,7 @@ def test_configuration_carries_family_and_period():
     assert config.family == "damped-cosine" and config.period == 6.0 and config.ell == 4.0
     assert "damped-cosine(ell=4, period=6)" in config.describe()
     exact = float(np.sum(np.abs(DampedCosine(ell=4.0, period=6.0)(np.arange(6, 16)))))
-    assert config.tail == pytest.approx(exact, rel=1e-14)
+    assert config.tail == pytest.approx(exact, rel=1e-14, abs=0)
     assert config.tail <= config.family_tail_bound
     table = theory.check_assumptions(config)
     assert table["tail_summable"].holds and table["gamma_pd"].holds

@@ -49,10 +49,10 @@ def test_schedule_tensor_branch_solves_the_ou_equations():
     torch.testing.assert_close(s.detach() ** 2, s2.detach(), rtol=ROUNDING, atol=0.0)
     a, s2, s = a.detach(), s2.detach(), s.detach()
     assert float(a[0]) == 1.0 and float(s2[0]) == 0.0 and float(s[0]) == 0.0
-    assert float(s2[1]) == pytest.approx(1e-9, rel=1e-8)  # -expm1 keeps the digits 1 - exp would lose
+    assert float(s2[1]) == pytest.approx(1e-9, rel=1e-8, abs=0)  # -expm1 keeps the digits 1 - exp would lose
     for index, t_float in enumerate((0.0, 1e-9, 0.3, 2.0)):
-        assert diffusion.alpha(t_float) == pytest.approx(float(a[index]), rel=1e-15)
-        assert diffusion.sigma(t_float) ** 2 == pytest.approx(diffusion.sigma2(t_float), rel=ROUNDING)
+        assert diffusion.alpha(t_float) == pytest.approx(float(a[index]), rel=1e-15, abs=0)
+        assert diffusion.sigma(t_float) ** 2 == pytest.approx(diffusion.sigma2(t_float), rel=ROUNDING, abs=0)
 
 
 # ------------------------------------------------------------------------------------------------ noising
@@ -136,7 +136,7 @@ def test_dsm_loss_by_hand_for_scalar_vector_and_default_times():
     generator = torch.Generator().manual_seed(3)
     times = diffusion.sample_diffusion_times(5, t_min=1e-3, t_max=10.0, generator=generator)
     torch.testing.assert_close(seen[-1], times, rtol=0, atol=0)
-    assert float(loss) == pytest.approx(by_hand(times, generator), rel=ROUNDING)
+    assert float(loss) == pytest.approx(by_hand(times, generator), rel=ROUNDING, abs=0)
 
     scalar = diffusion.dsm_loss(model, x0, diffusion_time=torch.tensor(0.4), generator=torch.Generator().manual_seed(4))
     assert seen[-1].shape == (5,) and bool((seen[-1] == 0.4).all())
@@ -167,7 +167,7 @@ def test_dsm_loss_is_differentiable_in_the_model_parameters():
     x_t, z = diffusion.noise(x0, times, generator=torch.Generator().manual_seed(2))
     s = torch.sqrt(-torch.expm1(-times))[:, None, None]
     expected = float((2 * s * x_t * (s * -0.5 * x_t + z)).sum(dim=(-2, -1)).mean()) / 6
-    assert float(grad) == pytest.approx(expected, rel=ROUNDING)
+    assert float(grad) == pytest.approx(expected, rel=ROUNDING, abs=0)
 
 
 # ------------------------------------------------------------------------------------------------ grids

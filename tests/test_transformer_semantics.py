@@ -241,7 +241,7 @@ def test_initial_weight_scales_are_fan_in():
     for name, variance in expected.items():
         values = getattr(model, name).detach()
         assert values.numel() >= 1600, name
-        assert float(values.std()) == pytest.approx(math.sqrt(variance), rel=0.15), name
+        assert float(values.std()) == pytest.approx(math.sqrt(variance), rel=0.15, abs=0), name
         assert abs(float(values.mean())) < 5 * math.sqrt(variance / values.numel()), name
     for block in model.blocks:
         block_variances = {"query": 1 / width, "key": 1 / width, "value": 1 / width,
@@ -249,7 +249,7 @@ def test_initial_weight_scales_are_fan_in():
         for name, variance in block_variances.items():
             values = getattr(block, name).detach()
             assert values.numel() >= 1600, name
-            assert float(values.std()) == pytest.approx(math.sqrt(variance), rel=0.15), name
+            assert float(values.std()) == pytest.approx(math.sqrt(variance), rel=0.15, abs=0), name
     assert model.blocks[0].query.shape == (heads, head_dim, width)
     assert model.blocks[0].value.shape == (heads, value_dim, width)
     assert model.blocks[0].output.shape == (heads, width, value_dim)
@@ -375,7 +375,7 @@ def test_memory_guard_estimates_sixteen_bytes_per_parameter(monkeypatch):
         model = Transformer(dim=3, width=30, blocks=3, heads=2, head_dim=4, value_dim=5, ffn_width=20,
                             frequencies=2, time_features=3, looped=looped)
         count = sum(p.numel() for p in model.parameters())
-        assert seen[-1] == pytest.approx(16.0 * count, rel=0.05)
+        assert seen[-1] == pytest.approx(16.0 * count, rel=0.05, abs=0)
 
 
 def test_non_finite_output_messages_name_the_overflow():
@@ -435,22 +435,22 @@ def test_max_weight_norm_against_numpy(dtype):
     spectral, entry = numpy_norms(model)
     report = model.max_weight_norm()
     assert entry == 9.0
-    assert report["entry"] == pytest.approx(entry, rel=1e-15)
-    assert report["spectral"] == pytest.approx(spectral, rel=1e-12)
+    assert report["entry"] == pytest.approx(entry, rel=1e-15, abs=0)
+    assert report["spectral"] == pytest.approx(spectral, rel=1e-12, abs=0)
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.mul_(0.01)
     spectral, entry = numpy_norms(model)
     report = model.max_weight_norm()
     assert spectral < 0.5 and entry < 0.5
-    assert report["entry"] == pytest.approx(entry, rel=1e-15)
-    assert report["spectral"] == pytest.approx(spectral, rel=1e-12)
+    assert report["entry"] == pytest.approx(entry, rel=1e-15, abs=0)
+    assert report["spectral"] == pytest.approx(spectral, rel=1e-12, abs=0)
     with torch.no_grad():  # now a plain matrix dominates, with spectral norm 6 < Frobenius norm 6 sqrt(2)
         model.readout_weight[0, 0] = 6.0
         model.readout_weight[1, 1] = 6.0
     spectral, entry = numpy_norms(model)
-    assert spectral == pytest.approx(6.0, rel=1e-3)
-    assert model.max_weight_norm()["spectral"] == pytest.approx(spectral, rel=1e-12)
+    assert spectral == pytest.approx(6.0, rel=1e-3, abs=0)
+    assert model.max_weight_norm()["spectral"] == pytest.approx(spectral, rel=1e-12, abs=0)
 
 
 def test_attend_dispatches_as_documented(monkeypatch):

@@ -156,8 +156,8 @@ def test_verify_input_forms_and_their_checks():
     batched = unroll.verify(gp, model, 0.5, x=x)
     for form in (x[0], x.numpy()):  # (H, d) unbatched, a numpy array
         other = unroll.verify(gp, model, 0.5, x=form)
-        assert other.solution_norm == pytest.approx(batched.solution_norm, rel=1e-12)
-        assert other.parts["trunc"].measured == pytest.approx(batched.parts["trunc"].measured, rel=1e-9)
+        assert other.solution_norm == pytest.approx(batched.solution_norm, rel=1e-12, abs=0)
+        assert other.parts["trunc"].measured == pytest.approx(batched.parts["trunc"].measured, rel=1e-9, abs=0)
     single = unroll.verify(gp, model, 0.5, x=x.float())  # float32 x: measured in float64 all the same
     assert single.solution_norm == pytest.approx(float(gp.precision_apply(x.float().double(), 0.5).norm()), rel=1e-12)
     with pytest.raises(TypeError, match="^x must be a real array or tensor"):
@@ -203,7 +203,7 @@ def test_block_gaps_are_relative_to_each_iterate():
         network = model.iterates(x, t).numpy()
     for k in range(1, blocks + 1):
         expected = np.linalg.norm(network[k] - reference[k]) / np.linalg.norm(reference[k])
-        assert np.linalg.norm(reference[k]) < 1e-4 and report.block_gaps[k] == pytest.approx(expected, rel=1e-6)
+        assert np.linalg.norm(reference[k]) < 1e-4 and report.block_gaps[k] == pytest.approx(expected, rel=1e-6, abs=0)
 
 
 def test_report_fields_against_dense_values():
@@ -216,12 +216,12 @@ def test_report_fields_against_dense_values():
     assert (report.diffusion_time, report.bands, report.blocks, report.taper, report.mode, report.batch,
             report.dtype, report.steps) == (t, bands, blocks, "triangular", "exact", 3, "float64", "gd")
     assert report.config == model.config and report.construction is model.construction
-    assert report.lambda_min == pytest.approx(eigenvalues[0], rel=1e-10)
-    assert report.lambda_max == pytest.approx(eigenvalues[-1], rel=1e-10)
-    assert report.kappa == pytest.approx(eigenvalues[-1] / eigenvalues[0], rel=1e-10)
-    assert report.step_size == pytest.approx(2 / (eigenvalues[0] + eigenvalues[-1]), rel=1e-10)
+    assert report.lambda_min == pytest.approx(eigenvalues[0], rel=1e-10, abs=0)
+    assert report.lambda_max == pytest.approx(eigenvalues[-1], rel=1e-10, abs=0)
+    assert report.kappa == pytest.approx(eigenvalues[-1] / eigenvalues[0], rel=1e-10, abs=0)
+    assert report.step_size == pytest.approx(2 / (eigenvalues[0] + eigenvalues[-1]), rel=1e-10, abs=0)
     tapered = np.linalg.eigvalsh(truncated_toeplitz(gamma, bands, "triangular"))
-    assert report.lambda_min_gamma == pytest.approx(tapered[0], rel=1e-10)
+    assert report.lambda_min_gamma == pytest.approx(tapered[0], rel=1e-10, abs=0)
 
 
 def test_size_of_a_trained_model_in_the_report():

@@ -27,7 +27,7 @@ def test_temporal_correlation_matches_plain_loop_and_decays():
     num = sum(float(np.dot(centred[n, i], centred[n, j])) for n in range(200))
     den = np.sqrt(sum(float(np.dot(centred[n, i], centred[n, i])) for n in range(200))
                   * sum(float(np.dot(centred[n, j], centred[n, j])) for n in range(200)))
-    assert corr[i, j] == pytest.approx(num / den, rel=1e-10)
+    assert corr[i, j] == pytest.approx(num / den, rel=1e-10, abs=0)
     assert torch.allclose(torch.diagonal(corr), torch.ones(12, dtype=torch.float64))
     profile = lag_profile_of_matrix(corr)
     assert profile[1] > profile[4] > profile[10]  # smooth trajectories: correlation falls with the lag

@@ -59,7 +59,7 @@ def test_power_warp():
     np.testing.assert_array_equal(power_warp(7, 1.0), np.arange(7, dtype=np.float64))
     times = power_warp(9, 2.0)
     np.testing.assert_allclose(times, 8.0 * (np.arange(9) / 8.0) ** 2, rtol=1e-15)
-    assert times[0] == 0.0 and times[-1] == pytest.approx(8.0, rel=1e-15) and np.all(np.diff(times) > 0)
+    assert times[0] == 0.0 and times[-1] == pytest.approx(8.0, rel=1e-15, abs=0) and np.all(np.diff(times) > 0)
     np.testing.assert_array_equal(power_warp(1, 3.0), [0.0])
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="power"):
