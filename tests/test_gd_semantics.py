@@ -509,3 +509,15 @@ def test_chebyshev_factor_is_one_over_the_chebyshev_polynomial(kappa, blocks):
     tensor = gd.chebyshev_factor(torch.tensor([kappa, math.inf]), blocks)
     assert float(tensor[0]) == pytest.approx(want, rel=1e-8, abs=1e-300) and float(tensor[1]) == 1.0
     assert gd.chebyshev_factor(math.inf, blocks) == 1.0
+
+
+@pytest.mark.parametrize("bad, pattern", [("abc", r"^x must be"),
+                                          (torch.ones(4, 2, dtype=torch.complex128), r"^x must be real")])
+def test_iterates_name_x_when_it_is_not_a_real_tensor(bad, pattern):
+    """Every GD entry point refuses a non-real ``x`` with an error that names ``x`` (from the sampled mutation run
+    of unroll/construction/gd.py, seed 1)."""
+    gp = (as_t(lags(4)), torch.eye(2, dtype=torch.float64))
+    for call in (lambda: gd.unrolled_iterates(gp, bad, 0.3, 2, 1), lambda: gd.spectral_iterates(gp, bad, 0.3, 2, 1),
+                 lambda: gd.fixed_point(gp, bad, 0.3, 1)):
+        with pytest.raises(InputTypeError, match=pattern):
+            call()
