@@ -261,3 +261,18 @@ def test_banded_attend_checks_each_shape_and_names_the_window():
         banded_attend(query[0, 0, 0], key[0, 0, 0], value[0, 0, 0], "relu", 1, 1.0)  # 1-D
     with pytest.raises(ValueError, match="^window must satisfy 0 <= window"):
         banded_attend(query, key, value, "relu", -1, 1.0)
+
+
+@pytest.mark.parametrize("kind", ["relu", "softmax"])
+def test_mixed_precision_inputs_give_the_promoted_dtype(kind):
+    """float32 queries and keys with float64 values give float64 outputs (``torch.result_type``), equal to the dense
+    path on the same inputs: the output buffer must not be allocated in the query's dtype (a sampled mutation run of
+    unroll/model/banded.py, seed 2, found that nothing checked it)."""
+    generator = torch.Generator().manual_seed(0)
+    query = torch.randn(2, 12, 3, generator=generator)
+    key = torch.randn(2, 12, 3, generator=generator)
+    value = torch.randn(2, 12, 4, dtype=torch.float64, generator=generator)
+    out, _ = unroll.model.banded.banded_attend(query, key, value, kind=kind, window=3, scale=0.5)
+    reference, _ = attend(query.double(), key.double(), value, kind, 3, 0.5, path="dense")
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, reference, rtol=1e-6, atol=1e-6)  # float32 scores: float32 rounding

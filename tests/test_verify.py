@@ -202,3 +202,13 @@ def test_unroll_verify_is_the_function_and_its_module_is_unroll_verification():
     assert unroll.verify is verify and not isinstance(unroll.verify, types.ModuleType)
     assert VerificationReport.__module__ == "unroll.verification"
     assert not (Path(unroll.__file__).parent / "verify.py").exists()  # no module of the function's name
+
+
+def test_norm_of_an_empty_tensor_is_zero():
+    """The scaled Frobenius norm behind every relative error: an empty tensor has norm 0 (not torch's error on
+    ``max`` of nothing), and a tensor of huge or tiny entries keeps its norm (the scaling exists for that)."""
+    from unroll.verification import _norm
+
+    assert _norm(torch.zeros(0, 3, dtype=torch.float64)) == 0.0
+    assert _norm(torch.full((4,), 1e300, dtype=torch.float64)) == pytest.approx(2e300, rel=1e-15, abs=0)
+    assert _norm(torch.full((4,), 1e-300, dtype=torch.float64)) == pytest.approx(2e-300, rel=1e-15, abs=0)
