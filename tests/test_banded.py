@@ -269,8 +269,8 @@ def test_mixed_precision_inputs_give_the_promoted_dtype(kind):
     path on the same inputs: the output buffer must not be allocated in the query's dtype (a sampled mutation run of
     unroll/model/banded.py, seed 2, found that nothing checked it)."""
     generator = torch.Generator().manual_seed(0)
-    query = torch.randn(2, 12, 3, generator=generator)
-    key = torch.randn(2, 12, 3, generator=generator)
+    query = torch.randn(2, 12, 3, dtype=torch.float32, generator=generator)
+    key = torch.randn(2, 12, 3, dtype=torch.float32, generator=generator)
     value = torch.randn(2, 12, 4, dtype=torch.float64, generator=generator)
     out, _ = unroll.model.banded.banded_attend(query, key, value, kind=kind, window=3, scale=0.5)
     reference, _ = attend(query.double(), key.double(), value, kind, 3, 0.5, path="dense")
