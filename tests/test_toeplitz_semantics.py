@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
+from toeplitz_cases import dense, relative_error, spd_columns
 
 from unroll import GaussianProcess
 from unroll.data.kernels import Matern
@@ -36,20 +37,6 @@ from unroll.linalg.toeplitz import (
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def spd_columns(frames: int) -> torch.Tensor:
-    """Three SPD Toeplitz columns ``(3, H)`` (Matérn-3/2-like decay scaled by 0.5 / 4 / 10 plus a nugget), condition
-    numbers ~10 to ~2e3; the first has Strang eigenvalues below 1."""
-    lags = torch.arange(frames, dtype=torch.float64)
-    base = torch.exp(-lags / 3.0) * (1.0 + lags / 3.0)
-    nugget = (lags == 0).to(torch.float64)
-    return torch.stack([0.5 * base + 0.01 * nugget, 4.0 * base + 0.01 * nugget, 10.0 * base + nugget])
-
-
-def dense(column: torch.Tensor) -> torch.Tensor:
-    """``T[i, j] = column[|i - j|]`` as a dense matrix (scipy)."""
-    return torch.from_numpy(scipy.linalg.toeplitz(column.numpy()))
-
-
 def strang_first_column(column: torch.Tensor) -> torch.Tensor:
     """Strang's circulant by definition: keep the central diagonals, ``s_k = c_k`` (k <= H/2), ``c_{H-k}`` beyond."""
     frames = column.shape[-1]
@@ -90,10 +77,6 @@ def stuck_system(frames: int) -> tuple[torch.Tensor, torch.Tensor]:
     direction = torch.zeros(frames, dtype=torch.float64)
     direction[0], direction[-1] = 1.0, -1.0
     return column, direction
-
-
-def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    return float((actual - expected).norm() / expected.norm())
 
 
 @pytest.fixture
