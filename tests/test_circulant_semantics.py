@@ -9,7 +9,7 @@ eigenvalues by a dense symmetric eigensolver, the random stream by a fresh gener
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -78,17 +78,6 @@ def lag_values_with_spectrum(spectrum: np.ndarray) -> np.ndarray:
     frames = spectrum.shape[0]
     column = np.fft.irfft(spectrum, 2 * (frames - 1))
     return column[:frames]
-
-
-@pytest.fixture
-def float32_default() -> Iterator[None]:
-    """torch's default dtype float32 (the library's users' default; the suite's conftest sets float64)."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float32)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
 
 
 # ------------------------------------------------------------------------------------------------ sizes and verdicts

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -77,17 +77,6 @@ def stuck_system(frames: int) -> tuple[torch.Tensor, torch.Tensor]:
     direction = torch.zeros(frames, dtype=torch.float64)
     direction[0], direction[-1] = 1.0, -1.0
     return column, direction
-
-
-@pytest.fixture
-def float32_default() -> Iterator[None]:
-    """torch's default dtype float32 (the library's users' default; the suite's conftest sets float64)."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float32)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
 
 
 def counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
