@@ -1,5 +1,6 @@
-"""Test oracles shared by the construction tests: a plain dense gradient-descent loop in extended precision and
-the tolerance the theory module's rounding bound gives a constructed network.
+"""Test oracles shared by the construction tests: a plain dense gradient-descent loop in extended precision, the
+tolerance the theory module's rounding bound gives a constructed network, and the Leja order of the Chebyshev
+steps by its definition (``leja_order``).
 
 ``plain_gd_loop`` knows nothing of ``unroll``: ``C_J = a kron(Gamma_J, Sigma) + s I`` (``a = e^-t``,
 ``s = 1 - e^-t``) as a dense ``(H d, H d)`` matrix, ``eta = 2/(lambda_max + lambda_min)`` from its float64
@@ -68,3 +69,23 @@ def network_deviation(model, x: torch.Tensor, t: float, reference: np.ndarray, s
     with torch.no_grad():
         network = model.iterates(x, t).numpy()
     return [float(np.linalg.norm(network[k] - reference[k])) / solution_norm for k in range(reference.shape[0])]
+
+
+def leja_order(nodes) -> list[int]:
+    """Leja order by its definition: start at the largest ``|node|``, then each next node maximises the product of
+    its distances to the chosen ones; ties (equal up to a relative 1e-9: Chebyshev nodes are symmetric) go to the
+    first index."""
+    def first_best(values, candidates):
+        best = max(values)
+        return candidates[next(i for i, v in enumerate(values) if v >= best * (1 - 1e-9))]
+
+    order = [first_best([abs(v) for v in nodes], list(range(len(nodes))))]
+    while len(order) < len(nodes):
+        rest = [k for k in range(len(nodes)) if k not in order]
+        order.append(first_best([math.prod(abs(nodes[k] - nodes[i]) for i in order) for k in rest], rest))
+    return order
+
+
+def chebyshev_leja_order(blocks: int) -> list[int]:
+    """:func:`leja_order` of the ``blocks`` Chebyshev nodes ``cos((2k + 1) pi / (2 blocks))`` (it starts at k = 0)."""
+    return leja_order([math.cos((2 * k + 1) * math.pi / (2 * blocks)) for k in range(blocks)])

@@ -15,6 +15,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from plain_loop import leja_order
 
 import theory
 from theory.schedules import subproduct_bounds
@@ -34,20 +35,6 @@ def make_gp(name="gamma-exponential", nu=1.0, ell=2.0, frames=10, dim=2, seed=0)
 def sample_x(gp, t, batch=3, seed=1):
     g = torch.Generator().manual_seed(seed)
     return gp.noised(gp.sample(batch, generator=g), t, generator=g)
-
-
-def brute_force_leja(nodes):
-    """Leja order by the definition: start at the largest |node|, then each next maximises the product of its
-    distances to the chosen ones; ties (equal up to a relative 1e-9: the nodes are symmetric) go to the first index."""
-    def first_best(values, candidates):
-        best = max(values)
-        return candidates[next(i for i, v in enumerate(values) if v >= best * (1 - 1e-9))]
-
-    order = [first_best([abs(v) for v in nodes], list(range(len(nodes))))]
-    while len(order) < len(nodes):
-        rest = [k for k in range(len(nodes)) if k not in order]
-        order.append(first_best([math.prod(abs(nodes[k] - nodes[i]) for i in order) for k in rest], rest))
-    return order
 
 
 def dense_chebyshev_iterates(gp, x, t, blocks, bands, taper=None):
@@ -74,7 +61,7 @@ def test_chebyshev_order_is_the_leja_order(blocks):
     nodes = np.cos((2 * np.arange(blocks) + 1) * np.pi / (2 * blocks))
     order = gd.chebyshev_order(blocks)
     assert sorted(order.tolist()) == list(range(blocks))
-    assert order.tolist() == brute_force_leja(nodes)
+    assert order.tolist() == leja_order(nodes.tolist())
 
 
 def test_chebyshev_roots_are_the_nodes_and_the_residual_attains_the_bound():

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
-from plain_loop import network_rounding_bounds
+from plain_loop import chebyshev_leja_order, network_rounding_bounds
 
 import theory
 import unroll.construction.constructor as constructor
@@ -71,18 +71,6 @@ def dense_c(gp: GaussianProcess, t: float, bands: int, taper: str | None = None)
         - math.expm1(-t) * np.eye(size)
 
 
-def leja(blocks: int) -> list[int]:
-    """Leja order of the Chebyshev nodes by its definition (ties within 1e-9 to the smallest index)."""
-    nodes = [math.cos((2 * k + 1) * math.pi / (2 * blocks)) for k in range(blocks)]
-    order = [0]
-    while len(order) < blocks:
-        rest = [k for k in range(blocks) if k not in order]
-        scores = [math.prod(abs(nodes[k] - nodes[i]) for i in order) for k in rest]
-        best = max(scores)
-        order.append(rest[next(i for i, s in enumerate(scores) if s >= best * (1 - 1e-9))])
-    return order
-
-
 def product_interval(gp: GaussianProcess, bands: int, taper: str | None = None) -> tuple[float, float]:
     """(min, max) eigenvalue of ``kron(Gamma_J, Sigma)``."""
     eig = np.linalg.eigvalsh(np.kron(scipy.linalg.toeplitz(gamma_j(gp, bands, taper)), gp.spatial.numpy()))
@@ -95,7 +83,7 @@ def centers(gp: GaussianProcess, blocks: int, bands: int, taper: str | None, ste
     if steps == "gd":
         return [0.5 * (low + high)] * blocks
     return [0.5 * (low + high) + 0.5 * (high - low) * math.cos((2 * k + 1) * math.pi / (2 * blocks))
-            for k in leja(blocks)]
+            for k in chebyshev_leja_order(blocks)]
 
 
 def etas(gp: GaussianProcess, t: float, blocks: int, bands: int, taper: str | None, steps: str) -> list[float]:

@@ -23,6 +23,7 @@ import scipy.linalg
 import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from plain_loop import chebyshev_leja_order
 
 from unroll._validate import InputTypeError, NonFiniteError
 from unroll.construction import gd
@@ -83,24 +84,12 @@ def gd_etas(c: np.ndarray, blocks: int) -> list[float]:
     return [2.0 / (eig[0] + eig[-1])] * blocks
 
 
-def leja(blocks: int) -> list[int]:
-    """Leja order of the Chebyshev nodes by its definition (first node k = 0, then the largest product of
-    distances, ties within a relative 1e-9 to the smallest index)."""
-    nodes = [math.cos((2 * k + 1) * math.pi / (2 * blocks)) for k in range(blocks)]
-    order = [0]
-    while len(order) < blocks:
-        rest = [k for k in range(blocks) if k not in order]
-        scores = [math.prod(abs(nodes[k] - nodes[i]) for i in order) for k in rest]
-        best = max(scores)
-        order.append(rest[next(i for i, s in enumerate(scores) if s >= best * (1 - 1e-9))])
-    return order
-
-
 def chebyshev_etas(c: np.ndarray, blocks: int) -> list[float]:
     """``1/(centre + half cos theta_{o(k)})`` of the dense matrix's eigenvalue interval, Leja order ``o``."""
     eig = np.linalg.eigvalsh(c)
     centre, half = 0.5 * (eig[-1] + eig[0]), 0.5 * (eig[-1] - eig[0])
-    return [1.0 / (centre + half * math.cos((2 * k + 1) * math.pi / (2 * blocks))) for k in leja(blocks)]
+    order = chebyshev_leja_order(blocks)
+    return [1.0 / (centre + half * math.cos((2 * k + 1) * math.pi / (2 * blocks))) for k in order]
 
 
 def draw_x(shape: tuple[int, ...], seed: int = 1) -> np.ndarray:
@@ -438,8 +427,8 @@ def test_step_centers_and_sizes_follow_the_leja_ordered_nodes(blocks):
     gp = (as_t(gamma), as_t(sigma))
     products = np.linalg.eigvalsh(np.kron(scipy.linalg.toeplitz(gamma * weights(8, 4, None)), sigma))
     centre, half = 0.5 * (products[-1] + products[0]), 0.5 * (products[-1] - products[0])
-    want = [centre + half * math.cos((2 * k + 1) * math.pi / (2 * blocks)) for k in leja(blocks)]
-    assert gd.chebyshev_order(blocks).tolist() == leja(blocks)
+    want = [centre + half * math.cos((2 * k + 1) * math.pi / (2 * blocks)) for k in chebyshev_leja_order(blocks)]
+    assert gd.chebyshev_order(blocks).tolist() == chebyshev_leja_order(blocks)
     assert np.allclose(gd.step_centers(gp, blocks, 4, steps="chebyshev").numpy(), want, rtol=1e-12, atol=0)
     assert np.allclose(gd.step_centers(gp, blocks, 4).numpy(), [centre] * blocks, rtol=1e-12, atol=0)
     times = torch.tensor([0.1, 2.0])
@@ -466,7 +455,7 @@ def test_leja_order_emits_no_warning():
     """The log of the zero distance to an already used node is masked, and silenced: no RuntimeWarning."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert gd.chebyshev_order(6).tolist() == leja(6)
+        assert gd.chebyshev_order(6).tolist() == chebyshev_leja_order(6)
 
 
 def test_residual_polynomial_is_the_running_product():
