@@ -124,11 +124,15 @@ def sample_names(codes: dict[str, int | None], size: int, seed: int) -> list[str
     return sorted(random.Random(seed).sample(unchecked, min(size, len(unchecked))))
 
 
-def _mutmut(args: list[str], jobs: int) -> int:
+def _mutmut_path() -> str:
     mutmut = Path(sys.executable).with_name("mutmut")
     if not mutmut.exists():
         raise SystemExit("mutate: mutmut is not installed in this environment; pip install -e '.[mutate]'")
-    return subprocess.call([str(mutmut), "run", "--max-children", str(jobs), *args], cwd=ROOT)
+    return str(mutmut)
+
+
+def _mutmut(args: list[str], jobs: int) -> int:
+    return subprocess.call([_mutmut_path(), "run", "--max-children", str(jobs), *args], cwd=ROOT)
 
 
 def run(files: list[str], jobs: int, sample: int | None = None, seed: int = 0) -> int:
@@ -139,9 +143,15 @@ def run(files: list[str], jobs: int, sample: int | None = None, seed: int = 0) -
     if sample is not None:
         if any(path not in results([path]) for path in files):
             # mutmut generates every mutant (and records which tests call what) before filtering by name; a name
-            # that matches nothing stops it right after, with the mutants and their .meta files written
+            # that matches nothing stops it right after, with the mutants and their .meta files written.  Its
+            # progress shows; its stderr (the AssertionError of the empty filter) only if nothing was generated.
             print("== generating mutants", flush=True)
-            _mutmut(["generate-only.__no_such_mutant__"], jobs)
+            generation = subprocess.run([_mutmut_path(), "run", "--max-children", str(jobs),
+                                         "generate-only.__no_such_mutant__"], cwd=ROOT, stderr=subprocess.PIPE,
+                                        text=True)
+            missing = [path for path in files if path not in results([path])]
+            if missing:
+                raise SystemExit(f"mutate: mutmut generated no mutants for {missing}:\n{generation.stderr}")
         names = [name for path, codes in results(files).items() for name in sample_names(codes, sample, seed)]
         print(f"== mutmut over a sample of {len(names)} mutants ({sample} per file, seed {seed})", flush=True)
         code = _mutmut(names, jobs) if names else 0
