@@ -55,3 +55,53 @@ def test_summary_prints_the_interval_only_for_a_partial_run(mutate, tmp_path, mo
     assert "80.0%" in rows["pkg/a.py"] and f"[{100 * low:.1f}, {100 * high:.1f}]" in rows["pkg/a.py"]
     assert "75.0%" in rows["pkg/b.py"] and "[" not in rows["pkg/b.py"]
     assert "pkg.a.x_f__mutmut_8" in rows and "pkg.b.x_f__mutmut_3" in rows  # the survivors are listed
+
+
+def test_fastest_first_orders_by_recorded_duration_and_keeps_every_test(mutate):
+    durations = {"t::slow": 9.0, "t::fast": 0.1, "t::middle": 1.0}
+    ordered = mutate.fastest_first(["t::unknown_b", "t::slow", "t::unknown_a", "t::fast", "t::middle"], durations)
+    assert ordered == ["t::fast", "t::middle", "t::slow", "t::unknown_a", "t::unknown_b"]
+
+
+def test_the_wrapped_runner_hands_each_mutant_its_tests_fastest_first(mutate, monkeypatch):
+    """The plumbing of ``mutmut_fastest_tests_first``, against a stand-in for mutmut's ``__main__``: the runner
+    mutmut's command line builds receives each mutant's tests in duration order, with its other arguments intact."""
+    import sys
+    import types
+
+    submitted = []
+
+    class Runner:
+        def submit(self, mutant_name, tests, cpu_time_limit, estimated_time):
+            submitted.append((mutant_name, tests, cpu_time_limit, estimated_time))
+
+    fake_main = types.ModuleType("mutmut.__main__")
+    fake_main.get_mutant_runner = lambda max_workers=1: Runner()
+    fake_main.state = lambda: types.SimpleNamespace(duration_by_test={"a": 3.0, "b": 0.5, "c": 1.5})
+
+    def main(args, prog_name):
+        assert args == ["run", "x.*"] and prog_name == "mutmut"
+        fake_main.get_mutant_runner(2).submit("x.f__mutmut_1", ["a", "b", "c"], 17, 5.0)
+
+    fake_main.cli = types.SimpleNamespace(main=main)
+    fake_package = types.ModuleType("mutmut")
+    fake_package.__path__ = []
+    fake_package.__main__ = fake_main
+    monkeypatch.setitem(sys.modules, "mutmut", fake_package)
+    monkeypatch.setitem(sys.modules, "mutmut.__main__", fake_main)
+    mutate.mutmut_fastest_tests_first(["run", "x.*"])
+    assert submitted == [("x.f__mutmut_1", ["b", "c", "a"], 17, 5.0)]
+
+
+def test_installed_mutmut_has_what_the_wrapper_replaces(mutate):
+    """mutmut's internals the wrapper relies on (3.8): its runner factory, the recorded test durations, and the
+    runner's ``submit(mutant_name, tests, cpu_time_limit, estimated_time)``.  Skipped where mutmut is absent."""
+    import inspect
+
+    mutmut_main = pytest.importorskip("mutmut.__main__")
+    from mutmut.workers.isolation import MutantRunner
+
+    assert callable(mutmut_main.get_mutant_runner) and hasattr(mutmut_main.cli, "main")
+    assert isinstance(mutmut_main.state().duration_by_test, dict)
+    parameters = list(inspect.signature(MutantRunner.submit).parameters)
+    assert parameters == ["self", "mutant_name", "tests", "cpu_time_limit", "estimated_time"]

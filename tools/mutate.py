@@ -4,12 +4,13 @@
     python tools/mutate.py run --sample 60 [FILE ...]  # a seeded random sample of 60 mutants per file
     python tools/mutate.py summary [FILE ...]          # killed / survived / timeout per module, survivors listed
 
-``run`` calls ``mutmut run --max-children N "<module>.*"`` once per file, so a changed file alone is
-``python tools/mutate.py run unroll/construction/gd.py``.  mutmut copies the tree to ``mutants/`` (git-ignored), records
-in one run of the default suite which tests call which function (``[tool.mutmut]`` in pyproject.toml lists the files and
-the test selection), then runs for each mutant only the tests that called the mutated function, stopping at the first
-failure.  Results accumulate in ``mutants/**/*.meta``: a second ``run`` only tests what changed. ``summary`` reads those
-files; it needs no mutmut import.
+``run`` calls ``mutmut run --max-children N "<module>.*" ...`` once for all files, so a changed file alone is ``python
+tools/mutate.py run unroll/construction/gd.py``. mutmut copies the tree to ``mutants/`` (git-ignored), records in one
+run of the default suite which tests call which function (``[tool.mutmut]`` in pyproject.toml lists the files and the
+test selection), then runs for each mutant only the tests that called the mutated function, fastest first (by the
+duration recorded in that run; :func:`mutmut_fastest_tests_first`), stopping at the first failure. Results accumulate
+in ``mutants/**/*.meta``: a second ``run`` only tests what changed. ``summary`` reads those files; it needs no mutmut
+import.
 
 ``run --sample N [--seed S]`` tests only a random sample of ``N`` of each file's not yet checked mutants
 (``random.Random(S)``), for a quick estimate where the whole file would take hours: ``summary`` then gives the
@@ -132,7 +133,43 @@ def _mutmut_path() -> str:
 
 
 def _mutmut(args: list[str], jobs: int) -> int:
-    return subprocess.call([_mutmut_path(), "run", "--max-children", str(jobs), *args], cwd=ROOT)
+    """``mutmut run --max-children jobs args`` through :func:`mutmut_fastest_tests_first`, in a fresh process."""
+    _mutmut_path()
+    return subprocess.call([sys.executable, str(Path(__file__).resolve()), "_mutmut", "run", "--max-children",
+                            str(jobs), *args], cwd=ROOT)
+
+
+def fastest_first(tests: list[str], duration_by_test: dict[str, float]) -> list[str]:
+    """``tests`` ordered by the duration mutmut recorded for each (fastest first; unknown ones last, by name)."""
+    return sorted(tests, key=lambda test: (duration_by_test.get(test, math.inf), test))
+
+
+def mutmut_fastest_tests_first(argv: list[str]) -> None:
+    """Run mutmut's command line ``argv`` with each mutant's tests handed to pytest fastest first.
+
+    mutmut 3.8 passes a mutant's tests to ``pytest -x`` in set order, so a mutant that one 0.1 s test kills can
+    spend minutes in slow tests first; ordered by recorded duration it stops at the first cheap failure.  Only the
+    order changes: the same tests run, and a survivor still runs all of them.  (This wraps mutmut's runner factory,
+    ``mutmut.workers.isolation.get_mutant_runner``, as imported by ``mutmut.__main__``.)
+    """
+    import mutmut.__main__ as mutmut_main
+
+    make_runner = mutmut_main.get_mutant_runner
+
+    def runner_with_fastest_tests_first(max_workers: int = 1):  # type: ignore[no-untyped-def]
+        runner = make_runner(max_workers)
+        submit = runner.submit
+
+        def submit_fastest_first(mutant_name: str, tests: list[str], cpu_time_limit: int,
+                                 estimated_time: float) -> None:
+            ordered = fastest_first(list(tests), mutmut_main.state().duration_by_test)
+            submit(mutant_name, ordered, cpu_time_limit, estimated_time)
+
+        runner.submit = submit_fastest_first
+        return runner
+
+    mutmut_main.get_mutant_runner = runner_with_fastest_tests_first
+    mutmut_main.cli.main(args=argv, prog_name="mutmut")
 
 
 def run(files: list[str], jobs: int, sample: int | None = None, seed: int = 0) -> int:
@@ -160,12 +197,12 @@ def run(files: list[str], jobs: int, sample: int | None = None, seed: int = 0) -
             return code
         print(summary(files))
         return 0
-    for path in files:
-        print(f"== mutmut over {path}", flush=True)
-        code = _mutmut([f"{module_name(path)}.*"], jobs)
-        if code != 0:
-            print(f"mutate: mutmut exited with {code} on {path}", file=sys.stderr)
-            return code
+    # one mutmut run over all files: one clean-test run, and the cheapest mutants of every file first
+    print(f"== mutmut over {', '.join(files)}", flush=True)
+    code = _mutmut([f"{module_name(path)}.*" for path in files], jobs)
+    if code != 0:
+        print(f"mutate: mutmut exited with {code}", file=sys.stderr)
+        return code
     print(summary(files))
     return 0
 
@@ -194,4 +231,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["_mutmut"]:  # internal: mutmut itself, with the test order of mutmut_fastest_tests_first
+        mutmut_fastest_tests_first(sys.argv[2:])
     sys.exit(main())
