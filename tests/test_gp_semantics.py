@@ -1,6 +1,7 @@
 """Semantic tests of ``unroll.data.gp`` that a sampled mutation run (``make mutate MUTATE_FILES=unroll/data/gp.py
-MUTATE_ARGS="--sample 50 --seed 0"``) found missing: the symmetry tolerance of ``from_temporal``, and the checks of
-``log_density`` and ``score_dense`` naming what they refuse.
+MUTATE_ARGS="--sample 50 --seed 0"``, then the whole file) found missing: the symmetry tolerance of ``from_temporal``,
+the checks of ``log_density``, ``score_dense`` and ``noised_covariance`` naming what they refuse, the memory estimates
+the constructors ask for, and the repr of warped frame times.
 """
 
 from __future__ import annotations
@@ -8,8 +9,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+import unroll.data.gp as gp_module
 from unroll import GaussianProcess
-from unroll._validate import NonFiniteError
+from unroll._validate import InputTypeError, NonFiniteError
 from unroll.data.kernels import Matern
 
 FRAMES, DIM = 6, 2
@@ -64,3 +66,60 @@ def test_log_density_names_its_input_and_its_overflow(gp):
         gp.log_density(torch.full((FRAMES, DIM), float("nan"), dtype=torch.float64), 0.3)
     with pytest.raises(NonFiniteError, match=r"^GaussianProcess\.log_density produced 1 NaN or infinite"):
         gp.log_density(torch.full((FRAMES, DIM), 1e200, dtype=torch.float64), 0.3)
+
+
+def test_asymmetry_exactly_at_the_tolerance_is_accepted():
+    """The docstring's bound is inclusive (``max |Gamma - Gamma^T| <= 1e-12 max(max |Gamma|, 1)``): an asymmetry of
+    exactly 1e-12 (``1e-12 - 0`` has no rounding) with largest entry 1 passes."""
+    matrix = torch.eye(3, dtype=torch.float64)
+    matrix[0, 1] = 1e-12
+    assert float((matrix - matrix.T).abs().max()) == 1e-12
+    gp = GaussianProcess.from_temporal(matrix, torch.eye(DIM, dtype=torch.float64))
+    assert gp.frames == 3 and gp.dim == DIM
+
+
+def test_from_temporal_names_a_spatial_covariance_that_is_not_an_array():
+    with pytest.raises(InputTypeError, match=r"^spatial must be a real array or tensor, got str"):
+        GaussianProcess.from_temporal(torch.eye(3, dtype=torch.float64), "not a matrix")
+
+
+def test_noised_covariance_takes_one_scalar_time(gp):
+    """A ``(1,)`` tensor is refused like any batch of times (``C_t`` is one matrix), not silently read as a scalar."""
+    with pytest.raises(ValueError, match=r"diffusion_time of shape \(1,\) does not match the batch shape \(\)"):
+        gp.noised_covariance(torch.tensor([0.3], dtype=torch.float64))
+
+
+def test_score_dense_names_its_input_and_its_overflow(gp):
+    with pytest.raises(ValueError, match=r"^x contains 12 NaN or infinite value"):
+        gp.score_dense(torch.full((FRAMES, DIM), float("nan"), dtype=torch.float64), 0.3)
+    # alternating signs load Gamma's smallest eigenvalues: C_t^{-1} x exceeds float64 at t = 1e-3
+    x = torch.full((FRAMES, DIM), 1e308, dtype=torch.float64)
+    x[1::2] *= -1
+    with pytest.raises(NonFiniteError, match=r"^GaussianProcess\.score_dense produced 12 NaN or infinite value.*"
+                       r"max \|x\| = 1e\+308"):
+        gp.score_dense(x, 1e-3)
+
+
+def test_memory_estimates_are_four_float64_matrices_of_gamma(monkeypatch):
+    """Each constructor path that builds ``Gamma`` asks ``check_memory`` for ``GAMMA_BYTES_PER_ENTRY H^2`` bytes,
+    the constant being four ``(H, H)`` float64 matrices (``Gamma``, its eigenvectors, its square root and the
+    eigensolver's work space), and names the frames."""
+    asked: list[tuple[str, float]] = []
+    monkeypatch.setattr(gp_module, "check_memory", lambda what, nbytes: asked.append((what, nbytes)))
+    assert gp_module.GAMMA_BYTES_PER_ENTRY == 4 * 8
+    spatial = torch.eye(DIM, dtype=torch.float64)
+    GaussianProcess.from_temporal(torch.eye(5, dtype=torch.float64), spatial)
+    GaussianProcess(Matern(nu=1.5, ell=2.0), 7, spatial, times=[0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0])
+    _ = GaussianProcess(Matern(nu=1.5, ell=2.0), 9, spatial).temporal  # the cached property builds Gamma
+    assert [nbytes for _, nbytes in asked] == [32.0 * 25, 32.0 * 49, 32.0 * 81]
+    assert [what.endswith(f"frames={frames}") for (what, _), frames in zip(asked, (5, 7, 9), strict=True)] == [True] * 3
+
+
+def test_repr_shows_warped_times_whole_up_to_three_frames_and_elided_beyond():
+    kernel = Matern(nu=1.5, ell=2.0)
+    spatial = torch.eye(DIM, dtype=torch.float64)
+    assert repr(GaussianProcess(kernel, 3, spatial, times=[0.0, 0.5, 2.0])) == (
+        "GaussianProcess(Matern(nu=1.5, ell=2), frames=3, dim=2, times=[0, 0.5, 2])")
+    assert repr(GaussianProcess(kernel, 4, spatial, times=[0.0, 0.5, 2.0, 3.25])) == (
+        "GaussianProcess(Matern(nu=1.5, ell=2), frames=4, dim=2, times=[0, 0.5, ..., 3.25])")
+    assert repr(GaussianProcess(kernel, 4, spatial)) == "GaussianProcess(Matern(nu=1.5, ell=2), frames=4, dim=2)"
