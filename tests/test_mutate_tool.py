@@ -105,3 +105,27 @@ def test_installed_mutmut_has_what_the_wrapper_replaces(mutate):
     assert isinstance(mutmut_main.state().duration_by_test, dict)
     parameters = list(inspect.signature(MutantRunner.submit).parameters)
     assert parameters == ["self", "mutant_name", "tests", "cpu_time_limit", "estimated_time"]
+
+
+def test_a_meta_file_caught_half_written_is_read_again(mutate, tmp_path, monkeypatch):
+    """mutmut rewrites a ``.meta`` file in place after each mutant: a summary taken meanwhile reads it again."""
+    meta = tmp_path / "gd.py.meta"
+    whole = json.dumps({"exit_code_by_key": {"m.x_f__mutmut_1": 1}})
+    meta.write_text(whole[:10])
+    sleeps = []
+
+    def finish_writing(seconds):
+        sleeps.append(seconds)
+        meta.write_text(whole)
+
+    monkeypatch.setattr(mutate.time, "sleep", finish_writing)
+    assert mutate._read_meta(meta) == {"exit_code_by_key": {"m.x_f__mutmut_1": 1}}
+    assert sleeps == [0.1]
+
+
+def test_a_meta_file_that_stays_broken_is_named(mutate, tmp_path, monkeypatch):
+    meta = tmp_path / "gd.py.meta"
+    meta.write_text("{not json")
+    monkeypatch.setattr(mutate.time, "sleep", lambda seconds: None)
+    with pytest.raises(SystemExit, match=r"gd\.py\.meta is not valid JSON"):
+        mutate._read_meta(meta)

@@ -26,6 +26,7 @@ import math
 import random
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from statistics import NormalDist
@@ -70,8 +71,23 @@ def results(files: list[str]) -> dict[str, dict[str, int | None]]:
     for path in files:
         meta = ROOT / "mutants" / f"{path}.meta"
         if meta.exists():
-            out[path] = json.loads(meta.read_text())["exit_code_by_key"]
+            out[path] = _read_meta(meta)["exit_code_by_key"]
     return out
+
+
+def _read_meta(meta: Path, attempts: int = 20, wait: float = 0.1) -> dict:
+    """One ``.meta`` file.  A running mutmut rewrites it in place after every mutant, so a read can catch it half
+    written: read again (``attempts`` times, ``wait`` seconds apart) before calling it broken."""
+    for _ in range(attempts - 1):
+        try:
+            return json.loads(meta.read_text())
+        except json.JSONDecodeError:
+            time.sleep(wait)
+    try:
+        return json.loads(meta.read_text())
+    except json.JSONDecodeError as error:
+        raise SystemExit(f"mutate: {meta} is not valid JSON ({error}); if no mutmut is running, remove it and "
+                         "run again") from None
 
 
 def summary(files: list[str]) -> str:
