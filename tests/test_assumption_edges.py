@@ -278,3 +278,12 @@ def test_truncation_informative_value_against_a_dense_truth():
                                     diffusion_time=math.log(2.0))  # lambda_min(C_tJ) = 0 exactly
     no_bound = check_assumptions(singular)["truncation_informative"]
     assert not no_bound.holds and no_bound.margin == -math.inf
+
+
+def test_multiplier_in_range_reads_a_construction_without_a_multiplier_as_exact():
+    """``Configuration.from_model`` reads its construction duck-typed (``getattr`` with defaults): one with no
+    ``multiplier`` attribute at all is an exact construction, not an error."""
+    gp = GaussianProcess(kernel_from_name("matern", nu=1.5, ell=2.0), 8, torch.from_numpy(SIGMA))
+    config = theory.Configuration.from_gp(gp, bands=7, blocks=6, diffusion_time=0.5, construction=object())
+    verdict = check_assumptions(config)["multiplier_in_range"]
+    assert verdict.holds and verdict.margin == math.inf

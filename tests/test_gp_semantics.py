@@ -12,6 +12,7 @@ import torch
 import unroll.data.gp as gp_module
 from unroll import GaussianProcess
 from unroll._validate import InputTypeError, NonFiniteError
+from unroll.data.gp import power_warp
 from unroll.data.kernels import Matern
 
 FRAMES, DIM = 6, 2
@@ -123,3 +124,20 @@ def test_repr_shows_warped_times_whole_up_to_three_frames_and_elided_beyond():
     assert repr(GaussianProcess(kernel, 4, spatial, times=[0.0, 0.5, 2.0, 3.25])) == (
         "GaussianProcess(Matern(nu=1.5, ell=2), frames=4, dim=2, times=[0, 0.5, ..., 3.25])")
     assert repr(GaussianProcess(kernel, 4, spatial)) == "GaussianProcess(Matern(nu=1.5, ell=2), frames=4, dim=2)"
+
+
+def test_times_that_stop_increasing_are_refused_at_the_first_offending_step():
+    """Steps 0.5, 1.5, 0, -1: the first step that is not positive is the third (times[2] >= times[3]), not the
+    first negative one (times[3] >= times[4]) or the first below 1 (times[0], times[1]); the times print as plain
+    floats (numpy 2 would print ``np.float64(2.0)``)."""
+    with pytest.raises(ValueError, match=r"^times must be strictly increasing, got times\[2\] = 2\.0 >= "
+                       r"times\[3\] = 2\.0$"):
+        GaussianProcess(Matern(nu=1.5, ell=2.0), 5, torch.eye(DIM, dtype=torch.float64),
+                        times=[0.0, 0.5, 2.0, 2.0, 1.0])
+
+
+def test_power_warp_names_what_it_refuses():
+    with pytest.raises(ValueError, match=r"^frames must satisfy 1 <= frames, got frames=0"):
+        power_warp(0, 2.0)
+    with pytest.raises(ValueError, match=r"^power must satisfy 0 < power"):
+        power_warp(5, -1.0)

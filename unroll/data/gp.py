@@ -119,8 +119,8 @@ def _frame_times(times: Any, frames: int) -> np.ndarray:
     steps = np.diff(array)
     if steps.size and not np.all(steps > 0):
         first = int(np.argmax(steps <= 0))
-        raise ValueError(f"times must be strictly increasing, got times[{first}] = {array[first]!r} >= "
-                         f"times[{first + 1}] = {array[first + 1]!r}")
+        raise ValueError(f"times must be strictly increasing, got times[{first}] = {float(array[first])!r} >= "
+                         f"times[{first + 1}] = {float(array[first + 1])!r}")
     return array
 
 
