@@ -93,6 +93,22 @@ def test_banded_weights_vanish_outside_the_band_and_rows_normalise_at_the_ends()
     assert float(band_to_dense(relu_weights, 9)[..., lag > 3].abs().max()) == 0.0
 
 
+@pytest.mark.parametrize("kind", ["relu", "softmax"])
+@pytest.mark.parametrize("tracking", [False, True])
+def test_raw_band_weights_are_zero_where_the_band_leaves_the_sequence(kind, tracking):
+    """The documented ``band_weights[..., i, o + J'] = 0`` where ``i + o`` is outside ``0..H-1``, read directly
+    (``band_to_dense`` drops those entries, so it cannot see them), on the in-place path and the autograd one."""
+    query, key, value = random_qkv(1, 2, 9, 3, 2, seed=5)
+    if tracking:
+        query.requires_grad_(True)
+    _, weights = banded_attend(query, key, value, kind, 3, 1.0)
+    outside = torch.tensor([[not 0 <= i + o <= 8 for o in range(-3, 4)] for i in range(9)])
+    assert int(outside.sum()) == 12  # rows 0-2 and 6-8 lose 3 + 2 + 1 frames each
+    assert float(weights.detach()[..., outside].abs().max()) == 0.0
+    if kind == "softmax":  # positive at every frame inside the sequence
+        assert float(weights.detach()[..., ~outside].min()) > 0.0
+
+
 def test_window_none_forced_banded_is_full_attention():
     query, key, value = random_qkv(2, 2, 7, 3, 2, seed=1)
     dense_out, _ = attend(query, key, value, "relu", None, 1.0, path="dense")
