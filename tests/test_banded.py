@@ -18,6 +18,7 @@ from unroll.model.transformer import Transformer, attend
 
 
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.detach(), b.detach()
     scale = float(b.abs().max())
     return float((a - b).abs().max()) / scale if scale > 0 else float((a - b).abs().max())
 
@@ -116,7 +117,7 @@ def test_window_none_forced_banded_is_full_attention():
     assert relative_error(band_out, dense_out) <= 1e-12
 
 
-@pytest.mark.parametrize("chunk_rows", [None, 5])
+@pytest.mark.parametrize("chunk_rows", [None, 6, 5])  # 12 frames: one chunk, exactly two, three
 def test_gradients_agree(chunk_rows):
     query, key, value = random_qkv(1, 2, 12, 3, 2, seed=2)
     grads = []
@@ -265,6 +266,8 @@ def test_banded_equals_dense_for_any_number_of_leading_axes(lead, kind, tracking
     assert out.shape == (*lead, frames, 2) and band_weights.shape == (*lead, frames, 2 * window + 1)
     assert relative_error(out, weights @ value) <= 1e-12
     assert relative_error(band_to_dense(band_weights, frames), weights) <= 1e-12
+    out_only, no_weights = banded_attend(query, key, value, kind, window, 0.9, need_weights=False)
+    assert no_weights is None and out_only.shape == out.shape and relative_error(out_only, weights @ value) <= 1e-12
 
 
 def test_banded_attend_checks_each_shape_and_names_the_window():
