@@ -590,6 +590,16 @@ def test_bounds_for_report_uses_the_reports_dtype_norm_and_inputs(dtype: str) ->
     assert set(out) == {"gd", "trunc", "net", "total", "gd[chebyshev]"}
 
 
+def test_a_report_without_a_dtype_is_bounded_in_float64() -> None:
+    """``bounds_for_report`` reads the report duck-typed: one with no ``dtype`` field gets float64's bounds, not an
+    ``AttributeError``."""
+    gp = _gp()
+    model = construct_unrolled(gp, blocks=BLOCKS, bands=BANDS, taper="triangular")
+    typed, untyped = _report(model), _report(model)
+    del untyped.dtype
+    assert bounds_for_report(untyped, gp, model, TIME) == bounds_for_report(typed, gp, model, TIME)
+
+
 def test_bounds_for_report_without_inputs_or_norm_and_of_a_chebyshev_model() -> None:
     """No ``x`` in the report: ``X`` takes its default ``lambda_max(C)``; ``|y*| = 0``: ``X`` default and
     ``root = inf``; a Chebyshev model's own gd bound is ``gd_chebyshev`` and the other one ``gd[gd]``."""
