@@ -600,6 +600,35 @@ def test_a_report_without_a_dtype_is_bounded_in_float64() -> None:
     assert bounds_for_report(untyped, gp, model, TIME) == bounds_for_report(typed, gp, model, TIME)
 
 
+def test_a_minimal_report_gets_the_defaults_of_each_field_it_lacks() -> None:
+    """A report with only the fields ``bounds_for_report`` needs (bands, blocks, taper, solution norm, batch): no
+    ``x`` means ``X``'s default, no ``dtype`` float64, and in paper mode no ``multiplier_peak`` an unknown peak, so
+    no network bound."""
+    gp = _gp()
+    minimal = SimpleNamespace(bands=BANDS, blocks=BLOCKS, taper="triangular", solution_norm=2.0, batch=3)
+    exact = construct_unrolled(gp, blocks=BLOCKS, bands=BANDS, taper="triangular")
+    full = _report(exact)
+    full.x = None
+    assert bounds_for_report(minimal, gp, exact, TIME) == bounds_for_report(full, gp, exact, TIME)
+    paper = construct_unrolled(gp, blocks=BLOCKS, bands=BANDS, taper="triangular", mode="paper")
+    assert bounds_for_report(minimal, gp, paper, TIME)["net"] == math.inf
+
+
+@pytest.mark.parametrize("norm", [0.5, 1.0, 2.0])
+def test_the_input_ratio_and_root_use_any_positive_solution_norm(norm: float) -> None:
+    """``X = |x|/|y*|`` and ``root = sqrt(batch H d)/|y*|`` for every ``|y*| > 0``, below 1 as well."""
+    gp = _gp()
+    model = construct_unrolled(gp, blocks=BLOCKS, bands=BANDS, taper="triangular")
+    config = theory.Configuration.from_model(gp, model, TIME)
+    root = math.sqrt(3 * FRAMES * 2)
+    expected = BOUNDS["net_exact"].evaluate(symbol_values(config, x_ratio=0.5 * root / norm, root=root / norm))
+    assert bounds_for_report(_report(model, norm=norm), gp, model, TIME)["net"] == expected
+    paper = construct_unrolled(gp, blocks=BLOCKS, bands=BANDS, mode="paper", taper="triangular", paper_range=32.0)
+    paper_config = theory.Configuration.from_model(gp, paper, TIME)  # net_paper reads root, net_exact X
+    expected = BOUNDS["net_paper"].evaluate(symbol_values(paper_config, x_ratio=0.5 * root / norm, root=root / norm))
+    assert bounds_for_report(_report(paper, norm=norm, peak=1.0), gp, paper, TIME)["net"] == expected
+
+
 def test_bounds_for_report_without_inputs_or_norm_and_of_a_chebyshev_model() -> None:
     """No ``x`` in the report: ``X`` takes its default ``lambda_max(C)``; ``|y*| = 0``: ``X`` default and
     ``root = inf``; a Chebyshev model's own gd bound is ``gd_chebyshev`` and the other one ``gd[gd]``."""

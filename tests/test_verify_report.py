@@ -3,9 +3,11 @@ against a peak computed from a plain GD loop (issue 15: survivors of mutation te
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -231,3 +233,54 @@ def test_size_of_a_trained_model_in_the_report():
     norms = model.max_weight_norm()
     assert report.size == {"D": 8, "L": 2, "M": 3, "ffn_width": 5, "B": norms["spectral"], "B_entry": norms["entry"]}
     assert "model  D = 8  L = 2  M = 3 heads  FFN width = 5  B = " in report.table()
+
+
+def test_sigma_exactly_at_the_tolerance_is_the_same_gp():
+    """``check_model_gp``'s tolerance is inclusive: a Sigma whose off-diagonal is exactly ``1e-12`` of its largest
+    entry (6) is the GP the model was built for (the float ``1e-12 * 6.0`` is both the gap and the threshold)."""
+    model = construct_unrolled(_gp(frames=6), blocks=2, bands=5)
+    nudged = SIGMA.copy()
+    nudged[0, 1] = nudged[1, 0] = 1e-12 * 6.0
+    report = unroll.verify(GaussianProcess(kernel_from_name("matern", nu=1.5, ell=2.0), 6, torch.from_numpy(nudged)),
+                           model, 0.5, batch=2)
+    assert math.isfinite(report.certificate)
+
+
+def test_float32_inputs_are_verified_in_float64():
+    """``x`` in float32 is read as the float64 numbers it holds: the report keeps it in float64 and every measured
+    number and bound equals those of the same inputs given in float64."""
+    gp = _gp()
+    model = construct_unrolled(gp, blocks=4, bands=5, taper="triangular")
+    x = torch.randn(3, 8, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64).to(torch.float32)
+    single, double = unroll.verify(gp, model, 0.5, x=x), unroll.verify(gp, model, 0.5, x=x.double())
+    assert single.x.dtype == torch.float64 and torch.equal(single.x, double.x)
+    assert {name: (part.measured, part.bound) for name, part in single.parts.items()} == {
+        name: (part.measured, part.bound) for name, part in double.parts.items()}
+
+
+class _Terminal(io.StringIO):
+    """A stand-in stderr that says it is a terminal, where tqdm would draw a bar unless told not to."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_verify_draws_a_progress_bar_only_when_asked(monkeypatch):
+    gp = _gp()
+    model = construct_unrolled(gp, blocks=2, bands=3, taper="triangular")
+    for kwargs, drawn in (({}, False), ({"progress": False}, False), ({"progress": True}, True)):
+        terminal = _Terminal()
+        monkeypatch.setattr(sys, "stderr", terminal)
+        unroll.verify(gp, model, 0.5, batch=2, **kwargs)
+        monkeypatch.undo()
+        assert ("verify: reference iterates" in terminal.getvalue()) == drawn, kwargs
+
+
+def test_norm_sums_squares_in_float64_whatever_the_input_dtype():
+    """``_norm`` of float32 entries is the float64 norm of the same numbers (float32 accumulation of 10^5 squares
+    is off by ~1e-7 relative; float64's by ~1e-16)."""
+    from unroll.verification import _norm
+
+    entries = torch.rand(100_000, generator=torch.Generator().manual_seed(3), dtype=torch.float64).to(torch.float32)
+    exact = math.sqrt(math.fsum(float(value) ** 2 for value in entries.double()))
+    assert _norm(entries) == pytest.approx(exact, rel=1e-14, abs=0)

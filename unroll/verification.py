@@ -257,7 +257,7 @@ def verify(gp: Any, model: Any, diffusion_time: float, x: torch.Tensor | None = 
                 raise ValueError(f"{name}={given!r} disagrees with the construction, built with {name}={built!r}; "
                                  f"leave {name} out for a constructed model")
         bands, taper, mode = construction.bands, construction.taper, construction.mode
-        steps = getattr(construction, "steps", "gd")
+        steps = construction.steps
     else:
         bands = gp.frames - 1 if bands is None else check_int("bands", bands, minimum=0, maximum=gp.frames - 1)
         if taper not in gd.TAPERS:
