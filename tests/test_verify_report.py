@@ -284,3 +284,13 @@ def test_norm_sums_squares_in_float64_whatever_the_input_dtype():
     entries = torch.rand(100_000, generator=torch.Generator().manual_seed(3), dtype=torch.float64).to(torch.float32)
     exact = math.sqrt(math.fsum(float(value) ** 2 for value in entries.double()))
     assert _norm(entries) == pytest.approx(exact, rel=1e-14, abs=0)
+
+
+def test_inputs_whose_solution_underflows_are_refused_naming_the_rescale():
+    """Every part is relative to ``||C_t^{-1} x||``: where it underflows to 0 (the smallest subnormal x against
+    ``lambda_min(C_t)`` about 300) verify says so instead of dividing by zero."""
+    gp = GaussianProcess(kernel_from_name("matern", nu=0.5, ell=0.3), 6, 1000 * torch.eye(2, dtype=torch.float64))
+    model = construct_unrolled(gp, blocks=2, bands=5)
+    x = torch.full((2, 6, 2), 5e-324, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"underflows to 0\.0 \(max \|x\| = 4\.94e-324\).*rescale x"):
+        unroll.verify(gp, model, 0.5, x=x)
