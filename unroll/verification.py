@@ -317,7 +317,7 @@ def verify(gp: Any, model: Any, diffusion_time: float, x: torch.Tensor | None = 
                                                        "ffn_width": model.config["ffn_width"],
                                                        "B": model.max_weight_norm()["spectral"],
                                                        "B_entry": model.max_weight_norm()["entry"]}
-    kernel = getattr(gp, "kernel", None)
+    kernel = gp.kernel  # None for GaussianProcess.from_temporal
     description = (f"unroll verify: {kernel!r} H={gp.frames} d={gp.dim} J={bands} L={blocks} t={t:g} "
                    f"mode={mode} steps={steps} taper={taper} dtype={str(model_dtype).replace('torch.', '')} "
                    f"batch={x.shape[0]}")
