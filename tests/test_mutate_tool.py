@@ -42,19 +42,74 @@ def test_sample_is_seeded_unchecked_and_capped(mutate):
     assert sorted(mutate.sample_names(codes, 100, seed=0)) == sorted(n for n, c in codes.items() if c is None)
 
 
-def test_summary_prints_the_interval_only_for_a_partial_run(mutate, tmp_path, monkeypatch):
+def _write_meta(root, name, codes):
+    meta = root / "mutants" / "pkg"
+    meta.mkdir(parents=True, exist_ok=True)
+    (meta / f"{name}.meta").write_text(json.dumps({"exit_code_by_key": codes}))
+
+
+def test_summary_gives_no_interval_for_a_file_checked_in_mutmuts_order(mutate, tmp_path, monkeypatch):
+    """Without a recorded sample the mutants checked so far are mutmut's cheapest first, not a random sample: the
+    score over them is printed, no whole-file estimate, and a line says why."""
     monkeypatch.setattr(mutate, "ROOT", tmp_path)
-    meta = tmp_path / "mutants" / "pkg"
-    meta.mkdir(parents=True)
-    partial = {f"pkg.a.x_f__mutmut_{i}": code for i, code in enumerate([1] * 8 + [0] * 2 + [None] * 5)}
-    full = {f"pkg.b.x_f__mutmut_{i}": code for i, code in enumerate([1] * 3 + [0])}
-    (meta / "a.py.meta").write_text(json.dumps({"exit_code_by_key": partial}))
-    (meta / "b.py.meta").write_text(json.dumps({"exit_code_by_key": full}))
-    rows = {line.split()[0]: line for line in mutate.summary(["pkg/a.py", "pkg/b.py"]).splitlines()}
-    low, high = mutate.wilson_interval(8, 10)
-    assert "80.0%" in rows["pkg/a.py"] and f"[{100 * low:.1f}, {100 * high:.1f}]" in rows["pkg/a.py"]
+    _write_meta(tmp_path, "a.py", {f"pkg.a.x_f__mutmut_{i}": code for i, code in enumerate([1] * 8 + [0] * 2
+                                                                                              + [None] * 5)})
+    _write_meta(tmp_path, "b.py", {f"pkg.b.x_f__mutmut_{i}": code for i, code in enumerate([1] * 3 + [0])})
+    text = mutate.summary(["pkg/a.py", "pkg/b.py"])
+    rows = {line.split()[0]: line for line in text.splitlines()}
+    assert "80.0%" in rows["pkg/a.py"] and "[" not in rows["pkg/a.py"]
     assert "75.0%" in rows["pkg/b.py"] and "[" not in rows["pkg/b.py"]
+    assert "not a random sample" in text
     assert "pkg.a.x_f__mutmut_8" in rows and "pkg.b.x_f__mutmut_3" in rows  # the survivors are listed
+
+
+def test_stratified_estimate_of_a_census_and_a_sample(mutate):
+    """Census: 30 checked before the draw, 27 killed.  Stratum: the 70 then unchecked, of which the sample of 10
+    has 8 killed, and 5 more were checked later in mutmut's order (all killed: not used).  The estimate is
+    ``(27 + 70 p) / 100`` at ``p = 0.8`` and at each end of the sample's Wilson interval."""
+    codes = {f"m.x_f__mutmut_{i}": (1 if i < 27 else 0) for i in range(30)}
+    stratum = [f"m.x_f__mutmut_{i}" for i in range(30, 100)]
+    codes.update({name: None for name in stratum})
+    sample = stratum[:10]
+    codes.update({name: (1 if i < 8 else 0) for i, name in enumerate(sample)})
+    codes.update({name: 1 for name in stratum[10:15]})
+    value, low, high = mutate.stratified_estimate(codes, {"seed": 0, "stratum": stratum, "sample": sample})
+    wilson_low, wilson_high = mutate.wilson_interval(8, 10)
+    assert value == pytest.approx((27 + 70 * 0.8) / 100, abs=1e-15)
+    assert (low, high) == pytest.approx(((27 + 70 * wilson_low) / 100, (27 + 70 * wilson_high) / 100), abs=1e-15)
+
+
+def test_a_stale_or_empty_sample_gives_no_estimate(mutate):
+    codes = {"m.x_f__mutmut_0": 1, "m.x_f__mutmut_1": None, "m.x_f__mutmut_2": None}
+    assert mutate.stratified_estimate(codes, None) is None
+    # an unchecked mutant outside the stratum: regenerated since the draw
+    assert mutate.stratified_estimate(codes, {"stratum": ["m.x_f__mutmut_1"], "sample": ["m.x_f__mutmut_1"]}) is None
+    # nothing of the sample decided yet
+    assert mutate.stratified_estimate(codes, {"stratum": ["m.x_f__mutmut_1", "m.x_f__mutmut_2"],
+                                              "sample": ["m.x_f__mutmut_1"]}) is None
+
+
+def test_a_sampled_run_records_its_draw_and_the_summary_reads_it(mutate, tmp_path, monkeypatch):
+    """``run --sample`` records the stratum and the sample it drew (replacing that file's older draw); the summary
+    prints the stratified estimate from it.  mutmut is stood in for: it kills every mutant it is given."""
+    monkeypatch.setattr(mutate, "ROOT", tmp_path)
+    monkeypatch.setattr(mutate, "core_files", lambda: ["pkg/a.py"])
+    codes = {f"pkg.a.x_f__mutmut_{i}": (1 if i < 4 else None) for i in range(20)}
+    _write_meta(tmp_path, "a.py", codes)
+
+    def kill_all(names, jobs):
+        codes.update({name: 1 for name in names})
+        _write_meta(tmp_path, "a.py", codes)
+        return 0
+
+    monkeypatch.setattr(mutate, "_mutmut", kill_all)
+    assert mutate.run(["pkg/a.py"], jobs=1, sample=5, seed=2) == 0
+    draw = mutate.recorded_samples()["pkg/a.py"]
+    assert draw["seed"] == 2 and len(draw["stratum"]) == 16 and len(draw["sample"]) == 5
+    assert set(draw["sample"]) <= set(draw["stratum"])
+    low = mutate.wilson_interval(5, 5)[0]
+    row = next(line for line in mutate.summary(["pkg/a.py"]).splitlines() if line.startswith("pkg/a.py"))
+    assert row.endswith(f"100.0% [{100 * (4 + 16 * low) / 20:.1f}, 100.0]")
 
 
 def test_fastest_first_orders_by_recorded_duration_and_keeps_every_test(mutate):

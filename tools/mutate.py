@@ -13,9 +13,10 @@ in ``mutants/**/*.meta``: a second ``run`` only tests what changed. ``summary`` 
 import.
 
 ``run --sample N [--seed S]`` tests only a random sample of ``N`` of each file's not yet checked mutants
-(``random.Random(S)``), for a quick estimate where the whole file would take hours: ``summary`` then gives the
-score with a 95% Wilson interval over the mutants checked (an unbiased estimate of the whole file's score when
-all checked mutants came from one sample).
+(``random.Random(S)``), for a quick estimate where the whole file would take hours; the draw is recorded in
+``mutants/mutate-samples.json``. ``summary`` then estimates each partly checked file's score from the mutants checked
+before the draw (a census) and the sample (the rest), with a 95% Wilson interval (:func:`stratified_estimate`); a file
+checked only in mutmut's order, cheapest first, gets no estimate: those mutants are not a random sample.
 """
 
 from __future__ import annotations
@@ -23,13 +24,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 from statistics import NormalDist
+from typing import Any
 
 try:
     import tomllib
@@ -94,17 +98,24 @@ def summary(files: list[str]) -> str:
     """A table of verdicts per module, the mutation score ``killed / (killed + survived)`` (timeouts count as
     killed), and the names of the survivors (``mutmut show NAME`` prints one's diff)."""
     found = results(files)
+    draws = recorded_samples()
     header = (f"{'module':<{NAME_WIDTH}}" + "".join(f"{column:>13}" for column in COLUMNS) + f"{'score':>9}"
-              + "  [95% Wilson interval, where mutants are unchecked]")
+              + "  [whole-file estimate, 95% interval, where mutants are unchecked]")
     lines, survivors, total = [header], [], Counter()
+    unsampled = False
     for path, codes in found.items():
         counts = Counter(_status(code) for code in codes.values())
         counts["other"] = sum(v for k, v in counts.items() if k not in COLUMNS)
         total.update({column: counts[column] for column in COLUMNS})
-        lines.append(_row(path, counts))
+        estimate = stratified_estimate(codes, draws.get(path)) if counts["not checked"] else None
+        unsampled |= bool(counts["not checked"]) and estimate is None
+        lines.append(_row(path, counts, estimate))
         survivors += sorted(name for name, code in codes.items() if _status(code) == "survived")
     if len(found) > 1:
         lines.append(_row("all", total))
+    if unsampled:
+        lines.append("no estimate: mutants checked in mutmut's order (cheapest first) are not a random sample; "
+                     "`run --sample N` draws one")
     missing = [path for path in files if path not in found]
     if missing:
         lines.append(f"not run yet: {', '.join(missing)}")
@@ -113,16 +124,68 @@ def summary(files: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _row(name: str, counts: Counter) -> str:
-    """One table row; the interval is printed where some mutants are still unchecked (a partial or sampled run)."""
+def _row(name: str, counts: Counter, estimate: tuple[float, float, float] | None = None) -> str:
+    """One table row: the score of the mutants checked, and the whole-file ``estimate`` where one is given."""
     killed = counts["killed"] + counts["timeout"]
     decided = killed + counts["survived"]
     score = f"{100.0 * killed / decided:.1f}%" if decided else "-"
     interval = ""
-    if decided and counts["not checked"]:
-        low, high = wilson_interval(killed, decided)
-        interval = f"  [{100 * low:.1f}, {100 * high:.1f}]"
+    if estimate is not None:
+        value, low, high = estimate
+        interval = f"  {100 * value:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
     return f"{name:<{NAME_WIDTH}}" + "".join(f"{counts[column]:>13}" for column in COLUMNS) + f"{score:>9}" + interval
+
+
+def _kills(codes: dict[str, int | None], names: Any) -> tuple[int, int]:
+    """``(killed, decided)`` over ``names`` (timeouts count as killed; no-tests and other verdicts are left out)."""
+    statuses = [_status(codes.get(name)) for name in names]
+    killed = sum(status in ("killed", "timeout") for status in statuses)
+    return killed, killed + statuses.count("survived")
+
+
+def stratified_estimate(codes: dict[str, int | None], draw: dict | None) -> tuple[float, float, float] | None:
+    """The whole file's score from a census and a random sample: ``(estimate, low, high)``, or ``None``.
+
+    ``draw`` (from ``run --sample``) holds the ``stratum``, the mutants unchecked when the sample was drawn, and the
+    ``sample`` drawn from it.  The mutants checked outside the stratum are a census ``C``, known exactly; the
+    stratum's kill rate is estimated by the sample's alone (mutants of the stratum checked later, in mutmut's order,
+    are not random), with a 95% Wilson interval:
+    ``(k_C + n_R p) / (n_C + n_R)`` for ``p`` the sample's rate and each end of its interval.  ``None`` without a
+    draw, or when the record is stale (the mutants were regenerated: an unchecked mutant outside the stratum).
+    """
+    if draw is None:
+        return None
+    stratum = set(draw["stratum"])
+    if any(code is None and name not in stratum for name, code in codes.items()) or not stratum <= set(codes):
+        return None
+    census_killed, census_decided = _kills(codes, (name for name in codes if name not in stratum))
+    sample_killed, sample_decided = _kills(codes, draw["sample"])
+    if sample_decided == 0:
+        return None
+    size = sum(_status(codes[name]) in ("killed", "timeout", "survived", "not checked") for name in stratum)
+    total = census_decided + size
+    rate = sample_killed / sample_decided
+    low, high = wilson_interval(sample_killed, sample_decided)
+    return tuple((census_killed + size * share) / total for share in (rate, low, high))  # type: ignore[return-value]
+
+
+SAMPLES_FILE = "mutate-samples.json"
+
+
+def recorded_samples() -> dict[str, dict]:
+    """``{file: {"seed", "stratum", "sample"}}``: the latest draw of ``run --sample`` per file (``mutants/``)."""
+    path = ROOT / "mutants" / SAMPLES_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def record_samples(draws: dict[str, dict]) -> None:
+    """Add ``draws`` to the record (a file's new draw replaces its old one), written atomically."""
+    merged = {**recorded_samples(), **draws}
+    path = ROOT / "mutants" / SAMPLES_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
+        json.dump(merged, handle, indent=1)
+    os.replace(handle.name, path)
 
 
 def wilson_interval(killed: int, decided: int, z: float = NormalDist().inv_cdf(0.975)) -> tuple[float, float]:
@@ -205,7 +268,10 @@ def run(files: list[str], jobs: int, sample: int | None = None, seed: int = 0) -
             missing = [path for path in files if path not in results([path])]
             if missing:
                 raise SystemExit(f"mutate: mutmut generated no mutants for {missing}:\n{generation.stderr}")
-        names = [name for path, codes in results(files).items() for name in sample_names(codes, sample, seed)]
+        draws = {path: {"seed": seed, "stratum": sorted(name for name, code in codes.items() if code is None),
+                        "sample": sample_names(codes, sample, seed)} for path, codes in results(files).items()}
+        record_samples(draws)
+        names = [name for draw in draws.values() for name in draw["sample"]]
         print(f"== mutmut over a sample of {len(names)} mutants ({sample} per file, seed {seed})", flush=True)
         code = _mutmut(names, jobs) if names else 0
         if code != 0:
