@@ -464,3 +464,11 @@ def test_progress_bar_only_when_asked_and_without_effect_on_the_samples(sampler,
     shown = sampler(lambda x, t: -x, (2, 2, 1), steps=3, generator=torch.Generator().manual_seed(0), progress=True)
     assert label in capsys.readouterr().err
     assert torch.equal(quiet, shown)
+
+
+@pytest.mark.parametrize("shape", [(1,), (2,), (3, 1)])
+def test_dsm_loss_refuses_times_that_do_not_match_the_batch(shape):
+    """One time per sample or one scalar: a ``(1,)`` time for a batch of 3 is refused, not broadcast."""
+    x0 = torch.zeros(3, 4, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"does not match the batch shape \(3,\)"):
+        diffusion.dsm_loss(lambda x, t: torch.zeros_like(x), x0, diffusion_time=torch.full(shape, 0.4))

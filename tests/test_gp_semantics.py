@@ -141,3 +141,20 @@ def test_power_warp_names_what_it_refuses():
         power_warp(0, 2.0)
     with pytest.raises(ValueError, match=r"^power must satisfy 0 < power"):
         power_warp(5, -1.0)
+
+
+@pytest.mark.parametrize("method", ["eigen", "circulant"])
+def test_sample_names_its_overflow_on_both_paths(method):
+    """``Gamma`` and ``Sigma`` near the float64 maximum: each path's draws overflow, and the error says where."""
+    huge = GaussianProcess.from_temporal(1.7e308 * torch.eye(3, dtype=torch.float64),
+                                         1.7e308 * torch.eye(DIM, dtype=torch.float64))
+    with pytest.raises(NonFiniteError, match=r"^GaussianProcess\.sample produced .*Sigma too large for float64"):
+        huge.sample(4, torch.Generator().manual_seed(0), method=method)
+
+
+def test_circulant_sampling_needs_a_stationary_gp():
+    warped = GaussianProcess(Matern(nu=1.5, ell=2.0), 4, torch.eye(DIM, dtype=torch.float64),
+                             times=[0.0, 0.5, 2.0, 3.0])
+    assert warped.sample_path() == "eigen"
+    with pytest.raises(ValueError, match=r"method='circulant' needs a stationary GP"):
+        warped.sample_path("circulant")
