@@ -103,6 +103,7 @@ def test_a_sampled_run_records_its_draw_and_the_summary_reads_it(mutate, tmp_pat
         return 0
 
     monkeypatch.setattr(mutate, "_mutmut", kill_all)
+    monkeypatch.setattr(mutate, "_generate", lambda files, jobs: None)  # the mutants exist already
     assert mutate.run(["pkg/a.py"], jobs=1, sample=5, seed=2) == 0
     draw = mutate.recorded_samples()["pkg/a.py"]
     assert draw["seed"] == 2 and len(draw["stratum"]) == 16 and len(draw["sample"]) == 5
@@ -184,3 +185,22 @@ def test_a_meta_file_that_stays_broken_is_named(mutate, tmp_path, monkeypatch):
     monkeypatch.setattr(mutate.time, "sleep", lambda seconds: None)
     with pytest.raises(SystemExit, match=r"gd\.py\.meta is not valid JSON"):
         mutate._read_meta(meta)
+
+
+def test_a_whole_file_run_hands_mutmut_only_the_unchecked_mutants(mutate, tmp_path, monkeypatch):
+    """mutmut re-runs every mutant a pattern matches, checked or not: the run passes the unchecked names instead,
+    after regenerating the mutants (which resets the verdicts of changed functions)."""
+    monkeypatch.setattr(mutate, "ROOT", tmp_path)
+    monkeypatch.setattr(mutate, "core_files", lambda: ["pkg/a.py", "pkg/b.py"])
+    _write_meta(tmp_path, "a.py", {"pkg.a.x_f__mutmut_1": 1, "pkg.a.x_f__mutmut_2": None, "pkg.a.x_g__mutmut_1": 0})
+    _write_meta(tmp_path, "b.py", {"pkg.b.x_f__mutmut_1": None})
+    calls = []
+    monkeypatch.setattr(mutate, "_generate", lambda files, jobs: calls.append(("generate", files)))
+    monkeypatch.setattr(mutate, "_mutmut", lambda names, jobs: calls.append(("mutmut", names)) or 0)
+    assert mutate.run(["pkg/a.py", "pkg/b.py"], jobs=2) == 0
+    assert calls == [("generate", ["pkg/a.py", "pkg/b.py"]), ("mutmut", ["pkg.a.x_f__mutmut_2", "pkg.b.x_f__mutmut_1"])]
+    calls.clear()
+    _write_meta(tmp_path, "a.py", {"pkg.a.x_f__mutmut_1": 1, "pkg.a.x_f__mutmut_2": 1, "pkg.a.x_g__mutmut_1": 0})
+    _write_meta(tmp_path, "b.py", {"pkg.b.x_f__mutmut_1": 1})
+    assert mutate.run(["pkg/a.py", "pkg/b.py"], jobs=2) == 0
+    assert calls == [("generate", ["pkg/a.py", "pkg/b.py"])]  # nothing left: mutmut is not called

@@ -4,12 +4,13 @@
     python tools/mutate.py run --sample 60 [FILE ...]  # a seeded random sample of 60 mutants per file
     python tools/mutate.py summary [FILE ...]          # killed / survived / timeout per module, survivors listed
 
-``run`` calls ``mutmut run --max-children N "<module>.*" ...`` once for all files, so a changed file alone is ``python
-tools/mutate.py run unroll/construction/gd.py``. mutmut copies the tree to ``mutants/`` (git-ignored), records in one
-run of the default suite which tests call which function (``[tool.mutmut]`` in pyproject.toml lists the files and the
-test selection), then runs for each mutant only the tests that called the mutated function, fastest first (by the
-duration recorded in that run; :func:`mutmut_fastest_tests_first`), stopping at the first failure. Results accumulate
-in ``mutants/**/*.meta``: a second ``run`` only tests what changed. ``summary`` reads those files; it needs no mutmut
+``run`` calls ``mutmut run --max-children N <mutant> ...`` once, with the unchecked mutants of all files, so a changed
+file alone is ``python tools/mutate.py run unroll/construction/gd.py``. mutmut copies the tree to ``mutants/``
+(git-ignored), records in one run of the default suite which tests call which function (``[tool.mutmut]`` in
+pyproject.toml lists the files and the test selection), then runs for each mutant only the tests that called the
+mutated function, fastest first (by the duration recorded in that run; :func:`mutmut_fastest_tests_first`), stopping at
+the first failure. Results accumulate in ``mutants/**/*.meta``: a second ``run`` tests only the mutants not yet checked
+(a changed function's are reset when mutmut regenerates them). ``summary`` reads those files; it needs no mutmut
 import.
 
 ``run --sample N [--seed S]`` tests only a random sample of ``N`` of each file's not yet checked mutants
@@ -251,37 +252,41 @@ def mutmut_fastest_tests_first(argv: list[str]) -> None:
     mutmut_main.cli.main(args=argv, prog_name="mutmut")
 
 
+def _generate(files: list[str], jobs: int) -> None:
+    """Bring ``mutants/`` up to date with the source: mutmut generates every mutant (resetting the verdicts of the
+    functions that changed, and recording which tests call what where needed) before it filters by name; a name
+    that matches nothing stops it right after.  Its progress shows; its stderr (the AssertionError of the empty
+    filter) only if a file got no mutants."""
+    print("== generating mutants", flush=True)
+    generation = subprocess.run([_mutmut_path(), "run", "--max-children", str(jobs),
+                                 "generate-only.__no_such_mutant__"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    missing = [path for path in files if path not in results([path])]
+    if missing:
+        raise SystemExit(f"mutate: mutmut generated no mutants for {missing}:\n{generation.stderr}")
+
+
 def run(files: list[str], jobs: int, sample: int | None = None, seed: int = 0) -> int:
+    """mutmut over the not yet checked mutants of ``files`` (all of them, or a seeded ``sample`` per file).
+
+    The names go to mutmut one by one: given patterns (``"<module>.*"``), mutmut 3.8 re-runs every mutant they
+    match, checked or not, so a second run would start again from the beginning."""
     known = set(core_files())
     for path in files:
         if path not in known:
             raise SystemExit(f"mutate: {path} is not in [tool.mutmut] only_mutate of pyproject.toml: {sorted(known)}")
+    _generate(files, jobs)
+    found = results(files)
     if sample is not None:
-        if any(path not in results([path]) for path in files):
-            # mutmut generates every mutant (and records which tests call what) before filtering by name; a name
-            # that matches nothing stops it right after, with the mutants and their .meta files written.  Its
-            # progress shows; its stderr (the AssertionError of the empty filter) only if nothing was generated.
-            print("== generating mutants", flush=True)
-            generation = subprocess.run([_mutmut_path(), "run", "--max-children", str(jobs),
-                                         "generate-only.__no_such_mutant__"], cwd=ROOT, stderr=subprocess.PIPE,
-                                        text=True)
-            missing = [path for path in files if path not in results([path])]
-            if missing:
-                raise SystemExit(f"mutate: mutmut generated no mutants for {missing}:\n{generation.stderr}")
         draws = {path: {"seed": seed, "stratum": sorted(name for name, code in codes.items() if code is None),
-                        "sample": sample_names(codes, sample, seed)} for path, codes in results(files).items()}
+                        "sample": sample_names(codes, sample, seed)} for path, codes in found.items()}
         record_samples(draws)
         names = [name for draw in draws.values() for name in draw["sample"]]
         print(f"== mutmut over a sample of {len(names)} mutants ({sample} per file, seed {seed})", flush=True)
-        code = _mutmut(names, jobs) if names else 0
-        if code != 0:
-            print(f"mutate: mutmut exited with {code}", file=sys.stderr)
-            return code
-        print(summary(files))
-        return 0
-    # one mutmut run over all files: one clean-test run, and the cheapest mutants of every file first
-    print(f"== mutmut over {', '.join(files)}", flush=True)
-    code = _mutmut([f"{module_name(path)}.*" for path in files], jobs)
+    else:
+        # one mutmut run over all files: one clean-test run, and the cheapest mutants of every file first
+        names = sorted(name for codes in found.values() for name, code in codes.items() if code is None)
+        print(f"== mutmut over the {len(names)} unchecked mutants of {', '.join(files)}", flush=True)
+    code = _mutmut(names, jobs) if names else 0
     if code != 0:
         print(f"mutate: mutmut exited with {code}", file=sys.stderr)
         return code
