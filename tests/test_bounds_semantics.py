@@ -922,3 +922,16 @@ def test_every_measured_part_is_below_its_bound(steps: str, dtype: torch.dtype, 
     report = verify(gp, model, TIME, batch=2)
     for name, result in theory.check_report(report).items():
         assert result.holds and not math.isnan(result.bound), (name, str(result))
+
+
+def test_symbol_values_of_a_construction_without_a_multiplier() -> None:
+    """``Configuration.construction`` is read duck-typed: one that has the tent slope, the largest height and the
+    frame frequency but no ``multiplier`` (an exact-mode construction of one's own) gives those values and no
+    multiplier spacing or range."""
+    gp = _gp()
+    construction = SimpleNamespace(tent_slope=3.0, height_max=0.5, frequency=0.25)
+    config = theory.Configuration.from_gp(gp, bands=BANDS, blocks=BLOCKS, diffusion_time=TIME, taper="triangular",
+                                          construction=construction)
+    values = symbol_values(config)
+    assert (values["K"], values["c_max"], values["omega"]) == (3.0, 0.5, 0.25)
+    assert math.isnan(values["h"]) and math.isnan(values["R_mult"])
