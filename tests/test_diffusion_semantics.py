@@ -472,3 +472,17 @@ def test_dsm_loss_refuses_times_that_do_not_match_the_batch(shape):
     x0 = torch.zeros(3, 4, 2, dtype=torch.float64)
     with pytest.raises(ValueError, match=r"does not match the batch shape \(3,\)"):
         diffusion.dsm_loss(lambda x, t: torch.zeros_like(x), x0, diffusion_time=torch.full(shape, 0.4))
+
+
+def test_dsm_loss_draws_its_times_in_the_dtype_of_the_data():
+    """float32 data get float32 diffusion times: the loss with the times drawn equals, bit for bit, the loss given
+    the same draws in float32 (``sample_diffusion_times(..., dtype=float32)``) and the generator past them."""
+    x0 = torch.randn(5, 3, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64).to(torch.float32)
+
+    def model(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return -0.7 * x + 0.1
+
+    drawn = diffusion.dsm_loss(model, x0, generator=torch.Generator().manual_seed(3))
+    times = diffusion.sample_diffusion_times(5, generator=torch.Generator().manual_seed(3), dtype=torch.float32)
+    given = diffusion.dsm_loss(model, x0, diffusion_time=times, generator=_after_times(5, 1e-3, 10.0, 3))
+    assert drawn.dtype == torch.float32 and torch.equal(drawn, given)
