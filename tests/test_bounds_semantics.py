@@ -935,3 +935,13 @@ def test_symbol_values_of_a_construction_without_a_multiplier() -> None:
     values = symbol_values(config)
     assert (values["K"], values["c_max"], values["omega"]) == (3.0, 0.5, 0.25)
     assert math.isnan(values["h"]) and math.isnan(values["R_mult"])
+
+
+def test_chebyshev_bound_where_the_reference_loops_growth_matters() -> None:
+    """200 blocks, ``A_all = 1e3``, ``||Sigma||_F = 1e6``: the Chebyshev term is ``rho_C^200 ~ 0`` and the reference
+    loop's rounding floor, with its growth ``(1 + A_all g step_work)^L`` (about 1.004 here), is the bound; the
+    drawn configurations never make that factor matter (a mutant writing ``g / step_work`` passed them)."""
+    values = dict(WHITE)
+    values.update({"lamJ_min": 0.5, "lamJ_max": 1.5, "lam_min": 0.5, "lam_max": 1.5, "L": 200, "A_all": 1e3,
+                   "Sigma_F": 1e6, "J": 2, "H": 8})
+    _check(values, ("gd_chebyshev",))
