@@ -510,3 +510,15 @@ def test_iterates_name_x_when_it_is_not_a_real_tensor(bad, pattern):
                  lambda: gd.fixed_point(gp, bad, 0.3, 1)):
         with pytest.raises(InputTypeError, match=pattern):
             call()
+
+
+def test_fixed_point_with_one_batch_axis_takes_one_time_per_sample():
+    """``(batch, H, d)`` with times ``(batch,)``: the batch shape is everything before the last two axes (a (2, 2)
+    batch cannot tell that from the first two axes)."""
+    gamma, sigma = lags(7), spatial(3)
+    times = np.array([0.05, 0.5, 4.0])
+    x = draw_x((3, 7, 3))
+    got = gd.fixed_point((as_t(gamma), as_t(sigma)), as_t(x), as_t(times))
+    for b in range(3):
+        want = np.linalg.solve(dense_c(gamma, sigma, float(times[b])), x[b].ravel()).reshape(7, 3)
+        assert relative(got[b], want) <= 1e-11
