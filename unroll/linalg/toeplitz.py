@@ -153,6 +153,12 @@ def circulant_preconditioner(column: torch.Tensor, kind: str = "strang") -> torc
     return torch.fft.rfft(first).real
 
 
+def _no_systems(shape: torch.Size) -> tuple[torch.Tensor, SolveInfo]:
+    """The solution of an empty batch of systems: zeros of ``shape``, no iterations (torch's FFT refuses an empty
+    batch, so the solvers return this before any transform)."""
+    return torch.zeros(shape, dtype=torch.float64), SolveInfo(iterations=0, residual=0.0)
+
+
 def pcg(column: torch.Tensor, rhs: torch.Tensor, *, rtol: float = DEFAULT_RTOL, max_iterations: int | None = None,
         preconditioner: str = "strang", on_failure: str = "raise") -> tuple[torch.Tensor, SolveInfo]:
     """Solve ``T y = rhs`` by preconditioned conjugate gradients, batched over systems and right-hand sides.
@@ -182,9 +188,8 @@ def pcg(column: torch.Tensor, rhs: torch.Tensor, *, rtol: float = DEFAULT_RTOL, 
     if rhs.shape[-1] != frames:
         raise ValueError(f"rhs must have H = {frames} entries on its last axis, got shape {tuple(rhs.shape)}")
     shape = torch.broadcast_shapes(tuple(column.shape), tuple(rhs.shape))
-    nothing_to_solve = (torch.zeros(shape, dtype=torch.float64), SolveInfo(iterations=0, residual=0.0))
-    if column.numel() == 0:  # torch's FFT refuses an empty batch
-        return nothing_to_solve
+    if column.numel() == 0:
+        return _no_systems(shape)
     cap = max(200, int(4 * math.sqrt(frames))) if max_iterations is None else int(max_iterations)
     size = embedding_size(frames)
     spectrum = _embedding_spectrum(column, size)
@@ -195,7 +200,7 @@ def pcg(column: torch.Tensor, rhs: torch.Tensor, *, rtol: float = DEFAULT_RTOL, 
         raise ToeplitzSolveError("the Toeplitz matrix is not positive definite (its optimal circulant has a "
                                  "non-positive eigenvalue)")
     if rhs.numel() == 0:
-        return nothing_to_solve
+        return _no_systems(shape)
 
     def matmul(vectors: torch.Tensor) -> torch.Tensor:
         return _embedded_product(spectrum, vectors, size, frames)
@@ -319,9 +324,8 @@ class ToeplitzInverse:
         rhs = rhs.to(torch.float64)
         if rhs.shape[-1] != self.frames:
             raise ValueError(f"rhs must have H = {self.frames} entries on its last axis, got {tuple(rhs.shape)}")
-        if rhs.numel() == 0:  # torch's FFT refuses an empty batch
-            shape = torch.broadcast_shapes(tuple(self.column.shape), tuple(rhs.shape))
-            return torch.zeros(shape, dtype=torch.float64), SolveInfo(iterations=0, residual=0.0)
+        if rhs.numel() == 0:
+            return _no_systems(torch.broadcast_shapes(tuple(self.column.shape), tuple(rhs.shape)))
         scale = torch.linalg.vector_norm(rhs, dim=-1).clamp(min=torch.finfo(torch.float64).tiny)
         solution = self.apply(rhs)
         for sweep in range(max_refinements + 1):
