@@ -25,11 +25,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import random
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -181,12 +179,13 @@ def recorded_samples() -> dict[str, dict]:
 
 def record_samples(draws: dict[str, dict]) -> None:
     """Add ``draws`` to the record (a file's new draw replaces its old one), written atomically."""
-    merged = {**recorded_samples(), **draws}
+    # imported here, not at the top: the ``_mutmut`` process must not import ``unroll`` from the source tree before
+    # mutmut puts its mutated copy first on the path
+    from unroll._atomic import write_json_atomic
+
     path = ROOT / "mutants" / SAMPLES_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
-        json.dump(merged, handle, indent=1)
-    os.replace(handle.name, path)
+    write_json_atomic({**recorded_samples(), **draws}, path)
 
 
 def wilson_interval(killed: int, decided: int, z: float = NormalDist().inv_cdf(0.975)) -> tuple[float, float]:
